@@ -1,0 +1,1 @@
+"""The roomd supervisor: everything that runs in the long-lived daemon process."""

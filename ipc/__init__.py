@@ -1,0 +1,1 @@
+"""Typed, versioned messages between the supervisor and its child processes."""

@@ -1,0 +1,1 @@
+"""Finding agent plugins and running their code in child processes."""

@@ -1,0 +1,1 @@
+"""The agent SDK: what plugin authors import (the livekit-agents API)."""
