@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Prepare a development environment on a fresh machine, then run the given command in it.
+#
+#   bash packaging/devenv.sh roomd run --dev      # the daemon on a local dev LiveKit server
+#   bash packaging/devenv.sh python -m pytest     # the test suite
+#
+# Idempotent and quick after the first run: the virtualenv is reused until pyproject.toml
+# files change, and livekit-server is built once into the user's cache directory.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${ROOMD_VENV:-$repo/.venv}
+python=${PYTHON:-python3}
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/roomd
+server_version=v1.13.5
+
+say() { printf 'devenv: %s\n' "$*" >&2; }
+
+if [ ! -x "$venv/bin/python" ]; then
+    say "creating virtualenv $venv"
+    "$python" -m venv "$venv"
+fi
+
+# Everything pip installs is named by these files; reinstall only when they change.
+mapfile -t manifests < <(cd "$repo" && ls pyproject.toml plugins/examples/*/pyproject.toml 2>/dev/null)
+stamp="$venv/.roomd-install-stamp"
+wanted=$(cd "$repo" && cat "${manifests[@]}" packaging/devenv.sh | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    say "installing roomd and the example plugins into $venv"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+    examples=()
+    for manifest in "${manifests[@]}"; do
+        [ "$manifest" = pyproject.toml ] || examples+=(-e "$repo/$(dirname "$manifest")")
+    done
+    "$venv/bin/python" -m pip install -q -e "$repo[test]" "${examples[@]}"
+    echo "$wanted" > "$stamp"
+fi
+
+if ! command -v livekit-server >/dev/null && [ ! -x "$cache/bin/livekit-server" ]; then
+    say "building livekit-server $server_version into $cache/bin (a few minutes, once)"
+    mkdir -p "$cache/bin"
+    GOBIN="$cache/bin" go install "github.com/livekit/livekit-server/cmd/server@$server_version"
+    mv -f "$cache/bin/server" "$cache/bin/livekit-server"
+fi
+
+export PATH="$venv/bin:$PATH"
+cd "$repo"
+exec "$@"

@@ -1,0 +1,31 @@
+"""Fixtures shared by every test area."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from roomd.daemon.devserver import DevServer, DevServerAddress, DevServerError, ensure_binary
+
+
+@pytest.fixture(scope="session")
+def livekit_server() -> Iterator[DevServerAddress]:
+    """A real ``livekit-server --dev`` on 127.0.0.1, shared by the whole test session.
+
+    CI sets ROOMD_REQUIRE_LIVEKIT_SERVER=1 so a missing server fails loudly instead of
+    silently skipping every test that matters.
+    """
+    try:
+        binary = ensure_binary()
+    except DevServerError as exc:
+        if os.environ.get("ROOMD_REQUIRE_LIVEKIT_SERVER") == "1":
+            pytest.fail(f"livekit-server is required but unavailable: {exc}")
+        pytest.skip(f"livekit-server unavailable: {exc}")
+    server = DevServer(binary)
+    address = server.start()
+    try:
+        yield address
+    finally:
+        server.stop()
