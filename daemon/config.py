@@ -176,10 +176,11 @@ def _read_toml(path: Path) -> tuple[str, dict[str, Any]]:
 
 def _validate_layer(layer: dict[str, Any]) -> None:
     """Type-check one layer on its own so an error names the layer it came from."""
-    msgspec.convert(layer, Config, strict=False)
+    msgspec.convert(layer, Config)
 
 
 def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Environment values are text: convert each to its key's type here, naming the variable."""
     layer: dict[str, Any] = {}
     for name, (section, key) in _ENV_ALIASES.items():
         if environ.get(name):
@@ -188,11 +189,7 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         if not name.startswith("ROOMD_"):
             continue
         section, key = _split_env_name(name)
-        field_type = _field_type(section, key)
-        if field_type is tuple:
-            layer.setdefault(section, {})[key] = [v.strip() for v in value.split(",") if v.strip()]
-        else:
-            layer.setdefault(section, {})[key] = _coerce_env(name, value, field_type)
+        layer.setdefault(section, {})[key] = _convert_env(name, value, _field_type(section, key))
     return layer
 
 
@@ -207,32 +204,28 @@ def _split_env_name(name: str) -> tuple[str, str]:
     )
 
 
-def _field_type(section: str, key: str) -> type:
-    section_type = msgspec.structs.fields(Config)
-    section_struct = next(f.type for f in section_type if f.name == section)
+def _field_type(section: str, key: str) -> Any:
+    section_struct = next(f.type for f in msgspec.structs.fields(Config) if f.name == section)
     for field in msgspec.structs.fields(section_struct):
-        if field.encode_name == key:
-            return _base_type(field.type)
+        if field.encode_name == key and key != "options":
+            return field.type
     raise ConfigError(f"environment ROOMD_{section.upper()}_{key.upper()}: unknown key {section}.{key}")
 
 
-def _base_type(annotation: Any) -> type:
-    text = repr(annotation)
-    for candidate in (bool, int, float, str):
-        if candidate.__name__ in text and "tuple" not in text:
-            return candidate
-    return tuple if "tuple" in text else str
-
-
-def _coerce_env(name: str, value: str, field_type: type) -> Any:
-    if field_type is bool:
+def _convert_env(name: str, value: str, field_type: Any) -> Any:
+    raw: Any = value
+    if getattr(field_type, "__origin__", None) is tuple:
+        raw = [item.strip() for item in value.split(",") if item.strip()]
+    elif field_type is bool:
         lowered = value.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"environment {name}: expected a boolean (true/false), got {value!r}")
-    return value  # msgspec converts numbers leniently and names the key if it cannot
+        if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ConfigError(f"environment {name}: expected a boolean (true/false), got {value!r}")
+        raw = lowered in ("1", "true", "yes", "on")
+    try:
+        return msgspec.convert(raw, field_type, strict=False)
+    except msgspec.ValidationError as exc:
+        shown = "" if name.endswith("SECRET") else f" (value {value!r})"
+        raise ConfigError(f"environment {name}: {exc}{shown}") from None
 
 
 def _from_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
