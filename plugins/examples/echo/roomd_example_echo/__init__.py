@@ -1,0 +1,1 @@
+"""An example roomd agent plugin that needs no speech models."""
