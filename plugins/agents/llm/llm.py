@@ -1,0 +1,170 @@
+"""The LLM interface: ``chat()`` returns a stream of chunks (text and tool-call deltas)."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from ..utils.events import EventEmitter
+from ..utils.ids import shortuuid
+from ..utils.streams import OutputStream
+from .chat_context import ChatContext
+from .metrics import LLMMetrics
+from .tools import Tool
+
+ToolChoice: TypeAlias = Literal["auto", "required", "none"] | dict[str, Any]
+LLMEvents: TypeAlias = Literal["metrics_collected", "error", "llm_availability_changed"]
+
+
+@dataclass(slots=True)
+class FunctionToolCall:
+    """A complete tool call from the model (``arguments`` is JSON text)."""
+
+    name: str
+    arguments: str
+    call_id: str
+    type: Literal["function"] = "function"
+
+
+@dataclass(slots=True)
+class ChoiceDelta:
+    role: Literal["assistant"] | None = "assistant"
+    content: str | None = None
+    tool_calls: list[FunctionToolCall] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CompletionUsage:
+    completion_tokens: int
+    prompt_tokens: int
+    total_tokens: int
+
+
+@dataclass(slots=True)
+class ChatChunk:
+    id: str
+    delta: ChoiceDelta | None = None
+    usage: CompletionUsage | None = None
+
+
+class LLM(ABC, EventEmitter[LLMEvents]):
+    """Base class for language models.
+
+    Implementations override ``chat`` to return their ``LLMStream`` subclass. Events:
+    ``metrics_collected`` (``LLMMetrics``) once per stream.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def label(self) -> str:
+        return f"{type(self).__module__}.{type(self).__name__}"
+
+    @property
+    def model(self) -> str:
+        return "unknown"
+
+    @property
+    def provider(self) -> str:
+        return "unknown"
+
+    @abstractmethod
+    def chat(
+        self,
+        *,
+        chat_ctx: ChatContext,
+        tools: Sequence[Tool] | None = None,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+        tool_choice: ToolChoice | None = None,
+        parallel_tool_calls: bool | None = None,
+    ) -> LLMStream: ...
+
+    def prewarm(self) -> None:
+        """Open connections early (optional)."""
+
+    async def aclose(self) -> None:
+        """Release resources (optional)."""
+
+    async def __aenter__(self) -> LLM:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class LLMStream(OutputStream[ChatChunk]):
+    """Chunks of one completion. Subclasses implement ``_run`` and call ``self._send``.
+
+    Retryable ``APIError``s are retried (per ``conn_options``) as long as no chunk has
+    been delivered; ``conn_options.timeout`` bounds the wait for the first chunk.
+    """
+
+    def __init__(
+        self,
+        llm: LLM,
+        *,
+        chat_ctx: ChatContext,
+        tools: Sequence[Tool] | None = None,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+    ) -> None:
+        self._llm = llm
+        self._chat_ctx = chat_ctx
+        self._tools = list(tools or [])
+        self._request_id = shortuuid("llm_")
+        self._started_at = time.perf_counter()
+        self._ttft = -1.0
+        self._usage: CompletionUsage | None = None
+        super().__init__(conn_options=conn_options, label=llm.label)
+
+    @property
+    def chat_ctx(self) -> ChatContext:
+        return self._chat_ctx
+
+    @property
+    def tools(self) -> list[Tool]:
+        return list(self._tools)
+
+    @property
+    def request_id(self) -> str:
+        return self._request_id
+
+    def _send(self, item: ChatChunk) -> None:
+        if self._ttft < 0:
+            self._ttft = time.perf_counter() - self._started_at
+        if item.usage is not None:
+            self._usage = item.usage
+        super()._send(item)
+
+    def _on_done(self, *, cancelled: bool) -> None:
+        duration = time.perf_counter() - self._started_at
+        usage = self._usage or CompletionUsage(0, 0, 0)
+        self._llm.emit(
+            "metrics_collected",
+            LLMMetrics(
+                label=self._llm.label,
+                request_id=self._request_id,
+                timestamp=time.time(),
+                ttft=self._ttft,
+                duration=duration,
+                cancelled=cancelled,
+                completion_tokens=usage.completion_tokens,
+                prompt_tokens=usage.prompt_tokens,
+                total_tokens=usage.total_tokens,
+                tokens_per_second=usage.completion_tokens / duration if duration > 0 else 0.0,
+            ),
+        )
+
+    async def collect(self) -> tuple[str, list[FunctionToolCall]]:
+        """Read the whole stream: the text and the tool calls."""
+        text: list[str] = []
+        calls: list[FunctionToolCall] = []
+        async for chunk in self:
+            if chunk.delta is not None:
+                text.append(chunk.delta.content or "")
+                calls.extend(chunk.delta.tool_calls)
+        return "".join(text), calls
