@@ -1,6 +1,8 @@
 """Speech-to-text interface and adapters."""
 
+from .fallback import AvailabilityChangedEvent, FallbackAdapter
 from .metrics import STTMetrics
+from .stream_adapter import StreamAdapter
 from .stt import (
     STT,
     RecognitionUsage,
@@ -13,6 +15,9 @@ from .stt import (
 )
 
 __all__ = [
+    "AvailabilityChangedEvent",
+    "FallbackAdapter",
+    "StreamAdapter",
     "RecognitionUsage",
     "RecognizeStream",
     "STT",
