@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
@@ -151,10 +152,9 @@ class SynthesizeStream(InputOutputStream[str, SynthesizedAudio]):
     def __init__(self, *, tts: TTS, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS) -> None:
         self._tts = tts
         self._request_id = shortuuid("tts_")
-        self._segment_text_at: float | None = None
-        self._segment_chars = 0
-        self._segment_ttfb = -1.0
-        self._segment_audio = 0.0
+        # Input runs ahead of output: one record per segment pushed, the oldest being
+        # the one whose audio is coming out.
+        self._segments: deque[_SegmentStats] = deque([_SegmentStats()])
         super().__init__(conn_options=conn_options, label=tts.label)
 
     @property
@@ -162,35 +162,49 @@ class SynthesizeStream(InputOutputStream[str, SynthesizedAudio]):
         return self._request_id
 
     def push_text(self, token: str) -> None:
-        if self._segment_text_at is None and token:
-            self._segment_text_at = time.perf_counter()
-        self._segment_chars += len(token)
+        current = self._segments[-1]
+        if current.first_text_at is None and token:
+            current.first_text_at = time.perf_counter()
+        current.chars += len(token)
         self._push(token)
 
+    def flush(self) -> None:
+        super().flush()
+        self._segments.append(_SegmentStats())
+
     def _send(self, item: SynthesizedAudio) -> None:
-        if self._segment_ttfb < 0 and self._segment_text_at is not None:
-            self._segment_ttfb = time.perf_counter() - self._segment_text_at
-        self._segment_audio += frame_duration(item.frame)
+        oldest = self._segments[0]
+        if oldest.ttfb < 0 and oldest.first_text_at is not None:
+            oldest.ttfb = time.perf_counter() - oldest.first_text_at
+        oldest.audio += frame_duration(item.frame)
         super()._send(item)
 
     def _segment_done(self, segment_id: str, *, cancelled: bool = False) -> None:
-        started = self._segment_text_at
+        if len(self._segments) > 1:
+            stats = self._segments.popleft()
+        else:  # the segment still being fed (no flush yet)
+            stats, self._segments[0] = self._segments[0], _SegmentStats()
+        started = stats.first_text_at
         self._tts.emit(
             "metrics_collected",
             TTSMetrics(
                 label=self._tts.label,
                 request_id=self._request_id,
                 timestamp=time.time(),
-                ttfb=self._segment_ttfb,
+                ttfb=stats.ttfb,
                 duration=time.perf_counter() - started if started is not None else 0.0,
-                audio_duration=self._segment_audio,
-                characters_count=self._segment_chars,
+                audio_duration=stats.audio,
+                characters_count=stats.chars,
                 cancelled=cancelled,
                 streamed=True,
                 segment_id=segment_id,
             ),
         )
-        self._segment_text_at = None
-        self._segment_chars = 0
-        self._segment_ttfb = -1.0
-        self._segment_audio = 0.0
+
+
+@dataclass(slots=True)
+class _SegmentStats:
+    first_text_at: float | None = None
+    chars: int = 0
+    ttfb: float = -1.0
+    audio: float = 0.0

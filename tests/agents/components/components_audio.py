@@ -1,4 +1,4 @@
-"""Audio helpers for the component tests."""
+"""Audio helpers for the component tests (imported by name: tests are not a package)."""
 
 from __future__ import annotations
 

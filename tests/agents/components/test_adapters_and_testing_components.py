@@ -1,0 +1,150 @@
+import asyncio
+
+import pytest
+
+from roomd.agents import stt, tts, vad
+from roomd.agents.testing import EnergyVAD, FakeSTT, ToneTTS
+from roomd.agents.tokenize import SentenceTokenizer
+from roomd.agents.utils import frame_rms
+
+from components_audio import quiet_frames, speech_frames
+
+
+async def run_vad(frames: list) -> list[vad.VADEvent]:
+    stream = EnergyVAD(min_silence_duration=0.2).stream()
+    for frame in frames:
+        stream.push_frame(frame)
+    stream.end_input()
+    async with asyncio.timeout(5):
+        return [e async for e in stream]
+
+
+async def test_energy_vad_finds_each_utterance() -> None:
+    frames = quiet_frames(0.2) + speech_frames(0.4) + quiet_frames(0.3) + speech_frames(0.2) + quiet_frames(0.3)
+    events = await run_vad(frames)
+    edges = [e for e in events if e.type != vad.VADEventType.INFERENCE_DONE]
+    assert [e.type for e in edges] == [
+        vad.VADEventType.START_OF_SPEECH,
+        vad.VADEventType.END_OF_SPEECH,
+        vad.VADEventType.START_OF_SPEECH,
+        vad.VADEventType.END_OF_SPEECH,
+    ]
+    first_end = edges[1]
+    assert first_end.speech_duration == pytest.approx(0.4, abs=0.03)
+    assert sum(f.samples_per_channel for f in first_end.frames) / 16000 >= 0.4
+    assert edges[0].timestamp == pytest.approx(0.2 + 0.06, abs=0.03)  # start + min_speech_duration
+    inference = [e for e in events if e.type == vad.VADEventType.INFERENCE_DONE]
+    assert len(inference) == len(frames)
+    assert max(e.probability for e in inference) > 0.9 and min(e.probability for e in inference) == 0.0
+
+
+async def test_energy_vad_flush_ends_speech() -> None:
+    events = await run_vad(speech_frames(0.3))
+    assert [e.type for e in events if e.type != vad.VADEventType.INFERENCE_DONE] == [
+        vad.VADEventType.START_OF_SPEECH,
+        vad.VADEventType.END_OF_SPEECH,
+    ]
+
+
+async def test_fake_stt_stream_gives_interim_then_final_per_utterance() -> None:
+    fake = FakeSTT(["turn on the lights", "thanks"], interim_interval=0.1)
+    stream = fake.stream()
+    for frame in speech_frames(0.35) + quiet_frames(0.4) + speech_frames(0.2):
+        stream.push_frame(frame)
+    stream.end_input()  # flush ends the second utterance
+    async with asyncio.timeout(5):
+        events = [e async for e in stream]
+    T = stt.SpeechEventType
+    kinds = [e.type for e in events]
+    assert kinds[0] == T.START_OF_SPEECH and kinds.count(T.FINAL_TRANSCRIPT) == 2
+    interims = [e.alternatives[0].text for e in events if e.type == T.INTERIM_TRANSCRIPT]
+    assert interims and all("turn on the lights".startswith(i) or "thanks".startswith(i) for i in interims)
+    finals = [e.alternatives[0].text for e in events if e.type == T.FINAL_TRANSCRIPT]
+    assert finals == ["turn on the lights", "thanks"]
+    assert kinds[-2:] == [T.FINAL_TRANSCRIPT, T.END_OF_SPEECH]
+
+
+async def test_stt_stream_adapter_turns_batch_into_stream() -> None:
+    batch = FakeSTT(["one", "two"], streaming=False)
+    adapter = stt.StreamAdapter(stt=batch, vad=EnergyVAD(min_silence_duration=0.2))
+    assert adapter.capabilities == stt.STTCapabilities(streaming=True, interim_results=False)
+    metrics: list[stt.STTMetrics] = []
+    adapter.on("metrics_collected", metrics.append)
+    stream = adapter.stream()
+    for frame in speech_frames(0.3) + quiet_frames(0.3) + speech_frames(0.3) + quiet_frames(0.3):
+        stream.push_frame(frame)
+    stream.end_input()
+    async with asyncio.timeout(5):
+        events = [e async for e in stream]
+    T = stt.SpeechEventType
+    assert [e.type for e in events].count(T.START_OF_SPEECH) == 2
+    assert [e.alternatives[0].text for e in events if e.type == T.FINAL_TRANSCRIPT] == ["one", "two"]
+    assert T.INTERIM_TRANSCRIPT not in [e.type for e in events]
+    assert len(metrics) == 2 and all(m.audio_duration >= 0.3 for m in metrics)
+
+
+async def test_batch_only_stt_refuses_to_stream_with_a_hint() -> None:
+    with pytest.raises(NotImplementedError, match="StreamAdapter"):
+        FakeSTT(streaming=False).stream()
+
+
+async def test_recognize_retries_and_reports_metrics() -> None:
+    from roomd.agents.types import APIConnectOptions
+
+    fake = FakeSTT("hi", failures=1)
+    metrics: list[stt.STTMetrics] = []
+    fake.on("metrics_collected", metrics.append)
+    event = await fake.recognize(speech_frames(0.2), conn_options=APIConnectOptions(retry_interval=0.001))
+    assert event.type == stt.SpeechEventType.FINAL_TRANSCRIPT and event.alternatives[0].text == "hi"
+    assert len(metrics) == 1 and metrics[0].audio_duration == pytest.approx(0.2)
+
+
+async def test_tone_tts_chunked_is_a_tone_of_the_right_length_with_metrics() -> None:
+    tone = ToneTTS(sample_rate=24000, seconds_per_char=0.01, latency=0.01)
+    metrics: list[tts.TTSMetrics] = []
+    tone.on("metrics_collected", metrics.append)
+    async with asyncio.timeout(5):
+        frame = await tone.synthesize("x" * 50).collect()
+    assert frame.sample_rate == 24000
+    assert frame.samples_per_channel / 24000 == pytest.approx(0.5, abs=0.021)
+    assert frame_rms(frame) > 0.1
+    assert len(metrics) == 1 and metrics[0].ttfb >= 0.01 and metrics[0].characters_count == 50
+
+
+async def test_tts_stream_adapter_synthesizes_sentence_by_sentence() -> None:
+    tone = ToneTTS()
+    adapter = tts.StreamAdapter(tts=tone, sentence_tokenizer=SentenceTokenizer(min_sentence_len=5))
+    stream = adapter.stream()
+    stream.push_text("Hello world. How ")
+    async with asyncio.timeout(5):
+        first = await stream.__anext__()
+    # the first sentence is spoken before the rest of the text exists
+    assert first.delta_text == "Hello world." and tone.requests == ["Hello world."]
+    stream.push_text("are you today? Fine")
+    stream.flush()
+    stream.push_text("Second segment.")
+    stream.end_input()
+    async with asyncio.timeout(5):
+        rest = [a async for a in stream]
+    audio = [first, *rest]
+    assert tone.requests == ["Hello world.", "How are you today?", "Fine", "Second segment."]
+    finals = [a for a in audio if a.is_final]
+    assert len(finals) == 2 and audio[-1].is_final
+    assert len({a.segment_id for a in audio}) == 2
+    assert [a.delta_text for a in audio if a.delta_text] == tone.requests
+
+
+async def test_tone_tts_native_stream_marks_segment_ends() -> None:
+    tone = ToneTTS(streaming=True)
+    metrics: list[tts.TTSMetrics] = []
+    tone.on("metrics_collected", metrics.append)
+    stream = tone.stream()
+    stream.push_text("abc")
+    stream.push_text("def")
+    stream.flush()
+    stream.push_text("ghi")
+    stream.end_input()
+    async with asyncio.timeout(5):
+        audio = [a async for a in stream]
+    assert [a.is_final for a in audio].count(True) == 2 and audio[-1].is_final
+    assert [m.characters_count for m in metrics] == [6, 3]
