@@ -1,0 +1,38 @@
+"""``PoolLauncher``: a ``JobLauncher`` that routes each job to its plugin's current pool."""
+
+from __future__ import annotations
+
+from roomd.daemon.jobs import JobLaunch, LaunchError
+
+from .handle import PoolJobHandle
+from .pool import Pool
+
+
+class PoolLauncher:
+    """Plugin name -> its current-generation Pool. A reload swaps the pool with ``set_pool``;
+    jobs already running keep their old-generation child."""
+
+    def __init__(self, pools: dict[str, Pool] | None = None) -> None:
+        self._pools: dict[str, Pool] = dict(pools or {})
+
+    def set_pool(self, pool: Pool) -> Pool | None:
+        """Make ``pool`` current for its plugin; return the pool it replaces (to drain and close)."""
+        previous = self._pools.get(pool.plugin)
+        self._pools[pool.plugin] = pool
+        return previous
+
+    def remove_pool(self, plugin: str) -> Pool | None:
+        return self._pools.pop(plugin, None)
+
+    def get(self, plugin: str) -> Pool | None:
+        return self._pools.get(plugin)
+
+    @property
+    def pools(self) -> dict[str, Pool]:
+        return dict(self._pools)
+
+    async def launch(self, launch: JobLaunch) -> PoolJobHandle:
+        pool = self._pools.get(launch.plugin)
+        if pool is None:
+            raise LaunchError(f"no pool for plugin {launch.plugin!r} (not enabled, or failed to load)")
+        return await pool.launch(launch)

@@ -1,0 +1,442 @@
+"""One plugin's pool of prewarmed children, for one generation of its code.
+
+The manager task reconciles toward a target, like gunicorn's arbiter: keep
+``num_idle_processes`` children prewarmed plus one for each launch waiting, at most
+``max_concurrent_spawns`` starting at once; start failures back off exponentially and,
+after ``max_start_failures`` in a row, the pool is FATAL until ``reset()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from livekit.protocol import agent as agent_pb
+
+from roomd.agents.job_request import AcceptArguments, RequestDecision
+from roomd.daemon.config import PoolConfig
+from roomd.daemon.jobs import JobLaunch, LaunchError
+from roomd.ipc import PluginDescription
+
+from .child import ApiCredentials, ChildGone, ChildProcess, ChildStartError
+from .handle import PoolJobHandle
+from .limits import PoolLimits
+from .reaper import enable_subreaper
+from .states import POOL_TRANSITIONS, ChildState, IllegalTransition, PoolState
+from .stats import PoolSnapshot, PoolStats, RttWindow
+from .tasks import TaskOwner
+from .zygote import Zygote, ZygoteError
+
+log = structlog.get_logger("roomd.pool")
+
+LAUNCH_ATTEMPTS = 3
+
+
+class RequestEvaluationError(RuntimeError):
+    """The plugin's request_fnc could not give an answer (raised, timed out, its host died)."""
+
+
+class Pool:
+    def __init__(
+        self,
+        *,
+        plugin: str,
+        target: str,
+        config: PoolConfig,
+        generation: int = 0,
+        operator_overrides: Mapping[str, Any] | None = None,
+        credentials: ApiCredentials | None = None,
+        log_level: str = "info",
+        python: str = sys.executable,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.plugin = plugin
+        self.target = target
+        self.generation = generation
+        self._config = config
+        self._operator_overrides = dict(operator_overrides or {})
+        self._credentials = credentials
+        self._log_level = log_level
+        self._python = python
+        self._env = env
+        self._limits = PoolLimits.resolve(config, None, self._operator_overrides, log_level=log_level)
+        self._state = PoolState.STARTING
+        self._owner = TaskOwner(f"pool {plugin}#{generation}")
+        self._wake = asyncio.Event()
+        self._described = asyncio.Event()
+        self._state_changed = asyncio.Event()
+        self._zygote: Zygote | None = None
+        self._description: PluginDescription | None = None
+        self._children: dict[int, ChildProcess] = {}
+        self._idle: collections.deque[ChildProcess] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[ChildProcess]] = collections.deque()
+        self._spawning = 0
+        self._draining = False
+        self._consecutive_failures = 0
+        self._start_failures_total = 0
+        self._next_attempt = 0.0
+        self._last_error = ""
+        self._restarts: collections.Counter[str] = collections.Counter()
+        self._jobs_started = 0
+        self._jobs_ended: collections.Counter[str] = collections.Counter()
+        self._rtt = RttWindow()
+        self._logs_dropped_exited = 0
+        self._host: ChildProcess | None = None
+        self._host_lock = asyncio.Lock()
+        self._request_ids = itertools.count(1)
+        self._log = log.bind(plugin=plugin, generation=generation)
+
+    # -- state ----------------------------------------------------------------------------
+    @property
+    def state(self) -> PoolState:
+        return self._state
+
+    @property
+    def last_error(self) -> str:
+        return self._last_error
+
+    @property
+    def limits(self) -> PoolLimits:
+        return self._limits
+
+    @property
+    def description(self) -> PluginDescription | None:
+        return self._description
+
+    def _transition(self, new: PoolState, why: str = "") -> None:
+        old = self._state
+        if old is new:
+            return
+        if new not in POOL_TRANSITIONS[old]:
+            raise IllegalTransition(f"pool {self.plugin}: {old.name} -> {new.name}")
+        self._state = new
+        level = "error" if new is PoolState.FATAL else "info"
+        getattr(self._log, level)("pool state", old=old.value, new=new.value, why=why or None)
+        self._state_changed.set()
+        self._state_changed = asyncio.Event()
+        if new is PoolState.FATAL:
+            self._fail_waiters(LaunchError(self._fatal_message()))
+
+    def _fatal_message(self) -> str:
+        return (f"plugin {self.plugin!r} is FATAL after {self._consecutive_failures} consecutive start "
+                f"failures; last: {self._last_error}")
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the manager (returns at once; ``wait_ready`` to wait for the first child)."""
+        try:
+            enable_subreaper()
+        except OSError as exc:
+            self._log.warning("cannot become child subreaper; children are watched by pidfd only",
+                              error=str(exc))
+        self._owner.spawn(self._manage(), "manager")
+
+    async def wait_ready(self, timeout: float) -> PoolState:
+        """Wait until READY (a child is prewarmed) or FATAL; return the state reached."""
+        async with asyncio.timeout(timeout):
+            while self._state not in (PoolState.READY, PoolState.FATAL, PoolState.CLOSED):
+                await self._state_changed.wait()
+        return self._state
+
+    def reset(self) -> None:
+        """Leave FATAL (operator action or reload): start again from a fresh zygote."""
+        if self._state is not PoolState.FATAL:
+            return
+        self._consecutive_failures = 0
+        self._next_attempt = 0.0
+        self._transition(PoolState.STARTING, "reset")
+        self._wake.set()
+
+    async def drain(self, timeout: float) -> bool:
+        """Stop keeping idle children and wait (bounded) for running jobs to end. True if they did."""
+        self._draining = True
+        self._wake.set()
+        for child in list(self._idle):
+            self._owner.spawn(child.stop("pool draining"), f"drain {child.pid}")
+        self._idle.clear()
+        busy = [c for c in self._children.values() if c.job is not None]
+        if not busy:
+            return True
+        done, pending = await asyncio.wait([asyncio.ensure_future(c.job.outcome) for c in busy if c.job],
+                                           timeout=timeout)
+        return not pending
+
+    async def aclose(self, timeout: float | None = None) -> None:
+        """Stop everything: children (Shutdown, bounded, escalating), the zygote, the manager."""
+        if self._state in (PoolState.CLOSING, PoolState.CLOSED):
+            return
+        self._transition(PoolState.CLOSING, "closing")
+        self._fail_waiters(LaunchError(f"plugin {self.plugin!r} pool is closing"))
+        self._wake.set()
+        stop_timeout = self._limits.shutdown_timeout if timeout is None else timeout
+        children = list(self._children.values())
+        if children:
+            await asyncio.gather(*(c.stop("pool closing", timeout=stop_timeout) for c in children),
+                                 return_exceptions=True)
+            await asyncio.gather(*(c.aclose() for c in children), return_exceptions=True)
+        await self._owner.aclose(timeout=5.0)
+        # A spawn cancelled by the owner may have left a just-forked child: end it too.
+        leftovers = list(self._children.values())
+        await asyncio.gather(*(c.aclose() for c in leftovers), return_exceptions=True)
+        if self._zygote is not None:
+            await self._zygote.aclose(timeout=2.0)
+        self._transition(PoolState.CLOSED, "closed")
+
+    # -- the manager ----------------------------------------------------------------------
+    async def _manage(self) -> None:
+        while self._state is not PoolState.CLOSING:
+            self._wake.clear()
+            if self._state is PoolState.FATAL:
+                await self._wake.wait()
+                continue
+            delay = self._next_attempt - time.monotonic()
+            if delay > 0:
+                try:
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+                continue
+            if self._state is PoolState.BACKOFF:
+                self._transition(PoolState.STARTING, "backoff over")
+            if self._zygote is None or not self._zygote.alive:
+                await self._start_zygote()
+                continue
+            self._spawn_toward_target()
+            await self._wake.wait()
+
+    def _target_idle(self) -> int:
+        return 0 if self._draining else self._limits.num_idle_processes
+
+    def _spawn_toward_target(self) -> None:
+        waiting = sum(1 for w in self._waiters if not w.done())
+        want = self._target_idle() + waiting - len(self._idle) - self._spawning
+        room = self._limits.max_concurrent_spawns - self._spawning
+        for _ in range(max(0, min(want, room))):
+            self._spawning += 1
+            self._owner.spawn(self._spawn_child(), "spawn")
+
+    async def _start_zygote(self) -> None:
+        if self._zygote is not None:
+            await self._zygote.aclose(timeout=2.0)
+        self._zygote = Zygote(target=self.target, plugin=self.plugin, generation=self.generation,
+                              ready_timeout=self._limits.initialize_timeout, python=self._python, env=self._env)
+        try:
+            description = await self._zygote.start()
+        except ZygoteError as exc:
+            self._zygote = None
+            self._start_failed(str(exc))
+            return
+        self._description = description
+        self._limits = PoolLimits.resolve(self._config, description.overrides, self._operator_overrides,
+                                          log_level=self._log_level)
+        self._described.set()
+
+    async def _spawn_child(self, *, run_prewarm: bool = True) -> None:
+        child: ChildProcess | None = None
+        try:
+            assert self._zygote is not None
+            pid, sock = await self._zygote.fork()
+            child = ChildProcess(pid=pid, sock=sock, plugin=self.plugin, target=self.target,
+                                 generation=self.generation, limits=self._limits, on_idle=self._offer,
+                                 on_exit=self._child_exited, rtt_sink=self._rtt.add)
+            self._children[pid] = child
+            await child.start(run_prewarm=run_prewarm)
+        except (ZygoteError, ChildStartError) as exc:
+            self._start_failed(str(exc))
+        else:
+            self._consecutive_failures = 0
+            if self._state in (PoolState.STARTING, PoolState.BACKOFF):
+                self._transition(PoolState.READY, f"child {child.pid} prewarmed")
+            if self._state is PoolState.READY and not self._draining:
+                self._offer(child)
+            else:
+                self._owner.spawn(child.stop("not needed"), f"stop {child.pid}")
+        finally:
+            self._spawning -= 1
+            self._wake.set()
+
+    def _start_failed(self, error: str) -> None:
+        if self._state in (PoolState.CLOSING, PoolState.CLOSED):
+            return
+        self._consecutive_failures += 1
+        self._start_failures_total += 1
+        self._last_error = error
+        n = self._consecutive_failures
+        if n >= self._limits.max_start_failures:
+            self._transition(PoolState.FATAL, error)
+            return
+        delay = min(self._limits.start_backoff_max, self._limits.start_backoff_base * 2 ** (n - 1))
+        self._next_attempt = time.monotonic() + delay
+        self._log.warning("child start failed; backing off", error=error, consecutive_failures=n,
+                          backoff_seconds=round(delay, 3))
+        if self._state is not PoolState.FATAL:
+            self._transition(PoolState.BACKOFF, error)
+
+    def _offer(self, child: ChildProcess) -> None:
+        """A prewarmed (or reusable) child: to the first waiting launch, else to the idle set."""
+        if self._state in (PoolState.CLOSING, PoolState.CLOSED) or self._draining:
+            self._owner.spawn(child.stop("not needed"), f"stop {child.pid}")
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(child)
+                return
+        self._idle.append(child)
+
+    def _child_exited(self, child: ChildProcess, reason: str) -> None:
+        self._children.pop(child.pid, None)
+        if child in self._idle:
+            self._idle.remove(child)
+        if child is self._host:
+            self._host = None
+        self._restarts[reason] += 1
+        self._logs_dropped_exited += child.logs_dropped
+        self._wake.set()
+
+    def _fail_waiters(self, error: Exception) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
+
+    # -- the job path ---------------------------------------------------------------------
+    async def launch(self, launch: JobLaunch) -> PoolJobHandle:
+        """Hand the job to a prewarmed child (one StartJob message); ``LaunchError`` names why not."""
+        if launch.plugin != self.plugin:
+            raise LaunchError(f"job {launch.job.id} is for plugin {launch.plugin!r}, this pool runs {self.plugin!r}")
+        last = ""
+        for _ in range(LAUNCH_ATTEMPTS):
+            child = await self._acquire()
+            try:
+                record = await child.start_job(launch, self._credentials)
+            except ChildGone as exc:
+                last = str(exc)
+                continue
+            self._jobs_started += 1
+            record.outcome.add_done_callback(
+                lambda f: self._jobs_ended.update([f.result().status.name]) if not f.cancelled() else None)
+            self._wake.set()  # refill toward the idle target
+            return PoolJobHandle(child, record)
+        raise LaunchError(f"no child of plugin {self.plugin!r} took job {launch.job.id}: {last}")
+
+    async def _acquire(self) -> ChildProcess:
+        self._check_launchable()
+        while self._idle:
+            child = self._idle.popleft()
+            if child.state is ChildState.IDLE:
+                return child
+        waiter: asyncio.Future[ChildProcess] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._wake.set()
+        timeout = self._limits.initialize_timeout + 5.0
+        try:
+            async with asyncio.timeout(timeout):
+                return await waiter
+        except TimeoutError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                return waiter.result()
+            raise LaunchError(
+                f"no prewarmed child of plugin {self.plugin!r} within {timeout}s (pool {self._state.value}"
+                + (f", last start error: {self._last_error}" if self._last_error else "") + ")"
+            ) from None
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def _check_launchable(self) -> None:
+        if self._state is PoolState.FATAL:
+            raise LaunchError(self._fatal_message())
+        if self._state in (PoolState.CLOSING, PoolState.CLOSED):
+            raise LaunchError(f"plugin {self.plugin!r} pool is {self._state.value}")
+        if self._draining:
+            raise LaunchError(f"plugin {self.plugin!r} pool is draining")
+
+    # -- plugin questions (answered by plugin code, in a child) ---------------------------
+    async def describe(self, timeout: float = 30.0) -> PluginDescription:
+        """The plugin's agent name, worker type, permissions and limit overrides (from the zygote)."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not self._described.is_set():
+                    if self._state is PoolState.FATAL:
+                        raise LaunchError(self._fatal_message())
+                    changed = self._state_changed
+                    await asyncio.wait([asyncio.ensure_future(self._described.wait()),
+                                        asyncio.ensure_future(changed.wait())],
+                                       return_when=asyncio.FIRST_COMPLETED)
+        except TimeoutError:
+            raise LaunchError(f"plugin {self.plugin!r} was not described within {timeout}s "
+                              f"(pool {self._state.value}: {self._last_error})") from None
+        assert self._description is not None
+        return self._description
+
+    async def evaluate_request(self, job: agent_pb.Job, timeout: float = 10.0) -> RequestDecision:
+        """Run the plugin's request_fnc for ``job`` in a plugin-host child; the decision it took."""
+        description = await self.describe(timeout)
+        if not description.custom_request_fnc:
+            # The default request_fnc accepts with the default identity: no need to ask a child.
+            return RequestDecision(AcceptArguments(identity=f"agent-{job.id}"))
+        host = await self._plugin_host(timeout)
+        try:
+            answer = await host.evaluate(next(self._request_ids), job.SerializeToString(), timeout)
+        except (ChildGone, TimeoutError) as exc:
+            raise RequestEvaluationError(f"request_fnc of plugin {self.plugin!r} gave no answer: "
+                                         f"{exc or 'timeout'}") from None
+        if answer.error:
+            raise RequestEvaluationError(answer.error)
+        if answer.accept is None:
+            return RequestDecision(None)
+        a = answer.accept
+        return RequestDecision(AcceptArguments(name=a.name, identity=a.identity, metadata=a.metadata,
+                                               attributes=dict(a.attributes)))
+
+    async def _plugin_host(self, timeout: float) -> ChildProcess:
+        async with self._host_lock:
+            host = self._host
+            if host is not None and host.state is ChildState.IDLE:
+                return host
+            self._check_launchable()
+            if self._zygote is None or not self._zygote.alive:
+                raise RequestEvaluationError(f"plugin {self.plugin!r} has no running zygote "
+                                             f"(pool {self._state.value})")
+            try:
+                pid, sock = await self._zygote.fork()
+            except ZygoteError as exc:
+                raise RequestEvaluationError(f"cannot start a plugin host: {exc}") from None
+            host = ChildProcess(pid=pid, sock=sock, plugin=self.plugin, target=self.target,
+                                generation=self.generation, limits=self._limits,
+                                on_idle=lambda _c: None, on_exit=self._child_exited, rtt_sink=self._rtt.add)
+            self._children[pid] = host
+            try:
+                await host.start(run_prewarm=False)
+            except ChildStartError as exc:
+                raise RequestEvaluationError(f"plugin host did not start: {exc}") from None
+            self._host = host
+            return host
+
+    # -- reporting ------------------------------------------------------------------------
+    def stats(self) -> PoolStats:
+        children = list(self._children.values())
+        return PoolStats(
+            plugin=self.plugin, generation=self.generation, state=self._state.value,
+            last_error=self._last_error, children=len(children), idle=len(self._idle),
+            spawning=self._spawning,
+            running=sum(1 for c in children if c.state in (ChildState.ASSIGNED, ChildState.RUNNING)),
+            waiting_launches=sum(1 for w in self._waiters if not w.done()),
+            start_failures_total=self._start_failures_total,
+            consecutive_start_failures=self._consecutive_failures,
+            restarts=dict(self._restarts), jobs_started=self._jobs_started,
+            jobs_ended=dict(self._jobs_ended), ipc_rtt_count=self._rtt.count,
+            ipc_rtt_sum_seconds=self._rtt.total, ipc_rtt_recent_seconds=tuple(self._rtt.recent),
+            logs_dropped=self._logs_dropped_exited + sum(c.logs_dropped for c in children),
+        )
+
+    def snapshot(self) -> PoolSnapshot:
+        return PoolSnapshot(self.stats(), tuple(c.snapshot() for c in self._children.values()))

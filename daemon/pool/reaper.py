@@ -1,0 +1,93 @@
+"""Watching and reaping child processes without a SIGCHLD handler or a thread.
+
+The supervisor makes itself a child subreaper, so children double-forked by a zygote
+become its own children when their intermediate parent exits. Each is watched through a
+pidfd (readable once the process has exited) and reaped with ``waitpid(pid, WNOHANG)``:
+only that pid, so nobody else's children (asyncio subprocesses, test servers) are stolen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import dataclasses
+import os
+import signal
+
+PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
+
+
+def enable_subreaper() -> None:
+    """Make this process the reaper of its orphaned descendants (Linux ≥ 3.4)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_CHILD_SUBREAPER) failed: {os.strerror(err)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExitStatus:
+    pid: int
+    exit_code: int | None  # None when killed by a signal, or when the status is unknown
+    signal: int | None = None
+
+    @classmethod
+    def from_wait_status(cls, pid: int, status: int) -> ExitStatus:
+        if os.WIFSIGNALED(status):
+            return cls(pid, None, os.WTERMSIG(status))
+        return cls(pid, os.waitstatus_to_exitcode(status))
+
+    def describe(self) -> str:
+        if self.signal is not None:
+            try:
+                name = signal.Signals(self.signal).name
+            except ValueError:
+                name = f"signal {self.signal}"
+            return f"killed by {name}"
+        if self.exit_code is None:
+            return "exit status unknown (not our child)"
+        return f"exit code {self.exit_code}"
+
+
+async def wait_exit(pid: int) -> ExitStatus:
+    """Wait until ``pid`` (our child) exits and reap it. Cancel-safe: the pidfd is closed."""
+    loop = asyncio.get_running_loop()
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return _reap(pid) or ExitStatus(pid, None)
+    try:
+        while True:
+            status = _reap(pid)
+            if status is not None:
+                return status
+            readable: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(pidfd, lambda: readable.done() or readable.set_result(None))
+            try:
+                await readable
+            finally:
+                loop.remove_reader(pidfd)
+    finally:
+        os.close(pidfd)
+
+
+def _reap(pid: int) -> ExitStatus | None:
+    try:
+        waited, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        # Not our child (subreaper unavailable): the pidfd still tells us when it is gone.
+        return ExitStatus(pid, None) if not _alive(pid) else None
+    if waited == 0:
+        return None
+    return ExitStatus.from_wait_status(pid, status)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

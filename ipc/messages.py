@@ -1,0 +1,169 @@
+"""The messages between the supervisor and a child, as one tagged union of msgspec Structs.
+
+Each message is a frozen Struct whose class name is its tag on the wire; msgpack is the
+encoding. Adding a field with a default is compatible; anything else bumps
+``PROTOCOL_VERSION``, which both sides check in their first ``Hello``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+# Exit codes a child uses on purpose, so logs and metrics can tell them from crashes.
+EXIT_OK = 0  # asked to shut down, did so
+EXIT_RETIRED = 75  # served max_jobs_per_process jobs: recycled on purpose
+EXIT_PROTOCOL_ERROR = 76  # the supervisor sent something it could not decode
+EXIT_INIT_FAILED = 77  # initialize_process_fnc / prewarm_fnc raised or timed out
+
+JobStatusName = Literal["SUCCESS", "FAILED"]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+class _Message(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    pass
+
+
+class Hello(_Message):
+    protocol_version: int
+    pid: int
+
+
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    """The part of the pool's limits a child enforces itself."""
+
+    initialize_timeout: float
+    shutdown_timeout: float
+    max_jobs_per_process: int
+    log_level: LogLevel = "info"
+    log_rate: float = 200.0  # log events per second, sustained
+    log_burst: int = 1000
+
+
+class Initialize(_Message):
+    target: str  # "module:attribute" naming the plugin's WorkerOptions
+    plugin: str
+    generation: int
+    limits: Limits
+    run_prewarm: bool = True  # False for a plugin-host child that only evaluates job requests
+
+
+class Initialized(_Message):
+    error: str = ""  # empty when initialize_process_fnc and prewarm_fnc succeeded
+
+
+class Ping(_Message):
+    seq: int
+    supervisor_ts: float  # time.monotonic() when sent; CLOCK_MONOTONIC is system-wide
+
+
+class Pong(_Message):
+    seq: int
+    supervisor_ts: float  # echoed
+    child_ts: float  # time.monotonic() when the child's loop handled the Ping
+
+
+class ParticipantInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """How the agent joins the room (the accept arguments of the job request)."""
+
+    identity: str
+    name: str = ""
+    metadata: str = ""
+    attributes: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class StartJob(_Message):
+    job: bytes  # livekit.protocol.agent.Job, serialized
+    url: str
+    token: str
+    accept: ParticipantInfo
+    worker_id: str
+    # Server API credentials for JobContext.api. They stay inside the child and are never logged.
+    api_key: str = ""
+    api_secret: str = ""
+
+    def __repr__(self) -> str:  # keep secrets out of any accidental repr
+        return f"StartJob(url={self.url!r}, worker_id={self.worker_id!r}, <{len(self.job)} job bytes>)"
+
+
+class JobStarted(_Message):
+    job_id: str
+
+
+class JobEnded(_Message):
+    job_id: str
+    status: JobStatusName
+    error: str = ""
+    reason: str = ""  # why it ended (entrypoint returned, shutdown(...), room disconnected)
+
+
+class Shutdown(_Message):
+    reason: str
+
+
+class ShutdownAck(_Message):
+    pass
+
+
+class Exiting(_Message):
+    reason: str
+    exit_code: int = 0
+
+
+class Log(_Message):
+    level: LogLevel
+    event: str
+    logger: str = ""
+    fields: dict[str, Any] = msgspec.field(default_factory=dict)  # JSON-able values only
+
+
+class MetricSample(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    kind: Literal["counter", "gauge", "histogram"]
+    value: float
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class Metrics(_Message):
+    samples: list[MetricSample]
+
+
+class DumpStacks(_Message):
+    reason: str = ""
+
+
+class DescribePlugin(_Message):
+    pass
+
+
+class PluginDescription(_Message):
+    agent_name: str
+    worker_type: Literal["room", "publisher"]
+    permissions: dict[str, bool] | None = None
+    # WorkerOptions limit fields the plugin set (None fields are left out), keyed by PoolConfig name.
+    overrides: dict[str, float] = msgspec.field(default_factory=dict)
+    custom_request_fnc: bool = False  # False: request_fnc is the default "accept every job"
+    error: str = ""
+
+
+class EvaluateRequest(_Message):
+    request_id: int
+    job: bytes  # livekit.protocol.agent.Job, serialized
+
+
+class RequestEvaluated(_Message):
+    request_id: int
+    accept: ParticipantInfo | None = None  # None: rejected (or failed, see error)
+    error: str = ""
+
+
+Message = (
+    Hello | Initialize | Initialized | Ping | Pong | StartJob | JobStarted | JobEnded | Shutdown
+    | ShutdownAck | Exiting | Log | Metrics | DumpStacks | DescribePlugin | PluginDescription
+    | EvaluateRequest | RequestEvaluated
+)
+
+ALL_MESSAGE_TYPES: tuple[type[Any], ...] = Message.__args__  # type: ignore[attr-defined]

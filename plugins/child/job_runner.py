@@ -1,0 +1,88 @@
+"""Run one job in the child: build the JobContext, run the entrypoint, decide how it ended.
+
+The job ends when the entrypoint has returned and the room is not (or no longer) connected,
+when ``ctx.shutdown()`` is called, when the supervisor sends Shutdown, or when the room
+disconnects. An exception from the entrypoint makes the job FAILED with its message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from roomd.agents.job import JobContext, _set_current
+
+log = structlog.get_logger("roomd.child.job")
+
+
+@dataclasses.dataclass(frozen=True)
+class JobResult:
+    status: str  # "SUCCESS" | "FAILED"
+    error: str
+    reason: str
+
+
+async def run_job(
+    ctx: JobContext,
+    entrypoint: Callable[[JobContext], Awaitable[None]],
+    *,
+    on_started: Callable[[], Awaitable[None]],
+    shutdown_timeout: float,
+) -> JobResult:
+    _set_current(ctx)  # this task's context; the entrypoint task copies it
+    room = ctx.room
+    disconnected = asyncio.Event()
+    room.on("disconnected", lambda *_: disconnected.set())
+    entry = asyncio.create_task(entrypoint(ctx), name=f"entrypoint {ctx.job.id}")
+    await on_started()
+
+    status, error = "SUCCESS", ""
+    shutdown_wait = asyncio.create_task(ctx._shutdown_requested.wait())
+    disconnect_wait = asyncio.create_task(disconnected.wait())
+    try:
+        await asyncio.wait({entry, shutdown_wait, disconnect_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if entry.done() and not entry.cancelled() and entry.exception() is not None:
+            exc = entry.exception()
+            assert exc is not None
+            status, error = "FAILED", f"{type(exc).__name__}: {exc}"
+            log.error("entrypoint raised", exc_info=exc)
+            reason = "entrypoint raised"
+        elif entry.done() and room.isconnected() and not ctx._shutdown_requested.is_set():
+            # Returning from the entrypoint does not end a job that is still in its room.
+            await asyncio.wait({shutdown_wait, disconnect_wait}, return_when=asyncio.FIRST_COMPLETED)
+            reason = ctx.shutdown_reason or "room disconnected"
+        elif entry.done():
+            reason = ctx.shutdown_reason or "entrypoint returned"
+        else:
+            reason = ctx.shutdown_reason or "room disconnected"
+    finally:
+        shutdown_wait.cancel()
+        disconnect_wait.cancel()
+    ctx.shutdown(reason)
+
+    bound = max(0.1, min(10.0, shutdown_timeout / 3))
+    problems = await ctx._run_shutdown_callbacks(bound)
+    if not entry.done():
+        entry.cancel()
+        try:
+            async with asyncio.timeout(bound):
+                await asyncio.wait({entry})
+        except TimeoutError:
+            problems.append(f"entrypoint did not stop within {bound}s of being cancelled")
+        if entry.done() and not entry.cancelled() and entry.exception() is not None and status == "SUCCESS":
+            exc = entry.exception()
+            status, error = "FAILED", f"{type(exc).__name__}: {exc}"
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(bound):
+            if room.isconnected():
+                await room.disconnect()
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(bound):
+            await ctx._close_api()
+    for problem in problems:
+        log.warning("job shutdown problem", problem=problem)
+    return JobResult(status=status, error=error, reason=reason)

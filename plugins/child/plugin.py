@@ -1,0 +1,70 @@
+"""Loading a plugin's WorkerOptions from its "module:attribute" target and describing it."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from roomd.agents.worker_options import WorkerOptions, WorkerType, _accept_every_job
+from roomd.ipc import PluginDescription
+
+# WorkerOptions field -> PoolConfig key it overrides for this plugin.
+LIMIT_FIELDS = {
+    "num_idle_processes": "num_idle_processes",
+    "max_jobs_per_process": "max_jobs_per_process",
+    "initialize_process_timeout": "initialize_timeout",
+    "shutdown_process_timeout": "shutdown_timeout",
+    "job_memory_warn_mb": "job_memory_warn_mb",
+    "job_memory_limit_mb": "job_memory_limit_mb",
+    "max_jobs": "max_jobs",
+    "load_threshold": "load_threshold",
+    "drain_timeout": "drain_timeout",
+}
+
+
+class PluginLoadError(Exception):
+    pass
+
+
+def load_options(target: str) -> WorkerOptions:
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise PluginLoadError(f"plugin target {target!r} must be 'module:attribute'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise PluginLoadError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from exc
+    value: Any = module
+    for part in attr.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise PluginLoadError(f"{module_name!r} has no attribute {attr!r}") from None
+    if not isinstance(value, WorkerOptions):
+        raise PluginLoadError(f"{target} is a {type(value).__name__}, not a roomd.agents.WorkerOptions")
+    try:
+        value.validate()
+    except ValueError as exc:
+        raise PluginLoadError(f"{target}: {exc}") from None
+    return value
+
+
+def describe(options: WorkerOptions) -> PluginDescription:
+    overrides = {
+        key: float(getattr(options, field))
+        for field, key in LIMIT_FIELDS.items()
+        if getattr(options, field) is not None
+    }
+    permissions = None
+    if options.permissions is not None:
+        p = options.permissions
+        permissions = {"can_publish": p.can_publish, "can_subscribe": p.can_subscribe,
+                       "can_publish_data": p.can_publish_data,
+                       "can_update_metadata": p.can_update_metadata, "hidden": p.hidden}
+    return PluginDescription(
+        agent_name=options.agent_name,
+        worker_type="publisher" if options.worker_type == WorkerType.PUBLISHER else "room",
+        permissions=permissions,
+        overrides=overrides,
+        custom_request_fnc=options.request_fnc is not _accept_every_job,
+    )
