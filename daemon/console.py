@@ -1,0 +1,338 @@
+"""``roomd console``: talk to an agent from a terminal, as a participant of a room.
+
+Text: each stdin line goes to the room on topic ``lk.chat``; what arrives on
+``lk.transcription`` (the agent's replies, the user's transcripts) and ``lk.chat`` is
+printed. Voice: ``--input-wav`` publishes a recording as your microphone (then
+silence, so the agent hears the end of your turn), ``--output-wav`` records the
+agent's audio, and ``--mic`` uses the sound card when ``sounddevice`` and a device are
+present. Without a server URL it starts a local dev server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import numpy as np
+
+RATE = 48000
+FRAME = RATE // 100  # 10 ms
+CHAT_TOPIC = "lk.chat"
+TRANSCRIPTION_TOPIC = "lk.transcription"
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """A text that arrived in the room."""
+
+    topic: str
+    identity: str
+    text: str
+    final: bool
+
+
+@dataclass(slots=True)
+class ConsoleOptions:
+    url: str
+    api_key: str
+    api_secret: str
+    room: str
+    identity: str = "console-user"
+    agent_name: str | None = None
+    input_wav: Path | None = None
+    output_wav: Path | None = None
+    mic: bool = False
+    trailing_silence: float = 2.0
+
+
+def read_wav_48k(path: Path) -> np.ndarray:
+    """A 16-bit mono WAV as 48 kHz int16 samples (resampled if needed)."""
+    from livekit import rtc
+
+    with wave.open(str(path)) as wav:
+        if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
+            raise click.BadParameter(f"{path}: need 16-bit mono WAV, got {wav.getsampwidth() * 8}-bit, "
+                                     f"{wav.getnchannels()} channels")
+        rate, pcm = wav.getframerate(), wav.readframes(wav.getnframes())
+    frame = rtc.AudioFrame(pcm, rate, 1, len(pcm) // 2)
+    if rate != RATE:
+        resampler = rtc.AudioResampler(rate, RATE, num_channels=1)
+        frame = rtc.combine_audio_frames(resampler.push(frame) + resampler.flush())
+    return np.frombuffer(frame.data, dtype=np.int16).copy()
+
+
+@dataclass
+class ConsoleSession:
+    """A console participant in a room: sends text and audio, collects what comes back.
+
+    Used by the ``console`` command, the tests and the voice benchmark.
+    """
+
+    options: ConsoleOptions
+    on_line: Callable[[Line], None] = lambda line: None
+    lines: list[Line] = field(default_factory=list)
+    _room: object | None = None
+    _source: object | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _recorder: wave.Wave_write | None = None
+    _line_event: asyncio.Event = field(default_factory=asyncio.Event)
+    first_agent_audio_at: float | None = None  # loop.time() of the first agent frame with sound
+    agent_audio_frames: list[tuple[float, float]] = field(default_factory=list)  # (loop time, rms)
+
+    @property
+    def room(self):  # type: ignore[no-untyped-def]
+        assert self._room is not None, "not connected"
+        return self._room
+
+    def token(self) -> str:
+        from livekit import api
+
+        grants = api.VideoGrants(room_join=True, room=self.options.room)
+        return (
+            api.AccessToken(self.options.api_key, self.options.api_secret)
+            .with_identity(self.options.identity)
+            .with_name(self.options.identity)
+            .with_grants(grants)
+            .to_jwt()
+        )
+
+    async def connect(self) -> None:
+        from livekit import rtc
+
+        room = rtc.Room()
+        self._room = room
+        room.register_text_stream_handler(TRANSCRIPTION_TOPIC, self._on_text)
+        room.register_text_stream_handler(CHAT_TOPIC, self._on_text)
+        room.on("track_subscribed", self._on_track)
+        if self.options.output_wav is not None:
+            self._recorder = wave.open(str(self.options.output_wav), "wb")
+            self._recorder.setnchannels(1)
+            self._recorder.setsampwidth(2)
+            self._recorder.setframerate(RATE)
+        await room.connect(self.options.url, self.token(), rtc.RoomOptions(auto_subscribe=True))
+        self._source = rtc.AudioSource(RATE, 1)
+        track = rtc.LocalAudioTrack.create_audio_track("console-mic", self._source)
+        await room.local_participant.publish_track(
+            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        )
+        if self.options.agent_name:
+            await self.dispatch(self.options.agent_name)
+
+    async def dispatch(self, agent_name: str) -> None:
+        from livekit import api
+
+        http_url = self.options.url.replace("ws://", "http://").replace("wss://", "https://")
+        async with api.LiveKitAPI(http_url, self.options.api_key, self.options.api_secret) as lkapi:
+            await lkapi.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(agent_name=agent_name, room=self.options.room)
+            )
+
+    def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_text(self, reader, participant_identity: str) -> None:  # type: ignore[no-untyped-def]
+        async def read() -> None:
+            text = await reader.read_all()
+            attrs = reader.info.attributes or {}
+            line = Line(
+                topic=reader.info.topic,
+                identity=participant_identity,
+                text=text,
+                final=attrs.get("lk.transcription_final", "true") != "false",
+            )
+            self.lines.append(line)
+            self._line_event.set()
+            self.on_line(line)
+
+        self._spawn(read())
+
+    def _on_track(self, track, publication, participant) -> None:  # type: ignore[no-untyped-def]
+        from livekit import rtc
+
+        if track.kind == rtc.TrackKind.KIND_AUDIO:
+            self._spawn(self._receive(track))
+
+    async def _receive(self, track) -> None:  # type: ignore[no-untyped-def]
+        from livekit import rtc
+
+        loop = asyncio.get_running_loop()
+        async for event in rtc.AudioStream(track, sample_rate=RATE, num_channels=1):
+            samples = np.frombuffer(event.frame.data, dtype=np.int16)
+            rms = float(np.sqrt(np.mean((samples.astype(np.float32) / 32768.0) ** 2))) if samples.size else 0.0
+            now = loop.time()
+            self.agent_audio_frames.append((now, rms))
+            if rms > 0.003 and self.first_agent_audio_at is None:
+                self.first_agent_audio_at = now
+            if self._recorder is not None:
+                self._recorder.writeframes(bytes(event.frame.data))
+
+    async def send_text(self, text: str) -> None:
+        await self.room.local_participant.send_text(text, topic=CHAT_TOPIC)
+
+    async def play(self, samples: np.ndarray, *, trailing_silence: float | None = None) -> float:
+        """Publish samples in real time then silence; returns loop.time() when the speech ended."""
+        from livekit import rtc
+
+        assert self._source is not None
+        pad = (-samples.size) % FRAME
+        samples = np.concatenate([samples, np.zeros(pad, dtype=np.int16)])
+        for start in range(0, samples.size, FRAME):
+            chunk = samples[start : start + FRAME]
+            await self._source.capture_frame(rtc.AudioFrame(chunk.tobytes(), RATE, 1, FRAME))  # type: ignore[attr-defined]
+        await self._source.wait_for_playout()  # type: ignore[attr-defined]
+        ended = asyncio.get_running_loop().time()
+        silence = self.options.trailing_silence if trailing_silence is None else trailing_silence
+        await self.play_silence(silence)
+        return ended
+
+    async def play_silence(self, seconds: float) -> None:
+        from livekit import rtc
+
+        assert self._source is not None
+        for _ in range(int(seconds * 100)):
+            await self._source.capture_frame(rtc.AudioFrame.create(RATE, 1, FRAME))  # type: ignore[attr-defined]
+
+    async def wait_for_line(self, predicate: Callable[[Line], bool], *, start: int = 0) -> Line:
+        """The first line (from index ``start``) matching; waits for more as they come."""
+        index = start
+        while True:
+            while index < len(self.lines):
+                if predicate(self.lines[index]):
+                    return self.lines[index]
+                index += 1
+            self._line_event.clear()
+            await self._line_event.wait()
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._room is not None:
+            await self._room.disconnect()  # type: ignore[attr-defined]
+        if self._recorder is not None:
+            self._recorder.close()
+            self._recorder = None
+
+
+async def _stdin_lines() -> asyncio.Queue[str | None]:
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    def pump() -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\n"))
+        loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    loop.run_in_executor(None, pump)
+    return queue
+
+
+async def _mic(session: ConsoleSession) -> None:
+    """Sound card to the room (when sounddevice and an input device are present)."""
+    import sounddevice as sd  # optional
+
+    loop = asyncio.get_running_loop()
+    blocks: asyncio.Queue[np.ndarray] = asyncio.Queue()
+
+    def callback(indata, frames, time_info, status) -> None:  # type: ignore[no-untyped-def]
+        loop.call_soon_threadsafe(blocks.put_nowait, indata[:, 0].copy())
+
+    with sd.InputStream(samplerate=RATE, channels=1, dtype="int16", blocksize=FRAME, callback=callback):
+        while True:
+            await session.play((await blocks.get()), trailing_silence=0.0)
+
+
+async def run_console(options: ConsoleOptions, *, exit_after_reply: bool, timeout: float | None) -> int:
+    def show(line: Line) -> None:
+        if line.final and line.text.strip():
+            who = "you" if line.identity == options.identity else line.identity
+            click.echo(f"[{line.topic}] {who}: {line.text}")
+
+    session = ConsoleSession(options, on_line=show)
+    await session.connect()
+    click.echo(f"joined room {options.room!r} at {options.url} as {options.identity!r}", err=True)
+    try:
+        async with asyncio.timeout(timeout):
+            if options.input_wav is not None:
+                start = len(session.lines)
+                await session.play(read_wav_48k(options.input_wav))
+                if exit_after_reply:
+                    await session.wait_for_line(
+                        lambda l: l.topic == TRANSCRIPTION_TOPIC and l.identity != options.identity and l.final,
+                        start=start,
+                    )
+                    await session.play_silence(1.0)  # let the reply's audio reach the recorder
+                    return 0
+            if options.mic:
+                mic = asyncio.create_task(_mic(session))
+            else:
+                mic = None
+            lines = await _stdin_lines()
+            while (text := await lines.get()) is not None:
+                if text.strip():
+                    await session.send_text(text)
+            if mic is not None:
+                mic.cancel()
+            await asyncio.sleep(0)  # let the last text go out before leaving
+            return 0
+    except TimeoutError:
+        click.echo(f"console: timed out after {timeout}s", err=True)
+        return 1
+    finally:
+        await session.aclose()
+
+
+@click.command("console")
+@click.option("--url", envvar="LIVEKIT_URL", help="Server URL (default LIVEKIT_URL; else a local dev server is started).")
+@click.option("--api-key", envvar="LIVEKIT_API_KEY", help="Default LIVEKIT_API_KEY.")
+@click.option("--api-secret", envvar="LIVEKIT_API_SECRET", help="Default LIVEKIT_API_SECRET.")
+@click.option("--room", default="console", show_default=True)
+@click.option("--identity", default="console-user", show_default=True)
+@click.option("--agent-name", help="Dispatch this agent to the room (AgentDispatchService).")
+@click.option("--input-wav", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Publish this 16-bit mono WAV as your voice.")
+@click.option("--output-wav", type=click.Path(dir_okay=False, path_type=Path), help="Record the agent's audio here.")
+@click.option("--mic", is_flag=True, help="Use the microphone (needs sounddevice and an input device).")
+@click.option("--exit-after-reply/--stay", default=None,
+              help="With --input-wav: leave after the agent's reply (default when stdin is not a terminal).")
+@click.option("--timeout", type=float, help="Leave after this many seconds.")
+def console(url: str | None, api_key: str | None, api_secret: str | None, room: str, identity: str,
+            agent_name: str | None, input_wav: Path | None, output_wav: Path | None, mic: bool,
+            exit_after_reply: bool | None, timeout: float | None) -> None:
+    """Join a room and talk to an agent: type text, or speak with --input-wav / --mic."""
+    if mic:
+        try:
+            import sounddevice as sd
+
+            sd.query_devices(kind="input")
+        except Exception as exc:  # no module, no PortAudio, or no device
+            raise click.UsageError(f"--mic needs sounddevice and an input device: {exc}") from exc
+    if exit_after_reply is None:
+        exit_after_reply = input_wav is not None and not sys.stdin.isatty()
+    server = None
+    if not url:
+        from roomd.daemon.devserver import DevServer
+
+        server = DevServer()
+        address = server.start()
+        url, api_key, api_secret = address.url, address.api_key, address.api_secret
+        click.echo(f"started a dev server at {url} (key {api_key}); agents must register with it", err=True)
+    if not api_key or not api_secret:
+        raise click.UsageError("--api-key and --api-secret (or LIVEKIT_API_KEY/LIVEKIT_API_SECRET) are required")
+    options = ConsoleOptions(url=url, api_key=api_key, api_secret=api_secret, room=room, identity=identity,
+                             agent_name=agent_name, input_wav=input_wav, output_wav=output_wav, mic=mic)
+    try:
+        code = asyncio.run(run_console(options, exit_after_reply=exit_after_reply, timeout=timeout))
+    finally:
+        if server is not None:
+            server.stop()
+    sys.exit(code)

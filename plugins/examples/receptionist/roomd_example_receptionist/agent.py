@@ -1,0 +1,67 @@
+"""The receptionist agent: the offline voice stack by default, two tools.
+
+Models load once per process in ``prewarm`` (``JobProcess.userdata``), so a job starts
+talking without waiting for them. Set ``ROOMD_RECEPTIONIST_LLM`` (and ``..._STT`` /
+``..._TTS``) to a component name such as ``openai/gpt-4o-mini`` to use another provider.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from roomd.agents import JobContext, JobProcess, WorkerOptions
+from roomd.agents.components import resolve
+
+from .desk import GREETING, INSTRUCTIONS, TOOL_EXAMPLES, make_tools
+
+DEFAULTS = {"vad": "local/silero", "stt": "local/whisper-tiny", "llm": "local/smollm2", "tts": "local/flite"}
+
+
+def component_names() -> dict[str, str]:
+    return {kind: os.environ.get(f"ROOMD_RECEPTIONIST_{kind.upper()}", name) for kind, name in DEFAULTS.items()}
+
+
+def load_components() -> dict[str, Any]:
+    """The four components, built (and their models loaded) now."""
+    names = component_names()
+    built: dict[str, Any] = {}
+    for kind, name in names.items():
+        kwargs: dict[str, Any] = {"tool_examples": TOOL_EXAMPLES} if name in ("local/smollm2", "local") and kind == "llm" else {}
+        built[kind] = resolve(kind, name, **kwargs)
+    return built
+
+
+def prewarm(proc: JobProcess) -> None:
+    proc.userdata["components"] = load_components()
+
+
+def build_agent() -> Any:
+    from roomd.agents.voice import Agent
+
+    class Receptionist(Agent):
+        def __init__(self) -> None:
+            super().__init__(instructions=INSTRUCTIONS, tools=make_tools())
+
+        async def on_enter(self) -> None:
+            self.session.say(GREETING)
+
+    return Receptionist()
+
+
+def build_session(components: dict[str, Any]) -> Any:
+    from roomd.agents.voice import AgentSession
+
+    return AgentSession(
+        vad=components["vad"], stt=components["stt"], llm=components["llm"], tts=components["tts"]
+    )
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    await ctx.connect()
+    components = ctx.proc.userdata.get("components") or load_components()
+    session = build_session(components)
+    await session.start(agent=build_agent(), room=ctx.room)
+
+
+options = WorkerOptions(entrypoint_fnc=entrypoint, prewarm_fnc=prewarm, agent_name="receptionist")
