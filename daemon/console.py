@@ -50,6 +50,7 @@ class ConsoleOptions:
     output_wav: Path | None = None
     mic: bool = False
     trailing_silence: float = 2.0
+    keep_audio: bool = False  # keep the agent's frames in memory (tests, benchmarks)
 
 
 def read_wav_48k(path: Path) -> np.ndarray:
@@ -85,6 +86,7 @@ class ConsoleSession:
     _line_event: asyncio.Event = field(default_factory=asyncio.Event)
     first_agent_audio_at: float | None = None  # loop.time() of the first agent frame with sound
     agent_audio_frames: list[tuple[float, float]] = field(default_factory=list)  # (loop time, rms)
+    agent_audio: list[tuple[float, object]] = field(default_factory=list)  # (loop time, rtc.AudioFrame) if keep_audio
 
     @property
     def room(self):  # type: ignore[no-untyped-def]
@@ -172,8 +174,14 @@ class ConsoleSession:
             self.agent_audio_frames.append((now, rms))
             if rms > 0.003 and self.first_agent_audio_at is None:
                 self.first_agent_audio_at = now
+            if self.options.keep_audio:
+                self.agent_audio.append((now, event.frame))
             if self._recorder is not None:
                 self._recorder.writeframes(bytes(event.frame.data))
+
+    def first_sound_after(self, t: float, *, level: float = 0.003) -> float | None:
+        """loop.time() of the first agent frame louder than ``level`` after ``t``."""
+        return next((at for at, rms in self.agent_audio_frames if at > t and rms > level), None)
 
     async def send_text(self, text: str) -> None:
         await self.room.local_participant.send_text(text, topic=CHAT_TOPIC)
