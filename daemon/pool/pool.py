@@ -77,6 +77,7 @@ class Pool:
         self._idle: collections.deque[ChildProcess] = collections.deque()
         self._waiters: collections.deque[asyncio.Future[ChildProcess]] = collections.deque()
         self._spawning = 0
+        self._spawn_tasks: set[asyncio.Task[None]] = set()
         self._draining = False
         self._consecutive_failures = 0
         self._start_failures_total = 0
@@ -180,10 +181,13 @@ class Pool:
             await asyncio.gather(*(c.stop("pool closing", timeout=stop_timeout) for c in children),
                                  return_exceptions=True)
             await asyncio.gather(*(c.aclose() for c in children), return_exceptions=True)
-        await self._owner.aclose(timeout=5.0)
-        # A spawn cancelled by the owner may have left a just-forked child: end it too.
+        # Spawns in flight end quickly now (their children were killed, or they stop what they
+        # started): let them finish rather than abandon a just-forked child.
+        if self._spawn_tasks:
+            await asyncio.wait(set(self._spawn_tasks), timeout=self._limits.initialize_timeout + 2.0)
         leftovers = list(self._children.values())
         await asyncio.gather(*(c.aclose() for c in leftovers), return_exceptions=True)
+        await self._owner.aclose(timeout=5.0)
         if self._zygote is not None:
             await self._zygote.aclose(timeout=2.0)
         self._transition(PoolState.CLOSED, "closed")
@@ -220,7 +224,9 @@ class Pool:
         room = self._limits.max_concurrent_spawns - self._spawning
         for _ in range(max(0, min(want, room))):
             self._spawning += 1
-            self._owner.spawn(self._spawn_child(), "spawn")
+            task = self._owner.spawn(self._spawn_child(), "spawn")
+            self._spawn_tasks.add(task)
+            task.add_done_callback(self._spawn_tasks.discard)
 
     async def _start_zygote(self) -> None:
         if self._zygote is not None:
@@ -254,10 +260,10 @@ class Pool:
             self._consecutive_failures = 0
             if self._state in (PoolState.STARTING, PoolState.BACKOFF):
                 self._transition(PoolState.READY, f"child {child.pid} prewarmed")
-            if self._state is PoolState.READY and not self._draining:
-                self._offer(child)
+            if self._state in (PoolState.CLOSING, PoolState.CLOSED):
+                await child.aclose()
             else:
-                self._owner.spawn(child.stop("not needed"), f"stop {child.pid}")
+                self._offer(child)
         finally:
             self._spawning -= 1
             self._wake.set()

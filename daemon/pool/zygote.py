@@ -33,10 +33,18 @@ class ZygoteError(Exception):
     """The zygote could not start (e.g. the plugin failed to import) or stopped serving forks."""
 
 
+# Native thread pools that start on import (numpy's OpenBLAS starts one per core). One job per
+# process on a shared machine wants one BLAS thread anyway, and a zygote must fork with no
+# threads: a lock held by a thread that does not exist in the child stays held forever.
+_SINGLE_THREADED_DEFAULTS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def child_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     for name in _SERVICE_ONLY_ENV:
         env.pop(name, None)
+    for name, value in _SINGLE_THREADED_DEFAULTS.items():
+        env.setdefault(name, value)
     return env
 
 
@@ -66,6 +74,8 @@ class Zygote:
         self._decoder = msgspec.msgpack.Decoder(ControlMessage)
         self._encoder = msgspec.msgpack.Encoder()
         self.description: PluginDescription | None = None
+        # Reapers of children whose spawner was cancelled mid-fork (awaited by aclose).
+        self._abandoned: set[asyncio.Task[ExitStatus]] = set()
 
     @property
     def pid(self) -> int | None:
@@ -153,7 +163,7 @@ class Zygote:
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
-            task.add_done_callback(_kill_abandoned)
+            task.add_done_callback(self._kill_abandoned)
             raise
 
     async def _fork(self) -> tuple[int, socket.socket]:
@@ -196,8 +206,21 @@ class Zygote:
                 finally:
                     loop.remove_writer(self._control)
 
+    def _kill_abandoned(self, task: asyncio.Task[tuple[int, socket.socket]]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        pid, sock = task.result()
+        sock.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        reap = asyncio.get_running_loop().create_task(wait_exit(pid))
+        self._abandoned.add(reap)
+        reap.add_done_callback(self._abandoned.discard)
+
     async def aclose(self, timeout: float = 5.0) -> None:
         """Close the control socket (the zygote exits on end of stream); escalate if it lingers."""
+        if self._abandoned:
+            await asyncio.wait(set(self._abandoned), timeout=timeout)
         if self._control is not None:
             self._control.close()
             self._control = None
@@ -213,19 +236,3 @@ class Zygote:
                 return
             except TimeoutError:
                 continue
-
-
-def _kill_abandoned(task: asyncio.Task[tuple[int, socket.socket]]) -> None:
-    if task.cancelled() or task.exception() is not None:
-        return
-    pid, sock = task.result()
-    sock.close()
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    reap = asyncio.get_running_loop().create_task(wait_exit(pid))
-    _ABANDONED.add(reap)
-    reap.add_done_callback(_ABANDONED.discard)
-
-
-# Reaper tasks for children whose spawner was cancelled mid-fork (kept referenced until done).
-_ABANDONED: set[asyncio.Task[ExitStatus]] = set()

@@ -37,8 +37,10 @@ async def run_job(
     room = ctx.room
     disconnected = asyncio.Event()
     room.on("disconnected", lambda *_: disconnected.set())
-    entry = asyncio.create_task(entrypoint(ctx), name=f"entrypoint {ctx.job.id}")
+    # Announce first, and flushed: an entrypoint that blocks the loop at once must not also
+    # swallow the JobStarted that tells the supervisor whose job it is.
     await on_started()
+    entry = asyncio.create_task(entrypoint(ctx), name=f"entrypoint {ctx.job.id}")
 
     status, error = "SUCCESS", ""
     shutdown_wait = asyncio.create_task(ctx._shutdown_requested.wait())

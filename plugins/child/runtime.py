@@ -228,6 +228,7 @@ class ChildRuntime:
 
         async def on_started() -> None:
             await self._channel.send(JobStarted(job_id=job.id))
+            await self._channel.flush()
 
         try:
             result = await run_job(ctx, entrypoint, on_started=on_started,

@@ -62,9 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         control.send(encoder.encode(ZygoteReady(pid=os.getpid(), error=f"{type(exc).__name__}: {exc}")))
         return 1
-    # Warm imports every child needs: loading modules starts no threads (checked below), and
-    # done here their pages are shared. livekit.rtc's native runtime starts on first use only.
-    import livekit.rtc  # noqa: F401
+    # Warm imports every child needs, their pages shared. Not livekit.rtc: it imports numpy,
+    # whose BLAS may start threads; the plugin decides whether it pays for that here.
     import uvloop  # noqa: F401
 
     threads = _threads()
