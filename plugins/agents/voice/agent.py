@@ -1,0 +1,210 @@
+"""``Agent``: instructions, tools and (optionally) its own components and turn settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+from .. import llm as llm_mod
+from .. import stt as stt_mod
+from .. import tts as tts_mod
+from .. import vad as vad_mod
+from ..components import resolve
+from ..llm.chat_context import ChatContext, ChatMessage
+from ..llm.tools import Tool, find_function_tools
+from ..types import NOT_GIVEN, NotGivenOr, is_given
+
+if TYPE_CHECKING:
+    from .agent_session import AgentSession
+
+logger = logging.getLogger("roomd.agents")
+
+TurnDetectionMode: TypeAlias = Literal["vad", "stt", "manual"] | Any
+""""vad" (end of speech from the VAD), "stt" (from the STT's end of speech), "manual"
+(``session.commit_user_turn()``), or a turn-detector object with
+``unlikely_threshold`` and ``async predict_end_of_turn(chat_ctx) -> float``."""
+
+_MODES = ("vad", "stt", "manual", "realtime_llm")
+
+
+def check_turn_detection(value: Any) -> None:
+    if value is None or value is NOT_GIVEN:
+        return
+    if isinstance(value, str):
+        if value not in _MODES:
+            raise ValueError(f"unknown turn_detection {value!r}; expected one of {list(_MODES)} or a turn detector")
+        if value == "realtime_llm":
+            raise ValueError("turn_detection='realtime_llm' needs a realtime model, which roomd does not support yet")
+        return
+    if not callable(getattr(value, "predict_end_of_turn", None)):
+        raise TypeError(
+            f"turn_detection must be a mode string or an object with predict_end_of_turn(chat_ctx), got {value!r}"
+        )
+
+
+def resolve_component(kind: str, value: Any, base: type[Any]) -> Any:
+    """A component given as an instance, a ``"provider/model"`` name, None or NOT_GIVEN."""
+    if value is None or value is NOT_GIVEN:
+        return value
+    if isinstance(value, str):
+        return resolve(kind, value)
+    if not isinstance(value, base):
+        raise TypeError(f"{kind} must be a {base.__module__}.{base.__qualname__} or a model name, got {value!r}")
+    return value
+
+
+class Agent:
+    """What the agent is: ``instructions``, tools (given, plus ``@function_tool``
+    methods), its chat context, and optional per-agent components and settings that
+    override the session's (NOT_GIVEN: use the session's).
+
+    Subclass and override ``on_enter`` (e.g. to greet with ``self.session.generate_reply``),
+    ``on_exit`` and ``on_user_turn_completed`` (raise ``StopResponse`` to not answer).
+    A tool that returns another ``Agent`` (or ``(agent, result)``) hands the
+    conversation over to it.
+
+    ``mcp_servers`` is accepted for compatibility but MCP is not supported yet: tools
+    from MCP servers are not loaded (a warning is logged).
+    """
+
+    def __init__(
+        self,
+        *,
+        instructions: str,
+        chat_ctx: NotGivenOr[ChatContext | None] = NOT_GIVEN,
+        tools: Sequence[Tool] | None = None,
+        turn_detection: NotGivenOr[TurnDetectionMode | None] = NOT_GIVEN,
+        stt: NotGivenOr[stt_mod.STT | str | None] = NOT_GIVEN,
+        vad: NotGivenOr[vad_mod.VAD | None] = NOT_GIVEN,
+        llm: NotGivenOr[llm_mod.LLM | str | None] = NOT_GIVEN,
+        tts: NotGivenOr[tts_mod.TTS | str | None] = NOT_GIVEN,
+        mcp_servers: NotGivenOr[list[Any] | None] = NOT_GIVEN,
+        allow_interruptions: NotGivenOr[bool] = NOT_GIVEN,
+        min_consecutive_speech_delay: NotGivenOr[float] = NOT_GIVEN,
+        use_tts_aligned_transcript: NotGivenOr[bool] = NOT_GIVEN,
+        min_endpointing_delay: NotGivenOr[float] = NOT_GIVEN,
+        max_endpointing_delay: NotGivenOr[float] = NOT_GIVEN,
+    ) -> None:
+        if not isinstance(instructions, str):
+            raise TypeError(f"instructions must be a str, got {type(instructions).__name__}")
+        check_turn_detection(turn_detection)
+        self._instructions = instructions
+        self._tools: list[Tool] = list(tools or []) + [
+            t for t in find_function_tools(self) if not any(t.name == g.name for g in tools or [])
+        ]
+        if is_given(chat_ctx) and chat_ctx is not None:
+            self._chat_ctx = chat_ctx.copy(tools=self._tools)
+        else:
+            self._chat_ctx = ChatContext.empty(tools=self._tools)
+        self._turn_detection = turn_detection
+        self._stt = resolve_component("stt", stt, stt_mod.STT)
+        self._vad = resolve_component("vad", vad, vad_mod.VAD)
+        self._llm = resolve_component("llm", llm, llm_mod.LLM)
+        self._tts = resolve_component("tts", tts, tts_mod.TTS)
+        if is_given(mcp_servers) and mcp_servers:
+            logger.warning("Agent(mcp_servers=...): MCP is not supported yet; their tools are not loaded")
+        self._mcp_servers = mcp_servers
+        self._allow_interruptions = allow_interruptions
+        self._min_consecutive_speech_delay = min_consecutive_speech_delay
+        self._use_tts_aligned_transcript = use_tts_aligned_transcript
+        self._min_endpointing_delay = min_endpointing_delay
+        self._max_endpointing_delay = max_endpointing_delay
+        self._session: AgentSession[Any] | None = None
+
+    # -- identity and content ------------------------------------------------------------
+
+    @property
+    def label(self) -> str:
+        return getattr(self, "_label", type(self).__name__)
+
+    @property
+    def instructions(self) -> str:
+        return self._instructions
+
+    @property
+    def tools(self) -> list[Tool]:
+        return list(self._tools)
+
+    @property
+    def chat_ctx(self) -> ChatContext:
+        """A copy of the agent's conversation (change it with ``update_chat_ctx``)."""
+        return self._chat_ctx.copy(tools=self._tools)
+
+    @property
+    def session(self) -> AgentSession[Any]:
+        if self._session is None:
+            raise RuntimeError(f"agent {self.label} is not running in a session")
+        return self._session
+
+    async def update_instructions(self, instructions: str) -> None:
+        self._instructions = instructions
+
+    async def update_tools(self, tools: Sequence[Tool]) -> None:
+        self._tools = list(tools)
+        self._chat_ctx = self._chat_ctx.copy(tools=self._tools)
+
+    async def update_chat_ctx(self, chat_ctx: ChatContext) -> None:
+        self._chat_ctx = chat_ctx.copy(tools=self._tools)
+
+    # -- per-agent overrides (NOT_GIVEN: the session's) ---------------------------------
+
+    @property
+    def turn_detection(self) -> NotGivenOr[TurnDetectionMode | None]:
+        return self._turn_detection
+
+    @property
+    def stt(self) -> NotGivenOr[stt_mod.STT | None]:
+        return self._stt  # type: ignore[no-any-return]
+
+    @property
+    def vad(self) -> NotGivenOr[vad_mod.VAD | None]:
+        return self._vad  # type: ignore[no-any-return]
+
+    @property
+    def llm(self) -> NotGivenOr[llm_mod.LLM | None]:
+        return self._llm  # type: ignore[no-any-return]
+
+    @property
+    def tts(self) -> NotGivenOr[tts_mod.TTS | None]:
+        return self._tts  # type: ignore[no-any-return]
+
+    @property
+    def mcp_servers(self) -> NotGivenOr[list[Any] | None]:
+        return self._mcp_servers
+
+    @property
+    def allow_interruptions(self) -> NotGivenOr[bool]:
+        return self._allow_interruptions
+
+    @property
+    def min_consecutive_speech_delay(self) -> NotGivenOr[float]:
+        return self._min_consecutive_speech_delay
+
+    @property
+    def use_tts_aligned_transcript(self) -> NotGivenOr[bool]:
+        return self._use_tts_aligned_transcript
+
+    @property
+    def min_endpointing_delay(self) -> NotGivenOr[float]:
+        return self._min_endpointing_delay
+
+    @property
+    def max_endpointing_delay(self) -> NotGivenOr[float]:
+        return self._max_endpointing_delay
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    async def on_enter(self) -> None:
+        """The agent became the session's active agent."""
+
+    async def on_exit(self) -> None:
+        """The agent is being replaced (handoff) or the session is closing."""
+
+    async def on_user_turn_completed(self, turn_ctx: ChatContext, new_message: ChatMessage) -> None:
+        """The user finished a turn; ``new_message`` is about to be added to the
+        conversation. Edit ``turn_ctx``/``new_message`` to change what the LLM sees for
+        this reply; raise ``StopResponse`` to not reply (the message is still kept)."""
+
+    def __repr__(self) -> str:
+        return f"<{self.label} tools={[t.name for t in self._tools]}>"

@@ -1,0 +1,868 @@
+"""``AgentSession``: runs an ``Agent`` in a room (or over in-memory I/O).
+
+Pieces: ``AudioRecognition`` turns user audio into turns; speeches (``say``,
+``generate_reply``, replies to turns) run one at a time from a queue, each a chain of
+LLM steps with tool calls fed back; ``Playout`` speaks them; ``RoomIO`` connects the
+edges to LiveKit. States (``AgentState``, ``UserState``) change only in
+``_set_agent_state``/``_set_user_state``, which emit the events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from livekit import rtc
+
+from .. import llm as llm_mod
+from .. import stt as stt_mod
+from .. import tts as tts_mod
+from .. import vad as vad_mod
+from ..errors import StopResponse
+from ..llm.chat_context import ChatContext, ChatItem, ChatMessage, FunctionCall, FunctionCallOutput
+from ..llm.execution import execute_function_call, output_text
+from ..llm.run_context import RunContext
+from ..llm.tools import Tool, ToolContext
+from ..stt.stt import SpeechEvent
+from ..tts.stream_adapter import StreamAdapter as TTSStreamAdapter
+from ..types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr, is_given
+from ..utils.aio import TaskOwner, cancel_and_wait
+from ..utils.events import EventEmitter
+from ..vad.vad import VADEvent
+from .agent import Agent, TurnDetectionMode, check_turn_detection, resolve_component
+from .audio_recognition import AudioRecognition, EndOfTurnInfo
+from .events import (
+    AgentFalseInterruptionEvent,
+    AgentState,
+    AgentStateChangedEvent,
+    CloseEvent,
+    CloseReason,
+    ConversationItemAddedEvent,
+    ErrorEvent,
+    EventTypes,
+    FunctionToolsExecutedEvent,
+    MetricsCollectedEvent,
+    SpeechCreatedEvent,
+    SpeechSource,
+    UserInputTranscribedEvent,
+    UserState,
+    UserStateChangedEvent,
+)
+from .generation import LLMOutput, Playout, PlayoutResult, read_llm, text_once
+from .io import AudioInput, AudioOutput, TextOutput, UserTranscriptOutput
+from .metrics import EOUMetrics
+from .room_io import RoomInputOptions, RoomIO, RoomOutputOptions
+from .speech_handle import SpeechHandle
+
+logger = logging.getLogger("roomd.agents")
+
+Userdata_T = TypeVar("Userdata_T")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConnectOptions:
+    stt_conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    llm_conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    tts_conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    max_unrecoverable_errors: int = 3
+
+
+@dataclass(slots=True)
+class SessionInput:
+    """Where user audio comes from; set ``audio`` before ``start`` to run without a room."""
+
+    audio: AudioInput | None = None
+
+
+@dataclass(slots=True)
+class SessionOutput:
+    """Where agent audio and transcripts go; set before ``start`` to run without a room."""
+
+    audio: AudioOutput | None = None
+    transcription: TextOutput | None = None
+    user_transcription: UserTranscriptOutput | None = None
+
+
+@dataclass(slots=True)
+class _QueuedSpeech:
+    handle: SpeechHandle
+    run: Callable[[], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _Step:
+    result: PlayoutResult
+    tool_calls: list[llm_mod.FunctionToolCall] = field(default_factory=list)
+
+
+class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
+    """The runtime of a voice agent. Constructor arguments and defaults follow the
+    LiveKit Agents reference; components may be instances or ``"provider/model"`` names
+    (resolved through ``roomd.agents.components``); an ``Agent`` may override them.
+
+    Not supported yet (accepted, with a warning when given): ``mcp_servers``,
+    ``video_sampler``, ``tts_text_transforms``; ``preemptive_generation`` is accepted
+    and has no effect (replies start at the end of the turn).
+    """
+
+    def __init__(
+        self,
+        *,
+        turn_detection: NotGivenOr[TurnDetectionMode] = NOT_GIVEN,
+        stt: NotGivenOr[stt_mod.STT | str] = NOT_GIVEN,
+        vad: NotGivenOr[vad_mod.VAD] = NOT_GIVEN,
+        llm: NotGivenOr[llm_mod.LLM | str] = NOT_GIVEN,
+        tts: NotGivenOr[tts_mod.TTS | str] = NOT_GIVEN,
+        mcp_servers: NotGivenOr[list[Any]] = NOT_GIVEN,
+        userdata: NotGivenOr[Userdata_T] = NOT_GIVEN,
+        allow_interruptions: bool = True,
+        discard_audio_if_uninterruptible: bool = True,
+        min_interruption_duration: float = 0.5,
+        min_interruption_words: int = 0,
+        min_endpointing_delay: float = 0.5,
+        max_endpointing_delay: float = 6.0,
+        max_tool_steps: int = 3,
+        video_sampler: NotGivenOr[Any] = NOT_GIVEN,
+        user_away_timeout: float | None = 15.0,
+        false_interruption_timeout: float | None = 2.0,
+        resume_false_interruption: bool = True,
+        min_consecutive_speech_delay: float = 0.0,
+        use_tts_aligned_transcript: NotGivenOr[bool] = NOT_GIVEN,
+        tts_text_transforms: NotGivenOr[Sequence[Any] | None] = NOT_GIVEN,
+        preemptive_generation: bool = False,
+        conn_options: NotGivenOr[SessionConnectOptions] = NOT_GIVEN,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__()
+        check_turn_detection(turn_detection)
+        for name, value in (
+            ("min_interruption_duration", min_interruption_duration),
+            ("min_endpointing_delay", min_endpointing_delay),
+            ("max_endpointing_delay", max_endpointing_delay),
+            ("min_consecutive_speech_delay", min_consecutive_speech_delay),
+        ):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        if max_endpointing_delay < min_endpointing_delay:
+            raise ValueError(
+                f"max_endpointing_delay ({max_endpointing_delay}) must be >= min_endpointing_delay ({min_endpointing_delay})"
+            )
+        if max_tool_steps < 0 or min_interruption_words < 0:
+            raise ValueError("max_tool_steps and min_interruption_words must be >= 0")
+        for name, given in (("mcp_servers", mcp_servers), ("video_sampler", video_sampler),
+                            ("tts_text_transforms", tts_text_transforms)):
+            if is_given(given) and given:
+                logger.warning("AgentSession(%s=...) is not supported yet; ignored", name)
+        self._turn_detection = turn_detection
+        self._stt = resolve_component("stt", stt, stt_mod.STT)
+        self._vad = resolve_component("vad", vad, vad_mod.VAD)
+        self._llm = resolve_component("llm", llm, llm_mod.LLM)
+        self._tts = resolve_component("tts", tts, tts_mod.TTS)
+        self._userdata = userdata
+        self.allow_interruptions = allow_interruptions
+        self.discard_audio_if_uninterruptible = discard_audio_if_uninterruptible
+        self.min_interruption_duration = min_interruption_duration
+        self.min_interruption_words = min_interruption_words
+        self.min_endpointing_delay = min_endpointing_delay
+        self.max_endpointing_delay = max_endpointing_delay
+        self.max_tool_steps = max_tool_steps
+        self.user_away_timeout = user_away_timeout
+        self.false_interruption_timeout = false_interruption_timeout
+        self.resume_false_interruption = resume_false_interruption
+        self.min_consecutive_speech_delay = min_consecutive_speech_delay
+        self.use_tts_aligned_transcript = use_tts_aligned_transcript
+        self.preemptive_generation = preemptive_generation
+        self._conn_options = conn_options if is_given(conn_options) else SessionConnectOptions()
+        self._loop = loop
+
+        self.input = SessionInput()
+        self.output = SessionOutput()
+        self._history = ChatContext.empty()
+        self._agent: Agent | None = None
+        self._agent_state = AgentState.INITIALIZING
+        self._user_state = UserState.LISTENING
+        self._tasks = TaskOwner()
+        self._speech_q: asyncio.Queue[_QueuedSpeech] | None = None
+        self._queued: list[SpeechHandle] = []
+        self._current: SpeechHandle | None = None
+        self._recognition: AudioRecognition | None = None
+        self._room_io: RoomIO | None = None
+        self._started = False
+        self._closing = False
+        self._closed = asyncio.Event()
+        self._away_timer: asyncio.TimerHandle | None = None
+        self._paused_speech: SpeechHandle | None = None
+        self._false_timer: asyncio.TimerHandle | None = None
+        self._interim_words = 0
+        self._tts_adapters: dict[int, TTSStreamAdapter] = {}
+        self._metric_sources: list[Any] = []
+        self._turn_lock = asyncio.Lock()
+
+    # -- public state --------------------------------------------------------------------
+
+    @property
+    def userdata(self) -> Userdata_T:
+        if not is_given(self._userdata):
+            raise ValueError("AgentSession.userdata was not set (pass userdata=... or assign it)")
+        return self._userdata  # type: ignore[return-value]
+
+    @userdata.setter
+    def userdata(self, value: Userdata_T) -> None:
+        self._userdata = value
+
+    @property
+    def history(self) -> ChatContext:
+        """Everything said and done in the session, across agents."""
+        return self._history
+
+    @property
+    def current_agent(self) -> Agent:
+        if self._agent is None:
+            raise RuntimeError("the session has not started")
+        return self._agent
+
+    @property
+    def agent_state(self) -> AgentState:
+        return self._agent_state
+
+    @property
+    def user_state(self) -> UserState:
+        return self._user_state
+
+    @property
+    def current_speech(self) -> SpeechHandle | None:
+        return self._current
+
+    @property
+    def room_io(self) -> RoomIO | None:
+        return self._room_io
+
+    @property
+    def conn_options(self) -> SessionConnectOptions:
+        return self._conn_options
+
+    # effective components: the agent's when it sets one, else the session's
+    def _pick(self, name: str) -> Any:
+        own = getattr(self._agent, name, NOT_GIVEN) if self._agent is not None else NOT_GIVEN
+        value = own if is_given(own) else getattr(self, f"_{name}")
+        return value if is_given(value) else None
+
+    @property
+    def stt(self) -> stt_mod.STT | None:
+        return self._pick("stt")  # type: ignore[no-any-return]
+
+    @property
+    def vad(self) -> vad_mod.VAD | None:
+        return self._pick("vad")  # type: ignore[no-any-return]
+
+    @property
+    def llm(self) -> llm_mod.LLM | None:
+        return self._pick("llm")  # type: ignore[no-any-return]
+
+    @property
+    def tts(self) -> tts_mod.TTS | None:
+        return self._pick("tts")  # type: ignore[no-any-return]
+
+    def _agent_option(self, name: str, default: Any) -> Any:
+        value = getattr(self._agent, name, NOT_GIVEN) if self._agent is not None else NOT_GIVEN
+        return value if is_given(value) else default
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(
+        self,
+        agent: Agent,
+        room: rtc.Room | None = None,
+        *,
+        room_input_options: RoomInputOptions | None = None,
+        room_output_options: RoomOutputOptions | None = None,
+    ) -> None:
+        """Start running ``agent``: join the room's audio (or use ``self.input``/``self.output``
+        set beforehand), then call ``agent.on_enter()`` (in the background)."""
+        if self._started:
+            raise RuntimeError("AgentSession.start() was already called")
+        if not isinstance(agent, Agent):
+            raise TypeError(f"start() needs an Agent, got {agent!r}")
+        self._started = True
+        self._speech_q = asyncio.Queue()
+        if room is not None:
+            self._room_io = RoomIO(
+                room,
+                input_options=room_input_options,
+                output_options=room_output_options,
+                on_chat_text=self._on_chat_text,
+                on_participant_left=self._on_participant_left,
+            )
+            await self._room_io.start()
+            self.input.audio = self.input.audio or self._room_io.audio_input
+            self.output.audio = self.output.audio or self._room_io.audio_output
+            self.output.transcription = self.output.transcription or self._room_io.text_output
+            self.output.user_transcription = self.output.user_transcription or self._room_io.user_transcript_output
+        if self.output.audio is not None:
+            self.output.audio.on("playback_started", self._on_playback_started)
+        self._agent = agent
+        agent._session = self
+        self._watch_metrics()
+        self._start_recognition()
+        self._tasks.create_task(self._run_speeches(), name="session.speeches")
+        self._set_agent_state(AgentState.LISTENING)
+        self._tasks.create_task(self._guard(agent.on_enter(), "on_enter"), name="session.on_enter")
+
+    async def aclose(self) -> None:
+        await self._close(CloseReason.USER_INITIATED)
+
+    async def _close(self, reason: CloseReason, error: BaseException | None = None) -> None:
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        for handle in [*self._queued, *([self._current] if self._current else [])]:
+            handle.interrupt(force=True)
+        self._cancel_timers()
+        if self._agent is not None:
+            await self._guard(self._agent.on_exit(), "on_exit")
+        if self._recognition is not None:
+            await self._recognition.aclose()
+        await self._tasks.aclose()
+        for handle in self._queued:
+            handle._mark_done()
+        if self._current is not None:
+            self._current._mark_done()
+        for source in self._metric_sources:
+            source.off("metrics_collected", self._on_metrics)
+        for adapter in self._tts_adapters.values():
+            await adapter.aclose()
+        if self.output.audio is not None:
+            self.output.audio.off("playback_started", self._on_playback_started)
+        if self._room_io is not None:
+            await self._room_io.aclose()
+        self.emit("close", CloseEvent(reason=reason, error=error))
+        self._closed.set()
+
+    async def _on_participant_left(self) -> None:
+        await self._close(CloseReason.PARTICIPANT_DISCONNECTED)
+
+    async def _guard(self, aw: Awaitable[Any], what: str) -> None:
+        try:
+            await aw
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("%s failed", what)
+            self.emit("error", ErrorEvent(error=exc, source=self))
+
+    # -- agents --------------------------------------------------------------------------
+
+    def update_agent(self, agent: Agent) -> None:
+        """Hand the conversation to ``agent``: the current agent's ``on_exit`` runs, then
+        the new one's ``on_enter`` (in the background)."""
+        if not isinstance(agent, Agent):
+            raise TypeError(f"update_agent() needs an Agent, got {agent!r}")
+        if not self._started:
+            self._agent = agent
+            return
+        self._tasks.create_task(self._handoff(agent), name="session.handoff")
+
+    async def _handoff(self, agent: Agent) -> None:
+        old = self._agent
+        if old is agent:
+            return
+        if old is not None:
+            await self._guard(old.on_exit(), "on_exit")
+            old._session = None
+        old_stt, old_vad = self.stt, self.vad
+        self._agent = agent
+        agent._session = self
+        self._watch_metrics()
+        if self.stt is not old_stt or self.vad is not old_vad:
+            if self._recognition is not None:
+                await self._recognition.aclose()
+            self._start_recognition()
+        await self._guard(agent.on_enter(), "on_enter")
+
+    # -- conversation --------------------------------------------------------------------
+
+    def _add_item(self, item: ChatItem, *, speech: SpeechHandle | None = None) -> None:
+        if self._agent is not None:
+            self._agent._chat_ctx.items.append(item)
+        self._history.items.append(item)
+        if speech is not None:
+            speech._add_item(item)
+        self.emit("conversation_item_added", ConversationItemAddedEvent(item=item))
+
+    def _request_ctx(self, agent: Agent, instructions: str | None, extra: Sequence[ChatItem] = ()) -> ChatContext:
+        items: list[ChatItem] = []
+        if agent.instructions:
+            items.append(ChatMessage(role="system", content=[agent.instructions], id="instructions"))
+        items.extend(agent._chat_ctx.items)
+        items.extend(extra)
+        if instructions:
+            items.append(ChatMessage(role="system", content=[instructions]))
+        return ChatContext(items, tools=agent.tools)
+
+    # -- speeches ------------------------------------------------------------------------
+
+    def say(
+        self,
+        text: str | AsyncIterable[str],
+        *,
+        allow_interruptions: NotGivenOr[bool] = NOT_GIVEN,
+        add_to_chat_ctx: bool = True,
+    ) -> SpeechHandle:
+        """Speak ``text`` (no LLM). Returns at once; await the handle for the playout."""
+        self._need_running()
+        handle = SpeechHandle(allow_interruptions=self._allows(allow_interruptions))
+
+        async def run() -> None:
+            source = text_once(text) if isinstance(text, str) else text
+            result = await self._speak(handle, source)
+            if add_to_chat_ctx and result.heard_text:
+                self._add_item(
+                    ChatMessage(role="assistant", content=[result.heard_text], interrupted=result.interrupted),
+                    speech=handle,
+                )
+
+        self._schedule(handle, run, source="say", user_initiated=True)
+        return handle
+
+    def generate_reply(
+        self,
+        *,
+        user_input: NotGivenOr[str] = NOT_GIVEN,
+        instructions: NotGivenOr[str] = NOT_GIVEN,
+        tools: NotGivenOr[Sequence[Tool]] = NOT_GIVEN,
+        allow_interruptions: NotGivenOr[bool] = NOT_GIVEN,
+    ) -> SpeechHandle:
+        """Have the LLM answer now. ``user_input`` is added as a user message first;
+        ``instructions`` are extra instructions for this reply only; ``tools`` replace
+        the agent's tools for it. Returns at once; await the handle for the playout."""
+        self._need_running()
+        if is_given(user_input) and user_input:
+            self._add_item(ChatMessage(role="user", content=[user_input]))
+        return self._reply(
+            instructions=instructions if is_given(instructions) else None,
+            tools=list(tools) if is_given(tools) else None,
+            allow_interruptions=allow_interruptions,
+            source="generate_reply",
+            user_initiated=True,
+        )
+
+    def interrupt(self) -> None:
+        """Stop the current speech and drop the queued ones (those that allow it)."""
+        for handle in [*self._queued, *([self._current] if self._current else [])]:
+            if handle.allow_interruptions and not handle.done():
+                handle.interrupt()
+
+    async def commit_user_turn(self) -> None:
+        """End the user's turn now (for turn_detection="manual")."""
+        if self._recognition is not None:
+            await self._recognition.commit_user_turn()
+
+    def clear_user_turn(self) -> None:
+        """Forget what the user said in the current turn."""
+        if self._recognition is not None:
+            self._recognition.clear_user_turn()
+
+    def _need_running(self) -> None:
+        if not self._started or self._closing:
+            raise RuntimeError("the AgentSession is not running (call start() first; it must not be closed)")
+
+    def _allows(self, allow: NotGivenOr[bool]) -> bool:
+        if is_given(allow):
+            return allow
+        return bool(self._agent_option("allow_interruptions", self.allow_interruptions))
+
+    def _schedule(self, handle: SpeechHandle, run: Callable[[], Awaitable[None]], *,
+                  source: SpeechSource, user_initiated: bool) -> None:
+        assert self._speech_q is not None
+        self._queued.append(handle)
+        self._speech_q.put_nowait(_QueuedSpeech(handle, run))
+        self.emit("speech_created", SpeechCreatedEvent(user_initiated=user_initiated, source=source, speech_handle=handle))
+
+    async def _run_speeches(self) -> None:
+        assert self._speech_q is not None
+        while True:
+            queued = await self._speech_q.get()
+            handle = queued.handle
+            if handle in self._queued:
+                self._queued.remove(handle)
+            if handle.interrupted:
+                handle._mark_done()
+                continue
+            self._current = handle
+            handle._scheduled.set()
+            try:
+                await queued.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.exception("speech %s failed", handle.id)
+                self.emit("error", ErrorEvent(error=exc, source=self))
+            finally:
+                self._current = None
+                if self._paused_speech is handle:
+                    self._end_false_interruption_wait()
+                handle._mark_done()
+            if not self._queued:
+                self._set_agent_state(AgentState.LISTENING)
+            delay = float(self._agent_option("min_consecutive_speech_delay", self.min_consecutive_speech_delay))
+            if delay > 0 and self._queued:
+                await asyncio.sleep(delay)
+
+    def _tts_for_stream(self) -> tts_mod.TTS | None:
+        tts = self.tts
+        if tts is None or tts.capabilities.streaming:
+            return tts
+        adapter = self._tts_adapters.get(id(tts))
+        if adapter is None:
+            adapter = self._tts_adapters[id(tts)] = TTSStreamAdapter(tts=tts)
+        return adapter
+
+    async def _speak(self, handle: SpeechHandle, text: AsyncIterable[str]) -> PlayoutResult:
+        """Play text for ``handle`` until done or interrupted."""
+        playout = Playout(
+            tts=self._tts_for_stream(),
+            audio=self.output.audio,
+            transcript=self.output.transcription,
+            conn_options=self._conn_options.tts_conn_options,
+        )
+        task = asyncio.ensure_future(playout.run(text))
+        await handle.wait_if_not_interrupted([task])
+        if task.done():
+            return task.result()
+        await cancel_and_wait(task)
+        return await playout.interrupt()
+
+    def _reply(self, *, instructions: str | None, tools: list[Tool] | None, allow_interruptions: NotGivenOr[bool],
+               source: SpeechSource, user_initiated: bool, extra: Sequence[ChatItem] = ()) -> SpeechHandle:
+        handle = SpeechHandle(allow_interruptions=self._allows(allow_interruptions))
+
+        async def run() -> None:
+            await self._run_reply(handle, instructions=instructions, tools=tools, extra=extra)
+
+        self._schedule(handle, run, source=source, user_initiated=user_initiated)
+        return handle
+
+    async def _run_reply(self, handle: SpeechHandle, *, instructions: str | None,
+                         tools: list[Tool] | None, extra: Sequence[ChatItem]) -> None:
+        for step in range(self.max_tool_steps + 1):
+            agent = self._agent
+            llm = self.llm
+            if agent is None or llm is None:
+                if llm is None:
+                    logger.warning("generate_reply: the session has no LLM; nothing to say")
+                return
+            step_tools = tools if tools is not None else agent.tools
+            ctx = self._request_ctx(agent, instructions, extra if step == 0 else ())
+            self._set_agent_state(AgentState.THINKING)
+            done = await self._llm_step(handle, llm, ctx, step_tools)
+            if done is None:  # failed or interrupted before any output
+                return
+            result, calls = done.result, done.tool_calls
+            if result.heard_text or (result.text and not result.interrupted):
+                self._add_item(
+                    ChatMessage(role="assistant", content=[result.heard_text or result.text], interrupted=result.interrupted),
+                    speech=handle,
+                )
+            if result.interrupted or not calls:
+                return
+            if not await self._run_tools(handle, agent, step_tools, calls):
+                return
+            if step == self.max_tool_steps:
+                logger.info("speech %s: max_tool_steps (%d) reached; not asking the LLM again", handle.id, self.max_tool_steps)
+                return
+            handle._num_steps += 1
+
+    async def _llm_step(self, handle: SpeechHandle, llm: llm_mod.LLM, ctx: ChatContext,
+                        tools: Sequence[Tool]) -> _Step | None:
+        out = LLMOutput()
+        llm_task = asyncio.ensure_future(
+            read_llm(llm, chat_ctx=ctx, tools=tools, conn_options=self._conn_options.llm_conn_options, out=out)
+        )
+        try:
+            result = await self._speak(handle, out.text)
+            if result.interrupted:
+                await cancel_and_wait(llm_task)
+                return _Step(result=result)
+            await llm_task
+        except asyncio.CancelledError:
+            await cancel_and_wait(llm_task)
+            raise
+        except Exception as exc:
+            await cancel_and_wait(llm_task)
+            logger.error("LLM step failed: %s", exc)
+            self.emit("error", ErrorEvent(error=exc, source=llm))
+            return None
+        return _Step(result=result, tool_calls=list(out.tool_calls))
+
+    async def _run_tools(self, handle: SpeechHandle, agent: Agent, tools: Sequence[Tool],
+                         calls: list[llm_mod.FunctionToolCall]) -> bool:
+        """Run the calls; True when the LLM should be asked again with their outputs."""
+        function_calls = [FunctionCall(call_id=c.call_id, name=c.name, arguments=c.arguments) for c in calls]
+        for call in function_calls:
+            self._add_item(call, speech=handle)
+        try:
+            tool_ctx = ToolContext(tools)
+        except (TypeError, ValueError) as exc:
+            self.emit("error", ErrorEvent(error=exc, source=self))
+            return False
+        executions = await asyncio.gather(*(
+            execute_function_call(tool_ctx, call, RunContext(session=self, speech_handle=handle, function_call=call))
+            for call in function_calls
+        ))
+        new_agent: Agent | None = None
+        outputs: list[FunctionCallOutput | None] = []
+        for execution in executions:
+            output = execution.output
+            raw = execution.raw_output
+            if isinstance(raw, Agent):
+                new_agent = raw
+                if output is not None:
+                    output.output = ""
+            elif isinstance(raw, tuple) and len(raw) == 2 and isinstance(raw[0], Agent):
+                new_agent = raw[0]
+                if output is not None:
+                    output.output = output_text(raw[1])
+            outputs.append(output)
+            if output is not None:
+                self._add_item(output, speech=handle)
+        self.emit("function_tools_executed",
+                  FunctionToolsExecutedEvent(function_calls=function_calls, function_call_outputs=outputs))
+        if new_agent is not None and new_agent is not agent:
+            await self._handoff(new_agent)
+            return False
+        if all(e.stop_response for e in executions):
+            return False
+        return not handle.interrupted
+
+    # -- user turns (AudioRecognition hooks) -------------------------------------------------
+
+    def _start_recognition(self) -> None:
+        self._recognition = None
+        audio = self.input.audio
+        stt, vad = self.stt, self.vad
+        if audio is None or (stt is None and vad is None):
+            return
+        detection = self._agent_option("turn_detection", self._turn_detection)
+        if not is_given(detection) or detection is None or not isinstance(detection, str):
+            detector = detection if is_given(detection) and detection is not None else None
+            mode = "vad" if vad is not None else "stt"
+        else:
+            detector, mode = None, detection
+        self._recognition = AudioRecognition(
+            self,
+            stt=stt,
+            vad=vad,
+            turn_detection=mode,
+            turn_detector=detector,
+            min_endpointing_delay=lambda: float(self._agent_option("min_endpointing_delay", self.min_endpointing_delay)),
+            max_endpointing_delay=lambda: float(self._agent_option("max_endpointing_delay", self.max_endpointing_delay)),
+            stt_conn_options=self._conn_options.stt_conn_options,
+        )
+        self._recognition.start(audio)
+
+    def retrieve_chat_ctx(self) -> ChatContext:
+        return self._agent.chat_ctx if self._agent is not None else ChatContext.empty()
+
+    def discard_audio(self) -> bool:
+        speech = self._current
+        return (
+            self.discard_audio_if_uninterruptible
+            and speech is not None
+            and not speech.allow_interruptions
+            and self._agent_state == AgentState.SPEAKING
+        )
+
+    def on_start_of_speech(self, ev: VADEvent | None) -> None:
+        self._interim_words = 0
+        self._set_user_state(UserState.SPEAKING)
+        if self._false_timer is not None:
+            self._false_timer.cancel()
+            self._false_timer = None
+
+    def on_vad_inference_done(self, ev: VADEvent) -> None:
+        if ev.speaking and ev.speech_duration >= self.min_interruption_duration:
+            self._maybe_interrupt()
+
+    def on_end_of_speech(self, ev: VADEvent | None) -> None:
+        self._set_user_state(UserState.LISTENING)
+        if self._paused_speech is not None and self.false_interruption_timeout is not None:
+            self._false_timer = asyncio.get_running_loop().call_later(
+                self.false_interruption_timeout, self._on_false_interruption
+            )
+
+    def on_interim_transcript(self, ev: SpeechEvent) -> None:
+        text = ev.alternatives[0].text
+        self._interim_words = len(text.split())
+        self._transcribed(text, is_final=False, language=ev.alternatives[0].language)
+        self._confirm_interruption()
+        if self.min_interruption_words and self._user_state == UserState.SPEAKING:
+            self._maybe_interrupt()
+
+    def on_final_transcript(self, ev: SpeechEvent) -> None:
+        text = ev.alternatives[0].text
+        self._interim_words = len(text.split())
+        self._transcribed(text, is_final=True, language=ev.alternatives[0].language)
+        self._confirm_interruption()
+
+    def _transcribed(self, text: str, *, is_final: bool, language: str | None) -> None:
+        identity = self._room_io.linked_participant_identity if self._room_io is not None else None
+        self.emit("user_input_transcribed", UserInputTranscribedEvent(
+            transcript=text, is_final=is_final, speaker_id=identity, language=language or None))
+        if self.output.user_transcription is not None:
+            self._tasks.create_task(self.output.user_transcription.publish(text, is_final=is_final))
+
+    async def on_end_of_turn(self, info: EndOfTurnInfo) -> None:
+        # Runs in its own task: the recognizer cancels its end-of-turn wait when the user
+        # speaks again, which must not cancel a turn already being handled.
+        self._tasks.create_task(self._user_turn(info.transcript, info), name="session.user_turn")
+
+    async def _on_chat_text(self, text: str, participant_identity: str) -> None:
+        self.interrupt()
+        await self._user_turn(text, None)
+
+    async def _user_turn(self, text: str, info: EndOfTurnInfo | None) -> None:
+        async with self._turn_lock:
+            agent = self._agent
+            if agent is None or self._closing:
+                return
+            current = self._current
+            if current is not None and current.allow_interruptions and not current.done():
+                current.interrupt()
+            message = ChatMessage(role="user", content=[text])
+            turn_ctx = agent.chat_ctx
+            known = {item.id for item in turn_ctx.items}
+            started = time.perf_counter()
+            stop = False
+            try:
+                await agent.on_user_turn_completed(turn_ctx, message)
+            except StopResponse:
+                stop = True
+            except Exception as exc:
+                logger.exception("on_user_turn_completed failed")
+                self.emit("error", ErrorEvent(error=exc, source=agent))
+            hook_time = time.perf_counter() - started
+            self._add_item(message)
+            extra = [item for item in turn_ctx.items if item.id not in known and item is not message]
+            handle = None
+            if not stop:
+                handle = self._reply(instructions=None, tools=None, allow_interruptions=NOT_GIVEN,
+                                     source="generate_reply", user_initiated=False, extra=extra)
+            if info is not None:
+                self._emit_metrics(EOUMetrics(
+                    timestamp=time.time(),
+                    end_of_utterance_delay=time.perf_counter() - info.end_of_speech_at,
+                    transcription_delay=max(0.0, info.final_transcript_at - info.end_of_speech_at),
+                    on_user_turn_completed_delay=hook_time,
+                    speech_id=handle.id if handle is not None else None,
+                ))
+
+    # -- interruptions -------------------------------------------------------------------
+
+    def _maybe_interrupt(self) -> None:
+        speech = self._current
+        if speech is None or speech.done() or speech.interrupted or not speech.allow_interruptions:
+            return
+        if self.min_interruption_words and self._interim_words < self.min_interruption_words:
+            return
+        if self._paused_speech is speech:
+            return
+        audio = self.output.audio
+        if (
+            self.resume_false_interruption
+            and self.false_interruption_timeout is not None
+            and audio is not None
+            and audio.can_pause
+            and self._agent_state == AgentState.SPEAKING
+            and self._interim_words == 0
+        ):
+            # Maybe a cough: hold the audio until words prove it is an interruption.
+            audio.pause()
+            self._paused_speech = speech
+            return
+        speech.interrupt()
+
+    def _confirm_interruption(self) -> None:
+        speech = self._paused_speech
+        if speech is None:
+            return
+        self._end_false_interruption_wait()
+        if not speech.done() and speech.allow_interruptions:
+            speech.interrupt()
+
+    def _end_false_interruption_wait(self) -> None:
+        self._paused_speech = None
+        if self._false_timer is not None:
+            self._false_timer.cancel()
+            self._false_timer = None
+
+    def _on_false_interruption(self) -> None:
+        self._false_timer = None
+        speech = self._paused_speech
+        if speech is None:
+            return
+        self._paused_speech = None
+        if self.output.audio is not None:
+            self.output.audio.resume()
+        self.emit("agent_false_interruption", AgentFalseInterruptionEvent(resumed=True))
+
+    # -- states --------------------------------------------------------------------------
+
+    def _on_playback_started(self, at: float) -> None:
+        if self._current is not None:
+            self._set_agent_state(AgentState.SPEAKING)
+
+    def _set_agent_state(self, state: AgentState) -> None:
+        if state == self._agent_state:
+            return
+        old, self._agent_state = self._agent_state, state
+        self.emit("agent_state_changed", AgentStateChangedEvent(old_state=old, new_state=state))
+        self._arm_away_timer()
+
+    def _set_user_state(self, state: UserState) -> None:
+        if state == self._user_state:
+            return
+        old, self._user_state = self._user_state, state
+        self.emit("user_state_changed", UserStateChangedEvent(old_state=old, new_state=state))
+        self._arm_away_timer()
+
+    def _arm_away_timer(self) -> None:
+        if self._away_timer is not None:
+            self._away_timer.cancel()
+            self._away_timer = None
+        if (
+            self.user_away_timeout is not None
+            and not self._closing
+            and self._user_state == UserState.LISTENING
+            and self._agent_state == AgentState.LISTENING
+        ):
+            self._away_timer = asyncio.get_running_loop().call_later(
+                self.user_away_timeout, self._set_user_state, UserState.AWAY
+            )
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._away_timer, self._false_timer):
+            if timer is not None:
+                timer.cancel()
+        self._away_timer = self._false_timer = None
+
+    # -- metrics -------------------------------------------------------------------------
+
+    def _watch_metrics(self) -> None:
+        for component in (self.stt, self.vad, self.llm, self.tts):
+            if component is not None and not any(component is s for s in self._metric_sources):
+                component.on("metrics_collected", self._on_metrics)
+                self._metric_sources.append(component)
+
+    def _on_metrics(self, metrics: Any) -> None:
+        self._emit_metrics(metrics)
+
+    def _emit_metrics(self, metrics: Any) -> None:
+        self.emit("metrics_collected", MetricsCollectedEvent(metrics=metrics))
+
+
+__all__ = ["AgentSession", "SessionConnectOptions", "SessionInput", "SessionOutput"]

@@ -1,0 +1,163 @@
+"""The session's events: one typed dataclass per event name, and the state enums.
+
+``AgentSession`` emits each event under its ``type`` string (``session.on("user_state_changed",
+cb)``); the callback receives the dataclass.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+from ..llm.chat_context import ChatItem, FunctionCall, FunctionCallOutput
+
+if TYPE_CHECKING:
+    from .speech_handle import SpeechHandle
+
+
+class AgentState(str, enum.Enum):
+    INITIALIZING = "initializing"
+    LISTENING = "listening"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+
+
+class UserState(str, enum.Enum):
+    SPEAKING = "speaking"
+    LISTENING = "listening"
+    AWAY = "away"
+
+
+EventTypes: TypeAlias = Literal[
+    "user_input_transcribed",
+    "conversation_item_added",
+    "agent_state_changed",
+    "user_state_changed",
+    "function_tools_executed",
+    "metrics_collected",
+    "speech_created",
+    "agent_false_interruption",
+    "error",
+    "close",
+]
+
+
+def _now() -> float:
+    return time.time()
+
+
+@dataclass(frozen=True, slots=True)
+class UserInputTranscribedEvent:
+    transcript: str
+    is_final: bool
+    speaker_id: str | None = None
+    language: str | None = None
+    created_at: float = field(default_factory=_now)
+    type: Literal["user_input_transcribed"] = "user_input_transcribed"
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationItemAddedEvent:
+    item: ChatItem
+    created_at: float = field(default_factory=_now)
+    type: Literal["conversation_item_added"] = "conversation_item_added"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStateChangedEvent:
+    old_state: AgentState
+    new_state: AgentState
+    created_at: float = field(default_factory=_now)
+    type: Literal["agent_state_changed"] = "agent_state_changed"
+
+
+@dataclass(frozen=True, slots=True)
+class UserStateChangedEvent:
+    old_state: UserState
+    new_state: UserState
+    created_at: float = field(default_factory=_now)
+    type: Literal["user_state_changed"] = "user_state_changed"
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionToolsExecutedEvent:
+    function_calls: list[FunctionCall]
+    function_call_outputs: list[FunctionCallOutput | None]  # None: the tool raised StopResponse
+    created_at: float = field(default_factory=_now)
+    type: Literal["function_tools_executed"] = "function_tools_executed"
+
+    def zipped(self) -> list[tuple[FunctionCall, FunctionCallOutput | None]]:
+        return list(zip(self.function_calls, self.function_call_outputs, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsCollectedEvent:
+    metrics: Any  # LLMMetrics | STTMetrics | TTSMetrics | VADMetrics | EOUMetrics
+    created_at: float = field(default_factory=_now)
+    type: Literal["metrics_collected"] = "metrics_collected"
+
+
+SpeechSource: TypeAlias = Literal["say", "generate_reply", "tool_response"]
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechCreatedEvent:
+    user_initiated: bool  # made by say()/generate_reply(), not by a user turn
+    source: SpeechSource
+    speech_handle: SpeechHandle
+    created_at: float = field(default_factory=_now)
+    type: Literal["speech_created"] = "speech_created"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFalseInterruptionEvent:
+    """The user made a sound during agent speech but said nothing: the speech resumed
+    (``resumed``) or, when it could not be paused, was already cut."""
+
+    resumed: bool
+    created_at: float = field(default_factory=_now)
+    type: Literal["agent_false_interruption"] = "agent_false_interruption"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent:
+    error: BaseException
+    source: Any  # the component (LLM, STT, TTS, VAD) or the session
+    recoverable: bool = True
+    created_at: float = field(default_factory=_now)
+    type: Literal["error"] = "error"
+
+
+class CloseReason(str, enum.Enum):
+    USER_INITIATED = "user_initiated"
+    PARTICIPANT_DISCONNECTED = "participant_disconnected"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class CloseEvent:
+    reason: CloseReason
+    error: BaseException | None = None
+    created_at: float = field(default_factory=_now)
+    type: Literal["close"] = "close"
+
+
+__all__ = [
+    "AgentFalseInterruptionEvent",
+    "AgentState",
+    "AgentStateChangedEvent",
+    "CloseEvent",
+    "CloseReason",
+    "ConversationItemAddedEvent",
+    "ErrorEvent",
+    "EventTypes",
+    "FunctionToolsExecutedEvent",
+    "MetricsCollectedEvent",
+    "SpeechCreatedEvent",
+    "SpeechSource",
+    "UserInputTranscribedEvent",
+    "UserState",
+    "UserStateChangedEvent",
+]
