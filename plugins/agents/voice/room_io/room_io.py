@@ -93,6 +93,7 @@ class RoomIO:
             logger.warning("RoomInputOptions(video_enabled=True): video input is not supported yet; ignored")
         self._room.on("participant_connected", self._on_participant_connected)
         self._room.on("participant_disconnected", self._on_participant_disconnected)
+        self._room.on("disconnected", self._on_room_disconnected)
         for participant in self._room.remote_participants.values():
             self._consider(participant)
 
@@ -116,7 +117,7 @@ class RoomIO:
     def _on_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
         if participant.identity != self._linked:
             return
-        if self._in.close_on_disconnect and self._on_participant_left is not None:
+        if self._in.close_on_disconnect and self._on_participant_left is not None and self._left_task is None:
             self._left_task = asyncio.get_running_loop().create_task(
                 self._on_participant_left(), name="room_io.participant_left"
             )
@@ -130,7 +131,15 @@ class RoomIO:
             if other.identity != participant.identity:
                 self._consider(other)
 
+    def _on_room_disconnected(self, reason: object = None) -> None:
+        # The agent left the room (job ended, server gone): nothing more can be heard or said.
+        if self._on_participant_left is not None and self._left_task is None:
+            self._left_task = asyncio.get_running_loop().create_task(
+                self._on_participant_left(), name="room_io.room_disconnected"
+            )
+
     async def aclose(self) -> None:
+        self._room.off("disconnected", self._on_room_disconnected)
         self._room.off("participant_connected", self._on_participant_connected)
         self._room.off("participant_disconnected", self._on_participant_disconnected)
         for part in (self.chat_input, self.audio_input, self.text_output, self.user_transcript_output, self.audio_output):
