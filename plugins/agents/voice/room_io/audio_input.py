@@ -30,6 +30,7 @@ class RoomAudioInput(AudioInput):
         self._pump: asyncio.Task[None] | None = None
         self._stream: rtc.AudioStream | None = None
         self._subscribed = asyncio.Event()
+        self._closing: set[asyncio.Task[None]] = set()  # streams of replaced tracks, closing
         room.on("track_subscribed", self._on_track_subscribed)
         room.on("track_unsubscribed", self._on_track_unsubscribed)
         room.on("track_published", self._on_track_published)
@@ -99,7 +100,9 @@ class RoomAudioInput(AudioInput):
             self._pump = None
         if self._stream is not None:
             stream, self._stream = self._stream, None
-            asyncio.get_running_loop().create_task(stream.aclose())
+            task = asyncio.get_running_loop().create_task(stream.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
         self._track_sid = None
         self._subscribed.clear()
 
@@ -119,6 +122,8 @@ class RoomAudioInput(AudioInput):
         pump, stream = self._pump, self._stream
         self._pump = self._stream = None
         await cancel_and_wait(pump)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         if stream is not None:
             await stream.aclose()
         self._chan.close()
