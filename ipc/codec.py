@@ -64,8 +64,15 @@ class FrameDecoder:
         self._failed: ProtocolError | None = None
 
     def feed(self, data: bytes) -> list[Any]:
+        messages, error = self.feed_partial(data)
+        if error is not None:
+            raise error
+        return messages
+
+    def feed_partial(self, data: bytes) -> tuple[list[Any], ProtocolError | None]:
+        """Like ``feed``, but the messages decoded before a bad frame are returned with the error."""
         if self._failed is not None:
-            raise self._failed  # a broken stream never resynchronises
+            return [], self._failed  # a broken stream never resynchronises
         self._buffer += data
         out: list[Any] = []
         try:
@@ -81,8 +88,8 @@ class FrameDecoder:
         except ProtocolError as exc:
             self._failed = exc
             self._buffer.clear()
-            raise
-        return out
+            return out, exc
+        return out, None
 
     @property
     def pending(self) -> int:

@@ -382,9 +382,10 @@ class ChildProcess:
             self._emit_child_log(message)
         elif isinstance(message, JobStarted):
             job = self._job
-            if job is None or job.job_id != message.job_id or self._state is not ChildState.ASSIGNED:
+            if job is None or job.job_id != message.job_id:
                 raise ProtocolError(f"JobStarted for {message.job_id!r}, which this child was not given")
-            self._transition(ChildState.RUNNING, message.job_id)
+            if self._state is ChildState.ASSIGNED:  # (it may be STOPPING already: Shutdown crossed it)
+                self._transition(ChildState.RUNNING, message.job_id)
             job.started.set()
         elif isinstance(message, JobEnded):
             self._job_ended(message)

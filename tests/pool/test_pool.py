@@ -156,7 +156,7 @@ async def test_garbage_to_a_child_ends_it_with_the_protocol_exit_code(make_pool)
     handle = await pool.launch(make_launch("hold"))
     await asyncio.wait_for(handle.wait_running(), WAIT)
     child = pool._children[handle.pid]
-    child._channel._writer.write(b"\x00\x00\x00\x03abc")  # as a corrupted supervisor would
+    child._channel.write_raw(b"\x00\x00\x00\x03abc")  # as a corrupted supervisor would
     outcome = await asyncio.wait_for(handle.wait_ended(), WAIT)
     assert outcome.status is JobStatus.FAILED
     assert "exit code 76" in outcome.error
