@@ -3,7 +3,8 @@
 Actions: ok (return at once), hold (wait for shutdown), raise (entrypoint raises),
 hang (block the event loop), hog (allocate ``mb`` MiB and hold), garbage (write bytes that
 are no frame to the IPC socket), flood (log ``count`` events as fast as possible),
-join (connect to the room and hold until shutdown), context (report get_job_context and
+join (connect to the room and hold until shutdown), api (find the job's room through
+ctx.api), context (report get_job_context and
 userdata in a log event).
 """
 
@@ -53,6 +54,13 @@ async def _entrypoint(ctx: JobContext) -> None:
         for i in range(int(meta.get("count", 10000))):
             log.info("flood", i=i)
         await asyncio.sleep(0.5)
+        return
+    if action == "api":
+        from livekit import api
+
+        rooms = await ctx.api.room.list_rooms(api.ListRoomsRequest(names=[ctx.job.room.name]))
+        if [r.name for r in rooms.rooms] != [ctx.job.room.name]:
+            raise RuntimeError(f"room {ctx.job.room.name!r} not found through ctx.api")
         return
     if action == "join":
         await ctx.connect()

@@ -192,10 +192,18 @@ async def test_shutdown_with_jobs_running_is_bounded(make_pool) -> None:
 
 
 async def test_a_log_flood_is_throttled_and_counted(make_pool) -> None:
-    pool = await make_pool()
-    handle = await pool.launch(make_launch("flood", count=20000))
-    outcome = await asyncio.wait_for(handle.wait_ended(), WAIT)
+    with structlog.testing.capture_logs() as logs:
+        pool = await make_pool()
+        handle = await pool.launch(make_launch("flood", count=20000))
+        outcome = await asyncio.wait_for(handle.wait_ended(), WAIT)
     assert outcome.status is JobStatus.SUCCESS
+    floods = [e for e in logs if e["event"] == "flood"]
+    drops = [e for e in logs if e["event"] == "child log events dropped"]
+    # The child's token bucket (burst 1000, 200/s) let through far fewer than were logged, and
+    # said how many it dropped, bound to the job like any other child event.
+    assert 0 < len(floods) < 5000
+    assert drops and drops[0]["job_id"] == handle.job_id
+    assert len(floods) + sum(e["dropped"] for e in drops) <= 20000
 
 
 async def test_wait_running_raises_when_the_job_ends_first(make_pool) -> None:
