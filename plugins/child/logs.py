@@ -89,12 +89,16 @@ class LogForwarder:
         """Forever: once per interval, say how many events were dropped since the last report."""
         while True:
             await asyncio.sleep(interval)
-            dropped = self.dropped - self._reported
-            if dropped:
-                self._reported = self.dropped
-                await self._channel.send(Log(level="warning", event="child log events dropped",
-                                             logger="roomd.child",
-                                             fields={"dropped": dropped, "dropped_total": self.dropped}))
+            await self.report_now()
+
+    async def report_now(self) -> None:
+        """Say how many events were dropped since the last report (at job end, before exit)."""
+        dropped = self.dropped - self._reported
+        if dropped:
+            self._reported = self.dropped
+            await self._channel.send(Log(level="warning", event="child log events dropped",
+                                         logger="roomd.child", fields={**self._context(), "dropped": dropped,
+                                                                       "dropped_total": self.dropped}))
 
     def structlog_processor(
         self, _logger: Any, method: str, event_dict: MutableMapping[str, Any]

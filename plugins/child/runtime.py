@@ -146,6 +146,7 @@ class ChildRuntime:
         forwarder = logs.LogForwarder(channel, rate=init.limits.log_rate, burst=init.limits.log_burst,
                                       context=self._log_context)
         logs.install(forwarder, init.limits.log_level)
+        self._forwarder = forwarder
         self._spawn(forwarder.report_drops(), "log drop reporter")
         error = await self._prewarm(init.limits.initialize_timeout, init.run_prewarm)
         await channel.send(Initialized(error=error))
@@ -238,6 +239,7 @@ class ChildRuntime:
             result_status, result_error, result_reason = "FAILED", f"{type(exc).__name__}: {exc}", "runner error"
         else:
             result_status, result_error, result_reason = result.status, result.error, result.reason
+        await self._forwarder.report_now()  # while the supervisor still binds this job to our events
         self._channel.try_send(Metrics(samples=[
             MetricSample(name="job_duration_seconds", kind="histogram", value=time.monotonic() - started),
         ]))
