@@ -52,6 +52,19 @@ _EXPORTS: dict[str, str] = {
     "SpeechHandle": ".voice",
     "RoomInputOptions": ".voice",
     "RoomOutputOptions": ".voice",
+    "RoomIO": ".voice",
+    "TurnDetectionMode": ".voice",
+    "AgentState": ".voice",
+    "UserState": ".voice",
+    "AgentStateChangedEvent": ".voice",
+    "UserStateChangedEvent": ".voice",
+    "UserInputTranscribedEvent": ".voice",
+    "ConversationItemAddedEvent": ".voice",
+    "FunctionToolsExecutedEvent": ".voice",
+    "MetricsCollectedEvent": ".voice",
+    "SpeechCreatedEvent": ".voice",
+    "ErrorEvent": ".voice",
+    "CloseEvent": ".voice",
 }
 _SUBMODULES = ("cli", "llm", "stt", "tts", "vad", "tokenize", "utils", "voice", "testing", "metrics")
 
