@@ -1,0 +1,126 @@
+"""Admission: may this daemon take one more job right now?
+
+One ``Admission`` is shared by every server link of the daemon, so ``max_jobs`` is a
+daemon-wide budget. A slot is *reserved* before we answer an offer and held until the
+job ends (or the offer falls through), so a burst of concurrent offers can never
+over-commit: the check and the reservation are one synchronous step on the event loop.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import enum
+from collections.abc import Callable
+
+
+class Decision(enum.Enum):
+    """Why an offer was answered the way it was (a metric label: keep the set small)."""
+
+    ACCEPTED = "accepted"
+    DRAINING = "draining"
+    NO_SLOT = "no_slot"
+    OVERLOADED = "overloaded"
+    WRONG_AGENT = "wrong_agent"
+    REJECTED_BY_PLUGIN = "rejected_by_plugin"
+    PLUGIN_ERROR = "plugin_error"
+    LAUNCH_FAILED = "launch_failed"
+    ASSIGNMENT_TIMEOUT = "assignment_timeout"
+
+
+class Slot:
+    """A reserved job slot; ``release()`` is idempotent so every exit path may call it."""
+
+    def __init__(self, admission: Admission) -> None:
+        self._admission: Admission | None = admission
+
+    def release(self) -> None:
+        admission, self._admission = self._admission, None
+        if admission is not None:
+            admission._release()
+
+    @property
+    def held(self) -> bool:
+        return self._admission is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    decision: Decision
+    detail: str
+
+
+class Admission:
+    def __init__(
+        self,
+        *,
+        max_jobs: int,
+        load_threshold: float,
+        load: Callable[[], float],
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        """``max_jobs`` 0 means no count limit; ``load()`` returns the current load in 0..1."""
+        self._max_jobs = max_jobs
+        self._load_threshold = load_threshold
+        self._load = load
+        self._in_use = 0
+        self._draining = False
+        self._listeners: list[Callable[[], None]] = [on_change] if on_change else []
+        self.decisions: collections.Counter[Decision] = collections.Counter()
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def load(self) -> float:
+        return self._load()
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Called whenever availability may have changed (slots, draining)."""
+        self._listeners.append(listener)
+
+    def reconfigure(self, *, max_jobs: int, load_threshold: float) -> None:
+        self._max_jobs, self._load_threshold = max_jobs, load_threshold
+        self._changed()
+
+    def start_draining(self) -> None:
+        self._draining = True
+        self._changed()
+
+    def is_full(self) -> bool:
+        return self.refusal() is not None
+
+    def refusal(self) -> Refusal | None:
+        """Why a new job would be refused now, or None if it would be taken."""
+        if self._draining:
+            return Refusal(Decision.DRAINING, "the daemon is draining")
+        if self._max_jobs and self._in_use >= self._max_jobs:
+            return Refusal(Decision.NO_SLOT, f"{self._in_use} of max_jobs={self._max_jobs} slots in use")
+        load = self._load()
+        if load >= self._load_threshold:
+            return Refusal(Decision.OVERLOADED,
+                           f"load {load:.2f} >= load_threshold {self._load_threshold:.2f}")
+        return None
+
+    def try_reserve(self) -> Slot | Refusal:
+        refusal = self.refusal()
+        if refusal is not None:
+            return refusal
+        self._in_use += 1
+        self._changed()
+        return Slot(self)
+
+    def count(self, decision: Decision) -> None:
+        self.decisions[decision] += 1
+
+    def _release(self) -> None:
+        self._in_use -= 1
+        self._changed()
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
