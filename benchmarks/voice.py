@@ -38,6 +38,16 @@ class Turn:
     tools: list[str] = field(default_factory=list)
 
 
+async def wait_until_quiet(console, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    """Until the agent's track has carried no sound for ``seconds``."""
+    loop = asyncio.get_running_loop()
+    while True:
+        loud = [at for at, rms in console.agent_audio_frames if rms > 0.003]
+        if loud and loop.time() - loud[-1] >= seconds:
+            return
+        await asyncio.sleep(0.05)
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if len(ordered) == 1:
@@ -85,21 +95,19 @@ async def run(turns: int) -> list[Turn]:
         agent = await start_receptionist(address, room, components)
         async with asyncio.timeout(60):
             await console.wait_for_line(agent_final)  # greeting
-        await console.play_silence(3.0)  # let the greeting's audio finish
+        await wait_until_quiet(console, 1.0)  # the greeting has played out
         for i in range(turns):
             name = QUESTIONS[i % len(QUESTIONS)]
             samples = read_wav_48k(ROOT / "tests" / "data" / name)
             marks = (len(stt_m), len(llm_m), len(tts_m), len(agent.tool_calls), len(console.lines))
             async with asyncio.timeout(60):
                 ended = await console.play(samples, trailing_silence=0.0)
-                silence = asyncio.create_task(console.play_silence(30.0))
                 await console.wait_for_line(agent_final, start=marks[4])
                 first = console.first_sound_after(ended)
                 while first is None:
                     await asyncio.sleep(0.02)
                     first = console.first_sound_after(ended)
-                await asyncio.sleep(2.0)  # let the answer's audio play out before the next turn
-                silence.cancel()
+                await wait_until_quiet(console, 1.0)  # the answer has played out
             llm_turn = llm_m[marks[1]:]
             turn = Turn(
                 question=name,

@@ -84,6 +84,7 @@ class ConsoleSession:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _recorder: wave.Wave_write | None = None
     _line_event: asyncio.Event = field(default_factory=asyncio.Event)
+    _speech: asyncio.Queue[tuple[np.ndarray, asyncio.Future[float]]] = field(default_factory=asyncio.Queue)
     first_agent_audio_at: float | None = None  # loop.time() of the first agent frame with sound
     agent_audio_frames: list[tuple[float, float]] = field(default_factory=list)  # (loop time, rms)
     agent_audio: list[tuple[float, object]] = field(default_factory=list)  # (loop time, rtc.AudioFrame) if keep_audio
@@ -119,11 +120,13 @@ class ConsoleSession:
             self._recorder.setsampwidth(2)
             self._recorder.setframerate(RATE)
         await room.connect(self.options.url, self.token(), rtc.RoomOptions(auto_subscribe=True))
-        self._source = rtc.AudioSource(RATE, 1)
+        # A short queue: speech waits behind at most 100 ms of queued silence.
+        self._source = rtc.AudioSource(RATE, 1, queue_size_ms=100)
         track = rtc.LocalAudioTrack.create_audio_track("console-mic", self._source)
         await room.local_participant.publish_track(
             track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         )
+        self._spawn(self._pump())
         if self.options.agent_name:
             await self.dispatch(self.options.agent_name)
 
@@ -186,28 +189,48 @@ class ConsoleSession:
     async def send_text(self, text: str) -> None:
         await self.room.local_participant.send_text(text, topic=CHAT_TOPIC)
 
-    async def play(self, samples: np.ndarray, *, trailing_silence: float | None = None) -> float:
-        """Publish samples in real time then silence; returns loop.time() when the speech ended."""
+    async def _pump(self) -> None:
+        """The microphone track: queued speech when there is some, silence otherwise.
+
+        One task owns the source (a continuous stream, as a real microphone is), so the
+        agent's VAD hears the silence after a turn and nothing races on the source.
+        """
         from livekit import rtc
 
         assert self._source is not None
-        pad = (-samples.size) % FRAME
-        samples = np.concatenate([samples, np.zeros(pad, dtype=np.int16)])
-        for start in range(0, samples.size, FRAME):
-            chunk = samples[start : start + FRAME]
-            await self._source.capture_frame(rtc.AudioFrame(chunk.tobytes(), RATE, 1, FRAME))  # type: ignore[attr-defined]
-        await self._source.wait_for_playout()  # type: ignore[attr-defined]
-        ended = asyncio.get_running_loop().time()
-        silence = self.options.trailing_silence if trailing_silence is None else trailing_silence
-        await self.play_silence(silence)
+        loop = asyncio.get_running_loop()
+        quiet = rtc.AudioFrame.create(RATE, 1, FRAME)
+        while True:
+            try:
+                samples, done = self._speech.get_nowait()
+            except asyncio.QueueEmpty:
+                await self._source.capture_frame(quiet)  # type: ignore[attr-defined]
+                continue
+            pad = (-samples.size) % FRAME
+            samples = np.concatenate([samples, np.zeros(pad, dtype=np.int16)])
+            for start in range(0, samples.size, FRAME):
+                chunk = samples[start : start + FRAME]
+                await self._source.capture_frame(rtc.AudioFrame(chunk.tobytes(), RATE, 1, FRAME))  # type: ignore[attr-defined]
+            # What is still queued in the source plays out before the speech has ended.
+            ended = loop.time() + self._source.queued_duration  # type: ignore[attr-defined]
+            if not done.done():
+                done.set_result(ended)
+
+    async def play(self, samples: np.ndarray, *, trailing_silence: float | None = None) -> float:
+        """Publish samples as speech; returns loop.time() when their last sample plays out.
+
+        Waits ``trailing_silence`` more seconds (the pump sends silence meanwhile).
+        """
+        done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._speech.put_nowait((samples, done))
+        ended = await done
+        wait = self.options.trailing_silence if trailing_silence is None else trailing_silence
+        await asyncio.sleep(max(0.0, ended - asyncio.get_running_loop().time()) + wait)
         return ended
 
     async def play_silence(self, seconds: float) -> None:
-        from livekit import rtc
-
-        assert self._source is not None
-        for _ in range(int(seconds * 100)):
-            await self._source.capture_frame(rtc.AudioFrame.create(RATE, 1, FRAME))  # type: ignore[attr-defined]
+        """Let ``seconds`` of silence go out (the pump sends it)."""
+        await asyncio.sleep(seconds)
 
     async def wait_for_line(self, predicate: Callable[[Line], bool], *, start: int = 0) -> Line:
         """The first line (from index ``start``) matching; waits for more as they come."""
@@ -256,7 +279,8 @@ async def _mic(session: ConsoleSession) -> None:
 
     with sd.InputStream(samplerate=RATE, channels=1, dtype="int16", blocksize=FRAME, callback=callback):
         while True:
-            await session.play((await blocks.get()), trailing_silence=0.0)
+            block = await blocks.get()
+            session._speech.put_nowait((block, asyncio.get_running_loop().create_future()))
 
 
 async def run_console(options: ConsoleOptions, *, exit_after_reply: bool, timeout: float | None) -> int:

@@ -96,8 +96,12 @@ def to_llama_messages(chat_ctx: ChatContext, *, max_history_items: int) -> list[
             else:
                 note = f"Answer the user's question with this fact: {item.output}"
             history.append({"role": "system", "content": note})
-    if max_history_items > 0:
-        history = history[-max_history_items:]
+    if max_history_items > 0 and len(history) > max_history_items:
+        # Drop old items in steps of half the window, not one per turn: the kept prefix
+        # then stays the same for several turns and llama.cpp reuses its evaluation.
+        step = max(1, max_history_items // 2)
+        excess = len(history) - max_history_items
+        history = history[-(-excess // step) * step :]
     if instructions:
         merged = {"role": "system", "content": "\n".join(m["content"] for m in instructions)}
         return [merged, *history]
@@ -137,9 +141,24 @@ class LocalLLM(LLM):
     Load it in a prewarm function (``LocalLLM.load()``): the model is ~100 MB.
     """
 
-    def __init__(self, llama: Any, options: LlamaOptions, *, model_name: str = "smollm2-135m") -> None:
+    def __init__(
+        self,
+        llama: Any,
+        options: LlamaOptions,
+        *,
+        chooser: Any = None,
+        filler: Any = None,
+        model_name: str = "smollm2-135m",
+    ) -> None:
         super().__init__()
+        # Three contexts over the same (memory-mapped) weights: answers, tool choice and
+        # argument filling. llama.cpp reuses the cached prefix of a context's previous
+        # prompt, and on 2 cores prompt evaluation costs ~15 ms a token, so each kind of
+        # prompt keeps its own context: the few-shot choice prompt and the conversation
+        # are then evaluated once, not again on every call.
         self._llama = llama
+        self._chooser = chooser if chooser is not None else llama
+        self._filler = filler if filler is not None else llama
         self._options = options
         self._model_name = model_name
         self._lock = threading.Lock()  # one generation at a time: a llama context is not thread-safe
@@ -150,10 +169,10 @@ class LocalLLM(LLM):
 
         opts = LlamaOptions(**options)
         path = model_path or str(weights.smollm2_gguf())
-        llama = llama_cpp.Llama(
-            model_path=path, n_ctx=opts.n_ctx, n_threads=opts.n_threads, seed=0, verbose=False
-        )
-        return cls(llama, opts)
+        def context(n_ctx: int) -> Any:
+            return llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=opts.n_threads, seed=0, verbose=False)
+
+        return cls(context(opts.n_ctx), opts, chooser=context(1024), filler=context(512))
 
     @property
     def model(self) -> str:
@@ -180,12 +199,14 @@ class LocalLLM(LLM):
 
     # -- blocking parts, run in a worker thread ------------------------------------
 
-    def _complete(self, messages: list[dict[str, str]], *, schema: dict[str, Any] | None, max_tokens: int) -> str:
+    def _complete(
+        self, llama: Any, messages: list[dict[str, str]], *, schema: dict[str, Any] | None, max_tokens: int
+    ) -> str:
         kwargs: dict[str, Any] = {}
         if schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": schema}
         with self._lock:
-            result = self._llama.create_chat_completion(
+            result = llama.create_chat_completion(
                 messages=messages, temperature=0.0, top_k=1, max_tokens=max_tokens, **kwargs
             )
         return str(result["choices"][0]["message"]["content"] or "")
@@ -223,7 +244,7 @@ class LocalLLM(LLM):
             messages.append({"role": "assistant", "content": json.dumps({"function": answer})})
         messages.append({"role": "user", "content": request})
         schema = {"type": "object", "properties": {"function": {"enum": choices}}, "required": ["function"]}
-        text = self._complete(messages, schema=schema, max_tokens=32)
+        text = self._complete(self._chooser, messages, schema=schema, max_tokens=32)
         try:
             name = json.loads(text)["function"]
         except (ValueError, KeyError, TypeError) as exc:
@@ -250,7 +271,7 @@ class LocalLLM(LLM):
             {"role": "user", "content": request},
         ]
         schema.pop("additionalProperties", None)  # the grammar converter needs no help here
-        text = self._complete(messages, schema=schema, max_tokens=64)
+        text = self._complete(self._filler, messages, schema=schema, max_tokens=64)
         try:
             json.loads(text)
         except ValueError as exc:
