@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import shutil
+import tempfile
 import threading
 import wave
 from abc import abstractmethod
@@ -42,7 +44,7 @@ def pcm_frames(pcm: bytes, sample_rate: int, *, frame_duration: float = FRAME_DU
 
 
 def read_wav(data: bytes) -> tuple[bytes, int]:
-    """PCM and rate of a 16-bit mono WAV (as the speech programs write to stdout)."""
+    """PCM and rate of a 16-bit mono WAV (as the speech programs write it)."""
     with wave.open(io.BytesIO(data)) as wav:
         if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
             raise ValueError(f"expected 16-bit mono WAV, got {wav.getsampwidth() * 8}-bit {wav.getnchannels()} channels")
@@ -106,28 +108,37 @@ class _SubprocessTTS(_SentenceTTS):
         super().__init__(sample_rate=sample_rate, **kwargs)
 
     @abstractmethod
-    def _argv(self, text: str) -> list[str]: ...
+    def _argv(self, text: str, wav_path: str) -> list[str]: ...
 
     async def _synthesize_pcm(self, text: str) -> bytes:
-        proc = await asyncio.create_subprocess_exec(
-            *self._argv(text),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, err = await proc.communicate()
-        except asyncio.CancelledError:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-            raise
-        if proc.returncode != 0:
-            raise APIError(
-                f"{self.program} exited with {proc.returncode}: {err.decode(errors='replace').strip()}",
-                retryable=False,
+        # A file, not /dev/stdout: under uvloop a subprocess's stdout is a socketpair,
+        # which flite cannot open by that name.
+        with tempfile.TemporaryDirectory(prefix="roomd-tts-") as tmp:
+            wav_path = os.path.join(tmp, "speech.wav")
+            proc = await asyncio.create_subprocess_exec(
+                *self._argv(text, wav_path),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
             )
-        pcm, rate = read_wav(out)
+            try:
+                _, err = await proc.communicate()
+            except asyncio.CancelledError:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+                raise
+            if proc.returncode != 0:
+                raise APIError(
+                    f"{self.program} exited with {proc.returncode}: {err.decode(errors='replace').strip()}",
+                    retryable=False,
+                )
+            try:
+                with open(wav_path, "rb") as f:
+                    data = f.read()
+                pcm, rate = read_wav(data)
+            except (OSError, EOFError, wave.Error, ValueError) as exc:
+                raise APIError(f"{self.program} wrote no usable WAV for {text!r}: {exc}", retryable=False) from exc
         if rate != self.sample_rate:
             raise APIError(f"{self.program} wrote {rate} Hz audio, expected {self.sample_rate}", retryable=False)
         return pcm
@@ -153,8 +164,8 @@ class FliteTTS(_SubprocessTTS):
     def model(self) -> str:
         return f"flite-{self.voice}"
 
-    def _argv(self, text: str) -> list[str]:
-        return [self._path, "-voice", self.voice, "-t", text, "-o", "/dev/stdout"]
+    def _argv(self, text: str, wav_path: str) -> list[str]:
+        return [self._path, "-voice", self.voice, "-t", text, "-o", wav_path]
 
 
 class EspeakTTS(_SubprocessTTS):
@@ -171,9 +182,9 @@ class EspeakTTS(_SubprocessTTS):
     def model(self) -> str:
         return f"espeak-ng-{self.voice}"
 
-    def _argv(self, text: str) -> list[str]:
+    def _argv(self, text: str, wav_path: str) -> list[str]:
         # "--" so that a text starting with "-" is not read as an option
-        return [self._path, "-v", self.voice, "-s", str(self.words_per_minute), "--stdout", "--", text]
+        return [self._path, "-v", self.voice, "-s", str(self.words_per_minute), "-w", wav_path, "--", text]
 
 
 class PiperTTS(_SentenceTTS):

@@ -194,3 +194,16 @@ async def test_smollm2_obeys_tool_choice(smollm2) -> None:
     forced = {"type": "function", "function": {"name": "lookup_opening_hours"}}
     _, calls = await smollm2.chat(chat_ctx=_ctx("When does the pool open?"), tools=tools, tool_choice=forced).collect()
     assert [c.name for c in calls] == ["lookup_opening_hours"]
+
+
+def test_subprocess_tts_works_under_uvloop(flite) -> None:
+    """The daemon's children run uvloop, whose subprocess pipes are socketpairs (flite
+    cannot write to /dev/stdout there): synthesis must not depend on it."""
+    import uvloop
+
+    async def speak() -> rtc.AudioFrame:
+        return await flite.synthesize("Good morning.").collect()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        frame = runner.run(speak())
+    assert frame.sample_rate == 16000 and frame.duration > 0.3
