@@ -55,13 +55,14 @@ def main() -> None:
 def run(config_path: str | None, log_format: str | None, log_level: str | None,
         dev: bool | None, http_port: int | None) -> None:
     """Run the daemon in the foreground until SIGTERM/SIGINT (SIGHUP reloads)."""
-    config = _load_or_exit(config_path, {
+    overrides = {
         "daemon.log_format": log_format, "daemon.log_level": log_level,
         "daemon.dev": dev, "daemon.http_port": http_port,
-    })
+    }
+    config = _load_or_exit(config_path, overrides)
     from .supervisor import run_daemon
 
-    sys.exit(run_daemon(config))
+    sys.exit(run_daemon(config, config_path=config_path, flag_overrides=overrides))
 
 
 @main.group("config")

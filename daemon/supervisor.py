@@ -1,23 +1,412 @@
-"""The supervisor: owns every long-lived resource and reconciles them toward the config."""
+"""The supervisor: owns every long-lived resource and runs one loop of verbs.
+
+Like gunicorn's arbiter, signal handlers only queue what happened; the loop handles
+each event in order: ``handle_term`` (drain), ``handle_int`` (same), a second one
+(stop now), ``handle_hup`` (reload), and a link that gave up (exit 1). The signal
+table is the operations manual:
+
+  SIGTERM, SIGINT  drain: report FULL, refuse offers, wait for jobs (drain_timeout), stop
+  the same again   stop now: jobs are terminated, statuses still sent
+  SIGHUP           reload configuration and plugins; running jobs keep their old code
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
+import enum
 import signal
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import structlog
 import uvloop
 
-from .config import Config, LiveKitConfig
+from roomd.plugins.discovery import Discovery, PluginSpec, discover_plugins
+
+from .admission import Admission
+from .config import Config, ConfigError, LiveKitConfig, load_config
 from .devserver import DevServer, DevServerError
+from .link import LinkFailed, PoolEvaluator, ServerLink
+from .load import LoadMonitor
 from .logging import configure_logging
+from .plugin_runtime import PluginRecord, PluginStartError, PluginState, registration_for, start_pool
+from .pool import Pool, PoolLauncher
+from .pool.tasks import TaskOwner
 
 log = structlog.get_logger("roomd.supervisor")
 
+EXIT_OK = 0
+EXIT_FAILURE = 1
+# Pools of a previous generation get this long to finish their jobs before they are stopped.
+STOP_NOW_TIMEOUT = 5.0
 
-def run_daemon(config: Config) -> int:
+
+class SupervisorState(enum.Enum):
+    STARTING = "starting"
+    REGISTERING = "registering"
+    READY = "ready"
+    RELOADING = "reloading"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+
+
+_TRANSITIONS = {
+    SupervisorState.STARTING: {SupervisorState.REGISTERING, SupervisorState.DRAINING,
+                               SupervisorState.STOPPED},
+    SupervisorState.REGISTERING: {SupervisorState.READY, SupervisorState.DRAINING,
+                                  SupervisorState.STOPPED},
+    SupervisorState.READY: {SupervisorState.RELOADING, SupervisorState.DRAINING,
+                            SupervisorState.STOPPED},
+    SupervisorState.RELOADING: {SupervisorState.READY, SupervisorState.DRAINING,
+                                SupervisorState.STOPPED},
+    SupervisorState.DRAINING: {SupervisorState.STOPPED},
+    SupervisorState.STOPPED: set(),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ReloadResult:
+    ok: bool
+    generation: int
+    detail: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _Signal:
+    signum: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _ReloadRequest:
+    reply: asyncio.Future[ReloadResult]
+
+
+@dataclasses.dataclass(frozen=True)
+class _LinkGaveUp:
+    plugin: str
+    error: str
+
+
+_Event = _Signal | _ReloadRequest | _LinkGaveUp
+
+
+@dataclasses.dataclass
+class _Served:
+    """A plugin being served: its current pool and its link."""
+
+    record: PluginRecord
+    pool: Pool
+    link: ServerLink
+
+
+class Supervisor:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        config_path: str | None = None,
+        flag_overrides: Mapping[str, Any] | None = None,
+        discover: Callable[[], Discovery] = discover_plugins,
+        version: str = "",
+        child_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self._config_path = config_path
+        self._flag_overrides = dict(flag_overrides or {})
+        self._discover = discover
+        self._version = version
+        self._child_env = child_env
+        self._state = SupervisorState.STARTING
+        self._events: asyncio.Queue[_Event] = asyncio.Queue()
+        self._tasks = TaskOwner("supervisor")
+        self._retiring = TaskOwner("retiring generations")
+        self.load = LoadMonitor()
+        self.admission = Admission(max_jobs=config.admission.max_jobs,
+                                   load_threshold=config.admission.load_threshold,
+                                   load=lambda: self.load.value)
+        self.launcher = PoolLauncher()
+        self.plugins: dict[str, PluginRecord] = {}
+        self._served: dict[str, _Served] = {}
+        self._generation = 0
+        self._exit_code = EXIT_OK
+        self._stop_requested = 0
+        self.started_at = time.monotonic()
+        self.ready = asyncio.Event()
+        self._listeners: list[Callable[[SupervisorState], None]] = []
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def state(self) -> SupervisorState:
+        return self._state
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def add_state_listener(self, listener: Callable[[SupervisorState], None]) -> None:
+        self._listeners.append(listener)
+
+    def _transition(self, new: SupervisorState, why: str = "") -> None:
+        if new is self._state:
+            return
+        if new not in _TRANSITIONS[self._state]:
+            raise RuntimeError(f"supervisor: illegal transition {self._state.value} -> {new.value}")
+        log.info("supervisor state", old=self._state.value, new=new.value, why=why or None)
+        self._state = new
+        if new is SupervisorState.READY:
+            self.ready.set()
+        for listener in self._listeners:
+            listener(new)
+
+    @property
+    def links(self) -> list[ServerLink]:
+        return [served.link for served in self._served.values()]
+
+    @property
+    def pools(self) -> list[Pool]:
+        return list(self.launcher.pools.values())
+
+    # -- requests from outside the loop (signals, HTTP) ----------------------------------
+    def request_signal(self, signum: int) -> None:
+        self._events.put_nowait(_Signal(signum))
+
+    async def request_reload(self) -> ReloadResult:
+        reply: asyncio.Future[ReloadResult] = asyncio.get_running_loop().create_future()
+        self._events.put_nowait(_ReloadRequest(reply))
+        return await reply
+
+    # -- the loop ------------------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(signum, self.request_signal, signum)
+        self._tasks.spawn(self.load.run(), "load monitor")
+        drain: asyncio.Task[None] | None = None
+        try:
+            self._transition(SupervisorState.REGISTERING)
+            starting = self._tasks.spawn(self._start_all(), "start plugins")
+            while self._state is not SupervisorState.STOPPED:
+                event = await self._events.get()
+                if isinstance(event, _Signal):
+                    if event.signum == signal.SIGHUP:
+                        await self.handle_hup()
+                        continue
+                    self._stop_requested += 1
+                    if self._stop_requested == 1:
+                        starting.cancel()
+                        drain = self._tasks.spawn(self.handle_term(), "drain")
+                    else:
+                        log.warning("second stop signal: stopping now")
+                        if drain is not None:
+                            drain.cancel()
+                        await self.stop_now("stopped by a second signal")
+                elif isinstance(event, _ReloadRequest):
+                    event.reply.set_result(await self.reload())
+                elif isinstance(event, _LinkGaveUp):
+                    log.error("server link gave up; stopping", plugin=event.plugin, error=event.error)
+                    self._exit_code = EXIT_FAILURE
+                    self._stop_requested += 1
+                    starting.cancel()
+                    await self.stop_now(f"link of plugin {event.plugin!r} failed")
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+            await self._tasks.aclose()
+            await self._retiring.aclose()
+        return self._exit_code
+
+    # -- starting and reloading plugins ---------------------------------------------------
+    async def _start_all(self) -> None:
+        self._generation += 1
+        discovery = self._discover()
+        self._note_problems(discovery)
+        specs = self._enabled(discovery)
+        if not specs:
+            log.warning("no agent plugins to serve; install one (pip install ...) and reload")
+        await asyncio.gather(*(self._serve(spec, self._generation) for spec in specs))
+        if self._state is SupervisorState.REGISTERING:
+            self._transition(SupervisorState.READY, f"{len(self._served)} plugin(s) serving")
+
+    def _enabled(self, discovery: Discovery) -> list[PluginSpec]:
+        specs = []
+        for spec in discovery.plugins:
+            if self.config.plugins.is_enabled(spec.name):
+                specs.append(spec)
+            else:
+                record = self.plugins.setdefault(spec.name, PluginRecord(spec))
+                record.transition(PluginState.DISABLED)
+        return specs
+
+    def _note_problems(self, discovery: Discovery) -> None:
+        for problem in discovery.problems:
+            log.error("plugin cannot be served", plugin=problem.name,
+                      distribution=problem.distribution, error=problem.error)
+
+    async def _serve(self, spec: PluginSpec, generation: int) -> None:
+        """Make ``spec`` at ``generation`` the one serving its plugin name."""
+        record = self.plugins.get(spec.name)
+        if record is None:
+            record = self.plugins[spec.name] = PluginRecord(spec)
+        record.generation = generation
+        if spec.name not in self._served:
+            record.transition(PluginState.STARTING)
+        try:
+            pool, description = await start_pool(spec, self.config, generation, self._child_env)
+        except PluginStartError as exc:
+            error = f"{spec.name} {spec.version}: {exc}"
+            if spec.name in self._served:
+                # A broken upgrade must not take down the generation that works.
+                record.last_error = f"reload kept the previous generation: {error}"
+                log.error("new generation failed; previous one keeps serving",
+                          plugin=spec.name, error=str(exc))
+            else:
+                record.transition(PluginState.FAILED, str(exc))
+            return
+        record.spec = spec
+        record.agent_name = description.agent_name
+        registration = registration_for(spec, description, self._version)
+        previous = self.launcher.set_pool(pool)
+        served = self._served.get(spec.name)
+        evaluator = PoolEvaluator(lambda name=spec.name: self.launcher.get(name),
+                                  timeout=self.config.link.assignment_timeout)
+        if served is not None and served.link.registration == registration:
+            served.link.set_route(evaluator=evaluator, launcher=self.launcher)
+            served.pool = pool
+        else:
+            link = ServerLink(livekit=self.config.livekit, config=self.config.link,
+                              registration=registration, admission=self.admission,
+                              evaluator=evaluator, launcher=self.launcher)
+            if served is not None:
+                self._retiring.spawn(self._retire_link(served.link), f"retire link {spec.name}")
+            self._served[spec.name] = _Served(record, pool, link)
+            self._tasks.spawn(self._run_link(spec.name, link), f"link {spec.name}")
+            try:
+                await link.wait_registered(self.config.link.assignment_timeout + 10)
+            except TimeoutError:
+                log.warning("link not registered yet; it keeps trying", plugin=spec.name)
+        if previous is not None and previous is not pool:
+            self._retiring.spawn(self._retire_pool(previous), f"retire pool {spec.name}")
+        record.transition(PluginState.SERVING)
+
+    async def _run_link(self, plugin: str, link: ServerLink) -> None:
+        try:
+            await link.run()
+        except LinkFailed as exc:
+            self._events.put_nowait(_LinkGaveUp(plugin, str(exc)))
+
+    async def _retire_pool(self, pool: Pool) -> None:
+        """An old generation: no new jobs; close it once its running jobs have ended."""
+        drain_timeout = self.config.daemon.drain_timeout
+        finished = await pool.drain(drain_timeout)
+        if not finished:
+            log.warning("old generation still busy after drain_timeout; stopping it",
+                        plugin=pool.plugin, generation=pool.generation)
+        await pool.aclose()
+        log.info("old generation retired", plugin=pool.plugin, generation=pool.generation)
+
+    async def _retire_link(self, link: ServerLink) -> None:
+        link.drain()
+        await link.wait_idle(self.config.daemon.drain_timeout)
+        await link.aclose()
+
+    async def handle_hup(self) -> None:
+        result = await self.reload()
+        log.info("reload finished", ok=result.ok, generation=result.generation, detail=result.detail)
+
+    async def reload(self) -> ReloadResult:
+        """Re-read config, re-discover plugins, start a new generation; old jobs keep running."""
+        if self._state is not SupervisorState.READY:
+            return ReloadResult(False, self._generation, f"cannot reload while {self._state.value}")
+        self._transition(SupervisorState.RELOADING)
+        try:
+            if self._config_path is not None or self._flag_overrides:
+                try:
+                    new_config = load_config(self._config_path, overrides=self._flag_overrides)
+                except ConfigError as exc:
+                    return ReloadResult(False, self._generation, f"configuration rejected: {exc}")
+                self.config = dataclasses_replace_livekit(new_config, self.config.livekit)
+                self.admission.reconfigure(max_jobs=self.config.admission.max_jobs,
+                                           load_threshold=self.config.admission.load_threshold)
+            self._generation += 1
+            discovery = self._discover()
+            self._note_problems(discovery)
+            specs = self._enabled(discovery)
+            await asyncio.gather(*(self._serve(spec, self._generation) for spec in specs))
+            wanted = {spec.name for spec in specs}
+            for name in list(self._served):
+                if name not in wanted:
+                    served = self._served.pop(name)
+                    self.launcher.remove_pool(name)
+                    self._retiring.spawn(self._retire_link(served.link), f"retire link {name}")
+                    self._retiring.spawn(self._retire_pool(served.pool), f"retire pool {name}")
+                    served.record.transition(PluginState.STOPPED)
+            failed = [r.spec.name for r in self.plugins.values()
+                      if r.spec.name in wanted and r.last_error]
+            detail = f"generation {self._generation}: {len(self._served)} plugin(s) serving"
+            if failed:
+                detail += f"; problems: {', '.join(sorted(failed))}"
+            return ReloadResult(not failed, self._generation, detail)
+        finally:
+            self._transition(SupervisorState.READY)
+
+    # -- stopping ------------------------------------------------------------------------
+    async def handle_term(self) -> None:
+        """Drain: refuse new work, let running jobs end (bounded), then stop."""
+        self._transition(SupervisorState.DRAINING, "stop requested")
+        self.admission.start_draining()
+        for link in self.links:
+            link.drain()
+        timeout = self.config.daemon.drain_timeout
+        jobs = sum(len(link.jobs) for link in self.links)
+        log.info("draining", running_jobs=jobs, drain_timeout=timeout)
+        idle = await asyncio.gather(*(link.wait_idle(timeout) for link in self.links))
+        if not all(idle):
+            log.warning("drain timeout: stopping the jobs still running")
+            await asyncio.gather(*(link.terminate_jobs("drain timeout",
+                                                       self.config.pool.shutdown_timeout)
+                                   for link in self.links))
+        await self._close_everything(self.config.pool.shutdown_timeout)
+
+    async def stop_now(self, reason: str) -> None:
+        if self._state is not SupervisorState.DRAINING:
+            self._transition(SupervisorState.DRAINING, reason)
+        self.admission.start_draining()
+        await asyncio.gather(*(link.terminate_jobs(reason, STOP_NOW_TIMEOUT) for link in self.links))
+        await self._close_everything(STOP_NOW_TIMEOUT)
+
+    async def _close_everything(self, pool_timeout: float) -> None:
+        await asyncio.gather(*(pool.aclose(timeout=pool_timeout) for pool in self.pools),
+                             return_exceptions=True)
+        await self._retiring.aclose(timeout=pool_timeout)
+        await asyncio.gather(*(link.aclose() for link in self.links), return_exceptions=True)
+        for served in self._served.values():
+            served.record.transition(PluginState.STOPPED)
+        self._transition(SupervisorState.STOPPED)
+
+
+def dataclasses_replace_livekit(config: Config, livekit: LiveKitConfig) -> Config:
+    """A reload keeps the server we registered with when the new file names none (dev mode)."""
+    if config.livekit.url:
+        return config
+    return config.__class__(**{**_fields(config), "livekit": livekit})
+
+
+def _fields(config: Config) -> dict[str, object]:
+    return {name: getattr(config, name) for name in config.__struct_fields__}
+
+
+def run_daemon(
+    config: Config,
+    *,
+    config_path: str | None = None,
+    flag_overrides: Mapping[str, Any] | None = None,
+    discover: Callable[[], Discovery] = discover_plugins,
+) -> int:
     """Run until stopped; return the process exit code."""
+    from importlib.metadata import version
+
     configure_logging(config.daemon.log_format, config.daemon.log_level)
     dev_server: DevServer | None = None
     if config.daemon.dev and not config.livekit.url:
@@ -26,30 +415,14 @@ def run_daemon(config: Config) -> int:
             address = dev_server.start()
         except DevServerError as exc:
             log.error("dev server failed", error=str(exc))
-            return 1
+            return EXIT_FAILURE
         log.info("started local livekit-server --dev", url=address.url)
-        config = config.__class__(
-            **{**_fields(config), "livekit": LiveKitConfig(
-                url=address.url, api_key=address.api_key, api_secret=address.api_secret)},
-        )
+        config = dataclasses_replace_livekit(config, LiveKitConfig(
+            url=address.url, api_key=address.api_key, api_secret=address.api_secret))
+    supervisor = Supervisor(config, config_path=config_path, flag_overrides=flag_overrides,
+                            discover=discover, version=version("roomd"))
     try:
-        return uvloop.run(_serve(config))
+        return uvloop.run(supervisor.run())
     finally:
         if dev_server is not None:
             dev_server.stop()
-
-
-def _fields(config: Config) -> dict[str, object]:
-    return {name: getattr(config, name) for name in config.__struct_fields__}
-
-
-async def _serve(config: Config) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    log.info("roomd ready", livekit_url=config.livekit.url)
-    with contextlib.suppress(asyncio.CancelledError):
-        await stop.wait()
-    log.info("roomd stopped")
-    return 0

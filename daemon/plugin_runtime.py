@@ -1,0 +1,111 @@
+"""One plugin inside the daemon: its current pool (one code generation) and its server link.
+
+Starting a plugin is: start a pool (its zygote imports the plugin), ask it to describe
+the plugin (agent name, worker type, permissions: the supervisor never imports plugin
+code), wait until a child is prewarmed, then register a link under that agent name.
+Any step failing marks the plugin FAILED with the cause; the other plugins go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from roomd.agents.worker_options import WorkerPermissions, WorkerType
+from roomd.daemon.config import Config
+from roomd.daemon.jobs import LaunchError
+from roomd.daemon.link import AgentRegistration
+from roomd.daemon.pool import ApiCredentials, Pool, PoolState
+from roomd.ipc import PluginDescription
+from roomd.plugins.discovery import PluginSpec
+
+log = structlog.get_logger("roomd.plugins")
+
+# How long describing and warming a plugin may take on top of its initialize timeout.
+START_MARGIN = 5.0
+
+
+class PluginState(enum.Enum):
+    STARTING = "starting"
+    SERVING = "serving"
+    FAILED = "failed"
+    DISABLED = "disabled"
+    STOPPED = "stopped"
+
+
+@dataclasses.dataclass
+class PluginRecord:
+    """What the daemon knows of one plugin, for /status and ``roomd plugins list``."""
+
+    spec: PluginSpec
+    state: PluginState = PluginState.STARTING
+    last_error: str = ""
+    agent_name: str | None = None
+    generation: int = 0
+
+    def transition(self, new: PluginState, error: str = "") -> None:
+        if new is not self.state:
+            (log.error if new is PluginState.FAILED else log.info)(
+                "plugin state", plugin=self.spec.name, old=self.state.value, new=new.value,
+                generation=self.generation, error=error or None)
+        self.state = new
+        if error or new is PluginState.SERVING:
+            self.last_error = error
+
+
+class PluginStartError(RuntimeError):
+    """A generation of a plugin could not be made ready; the message is the cause."""
+
+
+def registration_for(spec: PluginSpec, description: PluginDescription, version: str) -> AgentRegistration:
+    permissions = WorkerPermissions(**description.permissions) if description.permissions \
+        else WorkerPermissions()
+    worker_type = WorkerType.PUBLISHER if description.worker_type == "publisher" else WorkerType.ROOM
+    return AgentRegistration(plugin=spec.name, agent_name=description.agent_name,
+                             worker_type=worker_type, permissions=permissions, version=version)
+
+
+def operator_overrides(config: Config, plugin: str) -> Mapping[str, Any]:
+    options = config.plugins.options.get(plugin)
+    if options is None:
+        return {}
+    return {"num_idle_processes": options.num_idle_processes}
+
+
+async def start_pool(spec: PluginSpec, config: Config, generation: int,
+                     env: Mapping[str, str] | None = None) -> tuple[Pool, PluginDescription]:
+    """A ready pool for ``spec`` and the plugin's description, or ``PluginStartError``."""
+    pool = Pool(
+        plugin=spec.name, target=spec.target, config=config.pool, generation=generation,
+        operator_overrides=operator_overrides(config, spec.name),
+        credentials=ApiCredentials(config.livekit.api_key, config.livekit.api_secret),
+        log_level=config.daemon.log_level, env=env,
+    )
+    await pool.start()
+    try:
+        timeout = pool.limits.initialize_timeout + START_MARGIN
+        try:
+            description = await pool.describe(timeout)
+        except LaunchError as exc:
+            raise PluginStartError(str(exc)) from None
+        if description.error:
+            raise PluginStartError(description.error)
+        # Wait for one prewarmed child: a plugin whose prewarm always fails ends FATAL here.
+        budget = (pool.limits.initialize_timeout + pool.limits.start_backoff_max) \
+            * pool.limits.max_start_failures + START_MARGIN
+        try:
+            state = await pool.wait_ready(budget)
+        except TimeoutError:
+            raise PluginStartError(
+                f"no child became ready within {budget:.0f}s: {pool.last_error}") from None
+        if state is not PoolState.READY:
+            raise PluginStartError(pool.last_error or f"pool ended {state.value}")
+    except BaseException:
+        await asyncio.shield(pool.aclose(timeout=2.0))
+        raise
+    return pool, description
