@@ -7,6 +7,7 @@ from typing import Any
 
 from roomd.agents.worker_options import WorkerOptions, WorkerType, _accept_every_job
 from roomd.ipc import PluginDescription
+from roomd.plugins.script import is_script_target, load_script_options
 
 # WorkerOptions field -> PoolConfig key it overrides for this plugin.
 LIMIT_FIELDS = {
@@ -27,6 +28,8 @@ class PluginLoadError(Exception):
 
 
 def load_options(target: str) -> WorkerOptions:
+    if is_script_target(target):
+        return _load_script(target)
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
         raise PluginLoadError(f"plugin target {target!r} must be 'module:attribute'")
@@ -47,6 +50,16 @@ def load_options(target: str) -> WorkerOptions:
     except ValueError as exc:
         raise PluginLoadError(f"{target}: {exc}") from None
     return value
+
+
+def _load_script(target: str) -> WorkerOptions:
+    """A single-file agent (``cli.run_app``): its functions by reference, see roomd.plugins.script."""
+    try:
+        options = load_script_options(target)
+        options.validate()
+    except ValueError as exc:  # ScriptTargetError included: its message says what to fix
+        raise PluginLoadError(str(exc)) from None
+    return options
 
 
 def describe(options: WorkerOptions) -> PluginDescription:
