@@ -24,10 +24,13 @@ fi
 # Everything pip installs is named by these files; reinstall only when they change.
 mapfile -t manifests < <(cd "$repo" && ls pyproject.toml plugins/examples/*/pyproject.toml 2>/dev/null)
 stamp="$venv/.roomd-install-stamp"
-wanted=$(cd "$repo" && cat "${manifests[@]}" packaging/devenv.sh | sha256sum | cut -d' ' -f1)
+wanted=$(cd "$repo" && cat "${manifests[@]}" packaging/devenv.sh packaging/local-stack.sh | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-    say "installing roomd and the example plugins into $venv"
+    say "installing roomd, the offline voice stack and the example plugins into $venv"
     "$venv/bin/python" -m pip install -q --upgrade pip
+    # First the local stack: the example receptionist depends on roomd[local], whose
+    # llama-cpp-python has no binary wheel; local-stack.sh builds it once into a cache.
+    PYTHON="$venv/bin/python" bash "$repo/packaging/local-stack.sh"
     examples=()
     for manifest in "${manifests[@]}"; do
         [ "$manifest" = pyproject.toml ] || examples+=(-e "$repo/$(dirname "$manifest")")
