@@ -13,6 +13,7 @@ from typing import Any
 import click
 import tomli_w
 
+from .cli_plugins import plugins_group
 from .config import Config, ConfigError, load_config
 
 EXIT_OK = 0
@@ -87,6 +88,8 @@ def version() -> None:
         click.echo(f"{dist} {dist_version(dist)}")
     click.echo(f"python {sys.version.split()[0]}")
 
+
+main.add_command(plugins_group)
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 import structlog
 
 from roomd.agents.worker_options import WorkerPermissions, WorkerType
@@ -38,6 +39,19 @@ class PluginState(enum.Enum):
     STOPPED = "stopped"
 
 
+class PluginStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """One plugin as ``/status`` and ``roomd plugins list --json`` show it."""
+
+    name: str
+    distribution: str
+    version: str
+    target: str
+    state: str
+    agent_name: str | None = None
+    generation: int = 0
+    last_error: str = ""
+
+
 @dataclasses.dataclass
 class PluginRecord:
     """What the daemon knows of one plugin, for /status and ``roomd plugins list``."""
@@ -46,7 +60,13 @@ class PluginRecord:
     state: PluginState = PluginState.STARTING
     last_error: str = ""
     agent_name: str | None = None
-    generation: int = 0
+    generation: int = 0  # the generation serving (or last tried, when none serves)
+
+    def status(self) -> PluginStatus:
+        return PluginStatus(name=self.spec.name, distribution=self.spec.distribution,
+                            version=self.spec.version, target=self.spec.target,
+                            state=self.state.value, agent_name=self.agent_name,
+                            generation=self.generation, last_error=self.last_error)
 
     def transition(self, new: PluginState, error: str = "") -> None:
         if new is not self.state:
@@ -78,26 +98,38 @@ def operator_overrides(config: Config, plugin: str) -> Mapping[str, Any]:
 
 
 async def start_pool(spec: PluginSpec, config: Config, generation: int,
-                     env: Mapping[str, str] | None = None) -> tuple[Pool, PluginDescription]:
-    """A ready pool for ``spec`` and the plugin's description, or ``PluginStartError``."""
+                     env: Mapping[str, str] | None = None, *,
+                     overrides: Mapping[str, Any] | None = None) -> tuple[Pool, PluginDescription]:
+    """A ready pool for ``spec`` and the plugin's description, or ``PluginStartError``.
+
+    ``overrides`` win over the operator's per-plugin options (``roomd plugins check`` uses
+    them to prewarm exactly one child).
+    """
     pool = Pool(
         plugin=spec.name, target=spec.target, config=config.pool, generation=generation,
-        operator_overrides=operator_overrides(config, spec.name),
+        operator_overrides={**operator_overrides(config, spec.name), **(overrides or {})},
         credentials=ApiCredentials(config.livekit.api_key, config.livekit.api_secret),
         log_level=config.daemon.log_level, env=env,
     )
     await pool.start()
     try:
-        timeout = pool.limits.initialize_timeout + START_MARGIN
-        try:
-            description = await pool.describe(timeout)
-        except LaunchError as exc:
-            raise PluginStartError(str(exc)) from None
-        if description.error:
-            raise PluginStartError(description.error)
-        # Wait for one prewarmed child: a plugin whose prewarm always fails ends FATAL here.
+        # Every start attempt may fail and back off before the pool gives up (FATAL): the
+        # budget covers them all, so the cause we report is the pool's, not our timeout.
         budget = (pool.limits.initialize_timeout + pool.limits.start_backoff_max) \
             * pool.limits.max_start_failures + START_MARGIN
+        try:
+            description = await pool.describe(budget)
+        except LaunchError as exc:
+            raise PluginStartError(pool.last_error or str(exc)) from None
+        if description.error:
+            raise PluginStartError(description.error)
+        if pool.limits.num_idle_processes == 0:
+            # Nothing is kept prewarmed: children start per job, and a failing prewarm shows
+            # as failed launches (and, repeated, a FATAL pool) rather than here.
+            log.info("plugin keeps no idle process; prewarm runs with the first job",
+                     plugin=spec.name, generation=generation)
+            return pool, description
+        # Wait for one prewarmed child: a plugin whose prewarm always fails ends FATAL here.
         try:
             state = await pool.wait_ready(budget)
         except TimeoutError:

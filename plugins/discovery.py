@@ -1,7 +1,7 @@
 """Find installed agent plugins from package metadata alone.
 
 The supervisor never imports plugin code: it reads entry points of the group
-``roomd.agents`` (name, ``module:attr`` target, distribution, version) and hands the
+``roomd.agents`` (name, ``module:attribute`` target, distribution, version) and hands the
 target to child processes, which import it. Each call re-reads the metadata, so a
 ``pip install`` since the last call is seen by the next reload.
 """
@@ -11,6 +11,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.metadata
+import importlib.util
+import os
+import re
+from collections.abc import Iterable
 
 ENTRY_POINT_GROUP = "roomd.agents"
 
@@ -35,7 +39,11 @@ class DiscoveryProblem:
 
     name: str
     distribution: str
+    version: str
+    target: str
     error: str
+    # True when another distribution serves this name: the name itself is not broken.
+    shadowed: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,32 +54,87 @@ class Discovery:
     def get(self, name: str) -> PluginSpec | None:
         return next((p for p in self.plugins if p.name == name), None)
 
+    def problem(self, name: str) -> DiscoveryProblem | None:
+        """The problem that keeps ``name`` from being served at all (not a shadowed duplicate)."""
+        return next((p for p in self.problems if p.name == name and not p.shadowed), None)
+
 
 def discover_plugins(group: str = ENTRY_POINT_GROUP) -> Discovery:
     # Path finders cache directory listings; a pip install since start must be seen.
     importlib.invalidate_caches()
     seen: dict[str, PluginSpec] = {}
     problems: list[DiscoveryProblem] = []
-    for entry_point in importlib.metadata.entry_points(group=group):
-        dist = entry_point.dist
-        dist_name = dist.metadata["Name"] if dist is not None else "<unknown>"
-        dist_version = dist.version if dist is not None else "<unknown>"
-        if ":" not in entry_point.value:
-            problems.append(DiscoveryProblem(
-                entry_point.name, dist_name,
-                f"entry point value {entry_point.value!r} must be 'module:attribute' naming a WorkerOptions",
-            ))
-            continue
-        spec = PluginSpec(entry_point.name, entry_point.value, dist_name, dist_version)
-        previous = seen.get(spec.name)
-        if previous is not None:
-            if (previous.distribution, previous.target) == (spec.distribution, spec.target):
-                continue  # the same distribution seen twice on sys.path
-            problems.append(DiscoveryProblem(
-                spec.name, spec.distribution,
-                f"plugin name {spec.name!r} is also provided by {previous.distribution} "
-                f"{previous.version}; the first one found is served",
-            ))
-            continue
-        seen[spec.name] = spec
+    for dist in _installed_distributions():
+        dist_name = dist.metadata["Name"] or "<unknown>"
+        for entry_point in dist.entry_points.select(group=group):
+            problem = _check_target(entry_point.value)
+            if problem:
+                problems.append(DiscoveryProblem(entry_point.name, dist_name, dist.version,
+                                                 entry_point.value, problem))
+                continue
+            spec = PluginSpec(entry_point.name, entry_point.value, dist_name, dist.version)
+            previous = seen.get(spec.name)
+            if previous is not None:
+                problems.append(DiscoveryProblem(
+                    spec.name, spec.distribution, spec.version, spec.target,
+                    f"plugin name {spec.name!r} is also provided by {previous.distribution} "
+                    f"{previous.version}, which is served", shadowed=True,
+                ))
+                continue
+            seen[spec.name] = spec
     return Discovery(tuple(sorted(seen.values(), key=lambda p: p.name)), tuple(problems))
+
+
+def _check_target(value: str) -> str:
+    """Why ``value`` cannot name a WorkerOptions, judged without running plugin code; or ''."""
+    module, sep, attr = value.partition(":")
+    module, attr = module.strip(), attr.strip()
+    if not sep or not module or not attr:
+        return f"entry point value {value!r} must be 'module:attribute' naming a WorkerOptions"
+    top = module.split(".")[0]
+    # Only the top-level name: finding a submodule would import (run) its parent package.
+    try:
+        found = importlib.util.find_spec(top)
+    except (ImportError, ValueError) as exc:
+        return f"module {top!r} cannot be found: {exc}"
+    if found is None:
+        return f"module {top!r} is not installed (no such module on the Python path)"
+    return ""
+
+
+def _installed_distributions() -> Iterable[importlib.metadata.Distribution]:
+    """Each installed distribution once: the one Python would import from.
+
+    The first path entry holding a distribution wins, as for imports. Within one entry
+    there can be several metadata folders of the same project: ``pip install --target
+    DIR --upgrade`` replaces the code but leaves the old version's ``.dist-info`` beside
+    the new one. The most recently written one describes the code on disk.
+    """
+    chosen: dict[str, tuple[str, float, importlib.metadata.Distribution]] = {}
+    order: list[str] = []
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if not name:
+            continue
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        location = str(dist.locate_file(""))
+        written = _metadata_mtime(dist)
+        previous = chosen.get(key)
+        if previous is None:
+            chosen[key] = (location, written, dist)
+            order.append(key)
+        elif previous[0] == location and written > previous[1]:
+            chosen[key] = (location, written, dist)
+    return [chosen[key][2] for key in order]
+
+
+def _metadata_mtime(dist: importlib.metadata.Distribution) -> float:
+    # ``_path`` is the metadata folder of a PathDistribution (every installed wheel); other
+    # kinds of distribution have no folder to compare and count as oldest.
+    path = getattr(dist, "_path", None)
+    if path is None:
+        return 0.0
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0

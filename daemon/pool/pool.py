@@ -373,10 +373,13 @@ class Pool:
                 while not self._described.is_set():
                     if self._state is PoolState.FATAL:
                         raise LaunchError(self._fatal_message())
-                    changed = self._state_changed
-                    await asyncio.wait([asyncio.ensure_future(self._described.wait()),
-                                        asyncio.ensure_future(changed.wait())],
-                                       return_when=asyncio.FIRST_COMPLETED)
+                    waits = [asyncio.ensure_future(self._described.wait()),
+                             asyncio.ensure_future(self._state_changed.wait())]
+                    try:
+                        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        for wait in waits:  # the loser would stay pending forever
+                            wait.cancel()
         except TimeoutError:
             raise LaunchError(f"plugin {self.plugin!r} was not described within {timeout}s "
                               f"(pool {self._state.value}: {self._last_error})") from None
