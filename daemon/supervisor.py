@@ -32,6 +32,7 @@ from .link import LinkFailed, PoolEvaluator, ServerLink
 from .load import LoadMonitor
 from .logging import configure_logging
 from .plugin_runtime import PluginRecord, PluginStartError, PluginState, registration_for, start_pool
+from .ops import DaemonMetrics, PoolRoster, ServiceOps
 from .pool import Pool, PoolLauncher
 from .pool.tasks import TaskOwner
 
@@ -89,7 +90,12 @@ class _LinkGaveUp:
     error: str
 
 
-_Event = _Signal | _ReloadRequest | _LinkGaveUp
+@dataclasses.dataclass(frozen=True)
+class _DrainEnded:
+    """The drain task finished (or failed): the loop must look at the state again."""
+
+
+_Event = _Signal | _ReloadRequest | _LinkGaveUp | _DrainEnded
 
 
 @dataclasses.dataclass
@@ -111,7 +117,9 @@ class Supervisor:
         discover: Callable[[], Discovery] = discover_plugins,
         version: str = "",
         child_env: Mapping[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
+        """``environ``: where NOTIFY_SOCKET and WATCHDOG_* are read (default: os.environ)."""
         self.config = config
         self._config_path = config_path
         self._flag_overrides = dict(flag_overrides or {})
@@ -126,7 +134,11 @@ class Supervisor:
         self.admission = Admission(max_jobs=config.admission.max_jobs,
                                    load_threshold=config.admission.load_threshold,
                                    load=lambda: self.load.value)
-        self.launcher = PoolLauncher()
+        self.version = version
+        self.roster = PoolRoster()  # every generation's pool, for /status and /metrics
+        self.launcher = PoolLauncher(on_pool=self.roster.add)
+        self.metrics = DaemonMetrics(self)
+        self._environ = environ
         self.plugins: dict[str, PluginRecord] = {}
         self._served: dict[str, _Served] = {}
         self._generation = 0
@@ -179,6 +191,17 @@ class Supervisor:
 
     # -- the loop ------------------------------------------------------------------------
     async def run(self) -> int:
+        daemon = self.config.daemon
+        ops = ServiceOps(self, self.metrics, http_host=daemon.http_host, http_port=daemon.http_port,
+                         stop_budget=daemon.drain_timeout + 2 * self.config.pool.shutdown_timeout,
+                         environ=self._environ)
+        try:
+            await ops.start()  # first: /healthz answers and systemd hears from us while we start
+        except OSError as exc:
+            log.error("cannot serve the http endpoint", host=daemon.http_host,
+                      port=daemon.http_port, error=str(exc))
+            return EXIT_FAILURE
+        self.add_state_listener(ops.on_state)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(signum, self.request_signal, signum)
@@ -197,24 +220,33 @@ class Supervisor:
                     if self._stop_requested == 1:
                         starting.cancel()
                         drain = self._tasks.spawn(self.handle_term(), "drain")
+                        drain.add_done_callback(lambda _t: self._events.put_nowait(_DrainEnded()))
                     else:
                         log.warning("second stop signal: stopping now")
                         if drain is not None:
                             drain.cancel()
                         await self.stop_now("stopped by a second signal")
                 elif isinstance(event, _ReloadRequest):
-                    event.reply.set_result(await self.reload())
+                    result = await self.reload()
+                    self.metrics.reloaded(result.ok)
+                    if not event.reply.done():  # the asker may have given up
+                        event.reply.set_result(result)
                 elif isinstance(event, _LinkGaveUp):
                     log.error("server link gave up; stopping", plugin=event.plugin, error=event.error)
                     self._exit_code = EXIT_FAILURE
                     self._stop_requested += 1
                     starting.cancel()
                     await self.stop_now(f"link of plugin {event.plugin!r} failed")
+                elif isinstance(event, _DrainEnded) and self._state is not SupervisorState.STOPPED:
+                    log.error("drain ended without stopping; stopping now")
+                    self._exit_code = EXIT_FAILURE
+                    await self.stop_now("drain failed")
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
             await self._tasks.aclose()
             await self._retiring.aclose()
+            await ops.aclose()
         return self._exit_code
 
     # -- starting and reloading plugins ---------------------------------------------------
@@ -277,7 +309,7 @@ class Supervisor:
         else:
             link = ServerLink(livekit=self.config.livekit, config=self.config.link,
                               registration=registration, admission=self.admission,
-                              evaluator=evaluator, launcher=self.launcher)
+                              evaluator=evaluator, launcher=self.launcher, observer=self.metrics)
             if served is not None:
                 self._retiring.spawn(self._retire_link(served.link), f"retire link {spec.name}")
             self._served[spec.name] = _Served(record, pool, link)
@@ -313,6 +345,7 @@ class Supervisor:
 
     async def handle_hup(self) -> None:
         result = await self.reload()
+        self.metrics.reloaded(result.ok)
         log.info("reload finished", ok=result.ok, generation=result.generation, detail=result.detail)
 
     async def reload(self) -> ReloadResult:

@@ -1,0 +1,218 @@
+"""The daemon's Prometheus metrics: one registry, owned by the supervisor, no globals.
+
+Two kinds of source feed it:
+- events, pushed as they happen through the server link's ``LinkObserver`` hooks (jobs,
+  decisions, latencies, link up/down) and the supervisor (reloads): counters and
+  histograms that only a moment can produce;
+- state, read at scrape time by ``DaemonCollector`` from pool snapshots, links, plugins and
+  the load monitor: gauges, plus counters the pools already keep (child restarts, IPC round
+  trips), made monotonic across generations by ``PoolRoster``.
+
+Children never touch Prometheus: what they measure reaches the supervisor over IPC, so no
+multiprocess directory exists. Labels are agent, status, reason, state: bounded sets.
+Never job id, room or pid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from roomd.daemon.admission import Decision
+from roomd.daemon.jobs import JobOutcome
+from roomd.daemon.link import JobState
+from roomd.daemon.plugin_runtime import PluginState
+from roomd.daemon.pool import ChildState, PoolState
+
+from .view import DaemonView
+
+# Calls last from seconds (a wrong number) to an hour or more (a long support call).
+JOB_DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0,
+                        1800.0, 2700.0, 3600.0, 7200.0)
+# Offer to entrypoint running: a prewarmed child takes well under a millisecond of our
+# own work, the server round trip adds milliseconds, a cold or starved pool seconds.
+DISPATCH_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                            1.0, 2.5, 5.0, 10.0)
+CHILD_STATES = tuple(state.value for state in ChildState if state is not ChildState.EXITED)
+
+
+class DaemonMetrics:
+    """The registry plus the event-driven metrics; also the links' ``LinkObserver``."""
+
+    def __init__(self, view: DaemonView, *, process_metrics: bool = True) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.jobs = Counter("roomd_jobs", "Jobs that ended, by agent and final status reported "
+                            "to the server.", ["agent", "status"], registry=r)
+        self.job_duration = Histogram(
+            "roomd_job_duration_seconds", "Time from entrypoint running (or offer, if it never "
+            "ran) to the job's end.", ["agent"], buckets=JOB_DURATION_BUCKETS, registry=r)
+        self.decisions = Counter(
+            "roomd_availability_decisions", "Answers to the server's job offers and what became "
+            "of accepted ones, by reason.", ["agent", "reason"], registry=r)
+        self.dispatch_latency = Histogram(
+            "roomd_dispatch_latency_seconds", "AvailabilityRequest received to the job's "
+            "entrypoint running in a child.", ["agent"], buckets=DISPATCH_LATENCY_BUCKETS,
+            registry=r)
+        self.assignment_timeouts = Counter(
+            "roomd_assignment_timeouts", "Accepted offers that got no JobAssignment in time.",
+            ["agent"], registry=r)
+        self.link_up = Gauge("roomd_server_link_up", "1 while the agent is registered with the "
+                             "LiveKit server.", ["agent"], registry=r)
+        self.link_reconnects = Counter(
+            "roomd_server_link_reconnects", "Registrations after a lost connection.", ["agent"],
+            registry=r)
+        self.link_rtt = Gauge("roomd_server_link_rtt_seconds", "Last WorkerPing round trip to "
+                              "the server.", ["agent"], registry=r)
+        self.reloads = Counter("roomd_reloads", "Reloads (SIGHUP or POST /reload) by result.",
+                               ["result"], registry=r)
+        for result in ("ok", "failed"):
+            self.reloads.labels(result=result)
+        r.register(DaemonCollector(view))
+        if process_metrics:
+            # The supervisor's own CPU, memory and file descriptors (process_*).
+            ProcessCollector(registry=r)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    # -- LinkObserver --------------------------------------------------------------------
+    def decision(self, agent: str, decision: Decision) -> None:
+        self.decisions.labels(agent=agent, reason=decision.value).inc()
+        if decision is Decision.ASSIGNMENT_TIMEOUT:
+            self.assignment_timeouts.labels(agent=agent).inc()
+
+    def job_running(self, agent: str, dispatch_latency: float) -> None:
+        self.dispatch_latency.labels(agent=agent).observe(dispatch_latency)
+
+    def job_ended(self, agent: str, outcome: JobOutcome, duration: float) -> None:
+        self.jobs.labels(agent=agent, status=outcome.status.name.lower()).inc()
+        self.job_duration.labels(agent=agent).observe(duration)
+
+    def link_up(self, agent: str, up: bool) -> None:
+        self.link_up.labels(agent=agent).set(1 if up else 0)
+
+    def reconnected(self, agent: str) -> None:
+        self.link_reconnects.labels(agent=agent).inc()
+
+    def rtt(self, agent: str, seconds: float) -> None:
+        self.link_rtt.labels(agent=agent).set(seconds)
+
+    # -- the supervisor ------------------------------------------------------------------
+    def reloaded(self, ok: bool) -> None:
+        self.reloads.labels(result="ok" if ok else "failed").inc()
+
+
+class DaemonCollector(Collector):
+    """State read at scrape time: nothing here is stored between scrapes but pool totals."""
+
+    def __init__(self, view: DaemonView) -> None:
+        self._view = view
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # names are only known by collecting; nothing to clash with in our registry
+
+    def collect(self) -> Iterator[Metric]:
+        view = self._view
+        yield from self._daemon(view)
+        yield from self._links(view)
+        yield from self._plugins(view)
+        yield from self._pools(view)
+
+    def _daemon(self, view: DaemonView) -> Iterator[Metric]:
+        state = GaugeMetricFamily("roomd_daemon_state", "1 for the supervisor's current state.",
+                                  labels=["state"])
+        current = view.state.value
+        for member in type(view.state):
+            state.add_metric([str(member.value)], 1.0 if member.value == current else 0.0)
+        yield state
+        yield GaugeMetricFamily("roomd_generation", "Plugin code generation (1 at start, +1 "
+                                "per reload).", value=view.generation)
+        yield GaugeMetricFamily("roomd_load_ratio", "Service CPU load in 0..1 as reported to the "
+                                "server (cgroup aware).", value=view.load.value)
+        yield GaugeMetricFamily("roomd_job_slots_in_use", "Admission slots reserved or running, "
+                                "across agents.", value=view.admission.in_use)
+
+    def _links(self, view: DaemonView) -> Iterator[Metric]:
+        active = GaugeMetricFamily("roomd_jobs_active", "Jobs accepted and not yet ended, by "
+                                   "agent.", labels=["agent"])
+        by_agent: dict[str, int] = {}
+        for link in view.links:  # a retiring link may serve the same agent as the new one
+            agent = link.registration.agent_name
+            by_agent[agent] = by_agent.get(agent, 0) + sum(
+                1 for job in link.jobs.values() if job.state is not JobState.ENDED)
+        for agent, count in sorted(by_agent.items()):
+            active.add_metric([agent], count)
+        yield active
+
+    def _plugins(self, view: DaemonView) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily("roomd_plugin_state", "1 for each plugin's current state.",
+                                  labels=["plugin", "state"])
+        for name, record in sorted(view.plugins.items()):
+            for member in PluginState:
+                gauge.add_metric([name, member.value], 1.0 if record.state is member else 0.0)
+        yield gauge
+
+    def _pools(self, view: DaemonView) -> Iterator[Metric]:
+        live = view.roster.live()
+        pool_state = GaugeMetricFamily("roomd_pool_state", "1 for the state of each plugin's "
+                                       "current pool.", labels=["plugin", "state"])
+        for plugin, pool in sorted(view.launcher.pools.items()):
+            for member in PoolState:
+                pool_state.add_metric([plugin, member.value], 1.0 if pool.state is member else 0.0)
+        yield pool_state
+
+        children = GaugeMetricFamily("roomd_children", "Child processes by state, every live "
+                                     "generation.", labels=["agent", "state"])
+        rss = GaugeMetricFamily("roomd_children_rss_bytes", "Sum of the children's resident "
+                                "memory (shared pages counted once per child).", labels=["agent"])
+        memory = GaugeMetricFamily("roomd_children_memory_bytes", "Sum of the children's "
+                                   "proportional memory (PSS, else USS, else RSS).",
+                                   labels=["agent"])
+        rss_max = GaugeMetricFamily("roomd_child_rss_max_bytes", "Largest resident memory of "
+                                    "one child.", labels=["agent"])
+        agents = sorted({e.agent for e in live})
+        for agent in agents:
+            snaps = [c for e in live if e.agent == agent for c in e.snapshot.children]
+            for state in CHILD_STATES:
+                children.add_metric([agent, state], sum(1 for c in snaps if c.state == state))
+            rss_values = [c.rss_bytes for c in snaps if c.rss_bytes is not None]
+            rss.add_metric([agent], float(sum(rss_values)))
+            memory.add_metric([agent], float(sum(c.memory_bytes for c in snaps
+                                                 if c.memory_bytes is not None)))
+            rss_max.add_metric([agent], float(max(rss_values, default=0)))
+        yield children
+        yield rss
+        yield memory
+        yield rss_max
+
+        totals = view.roster.totals(live)
+        restarts = CounterMetricFamily("roomd_child_restarts", "Child exits by reason (retired, "
+                                       "shutdown, crashed, killed, unresponsive, ...).",
+                                       labels=["agent", "reason"])
+        failures = CounterMetricFamily("roomd_child_start_failures", "Children that failed to "
+                                       "start (import, prewarm, timeout).", labels=["agent"])
+        ipc = SummaryMetricFamily("roomd_child_ipc_rtt_seconds", "Supervisor-child Ping/Pong "
+                                  "round trip.", labels=["agent"])
+        dropped = CounterMetricFamily("roomd_child_logs_dropped", "Child log events dropped by "
+                                      "the rate limit.", labels=["agent"])
+        for agent, total in sorted(totals.items()):
+            for reason, count in sorted(total.restarts.items()):
+                restarts.add_metric([agent, reason], count)
+            failures.add_metric([agent], total.start_failures)
+            ipc.add_metric([agent], count_value=total.ipc_rtt_count,
+                           sum_value=total.ipc_rtt_sum_seconds)
+            dropped.add_metric([agent], total.logs_dropped)
+        yield restarts
+        yield failures
+        yield ipc
+        yield dropped
