@@ -31,7 +31,14 @@ from .devserver import DevServer, DevServerError
 from .link import LinkFailed, PoolEvaluator, ServerLink
 from .load import LoadMonitor
 from .logging import configure_logging
-from .plugin_runtime import PluginRecord, PluginStartError, PluginState, registration_for, start_pool
+from .plugin_runtime import (
+    PluginRecord,
+    PluginStartError,
+    PluginState,
+    PluginStatus,
+    registration_for,
+    start_pool,
+)
 from .ops import DaemonMetrics, PoolRoster, ServiceOps
 from .pool import Pool, PoolLauncher
 from .pool.tasks import TaskOwner
@@ -130,6 +137,8 @@ class Supervisor:
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
         self._tasks = TaskOwner("supervisor")
         self._retiring = TaskOwner("retiring generations")
+        self._old_pools: set[Pool] = set()  # previous generations finishing their jobs
+        self._old_links: set[ServerLink] = set()
         self.load = LoadMonitor()
         self.admission = Admission(max_jobs=config.admission.max_jobs,
                                    load_threshold=config.admission.load_threshold,
@@ -174,11 +183,13 @@ class Supervisor:
 
     @property
     def links(self) -> list[ServerLink]:
-        return [served.link for served in self._served.values()]
+        """Every link with jobs to look after: current ones and retiring ones."""
+        return [served.link for served in self._served.values()] + list(self._old_links)
 
     @property
     def pools(self) -> list[Pool]:
-        return list(self.launcher.pools.values())
+        """Every pool with children: current generations and retiring ones."""
+        return list(self.launcher.pools.values()) + list(self._old_pools)
 
     # -- requests from outside the loop (signals, HTTP) ----------------------------------
     def request_signal(self, signum: int) -> None:
@@ -251,53 +262,90 @@ class Supervisor:
 
     # -- starting and reloading plugins ---------------------------------------------------
     async def _start_all(self) -> None:
-        self._generation += 1
-        discovery = self._discover()
-        self._note_problems(discovery)
-        specs = self._enabled(discovery)
-        if not specs:
-            log.warning("no agent plugins to serve; install one (pip install ...) and reload")
-        await asyncio.gather(*(self._serve(spec, self._generation) for spec in specs))
+        problems = await self._apply_discovery()
         if self._state is SupervisorState.REGISTERING:
-            self._transition(SupervisorState.READY, f"{len(self._served)} plugin(s) serving")
+            why = f"{len(self._served)} plugin(s) serving"
+            if problems:
+                why += f"; problems: {'; '.join(problems)}"
+            self._transition(SupervisorState.READY, why)
+
+    async def _apply_discovery(self) -> list[str]:
+        """Make what is installed and enabled now the served set, as a new generation.
+
+        Returns one line per wanted plugin that has a problem (its cause), for the reload reply.
+        """
+        self._generation += 1
+        generation = self._generation
+        discovery = self._discover()
+        broken = self._note_problems(discovery)
+        specs = self._enabled(discovery)
+        if not specs and not self._served and not broken:
+            log.warning("no agent plugins to serve; install one (pip install ...) and reload")
+        await asyncio.gather(*(self._serve(spec, generation) for spec in specs))
+        wanted = {spec.name for spec in specs} | broken
+        for name in list(self._served):
+            if name in broken:
+                continue  # _note_problems kept its previous generation serving
+            if name not in wanted:
+                installed = discovery.get(name) is not None
+                self._retire(name, PluginState.DISABLED if installed else PluginState.STOPPED)
+        return [f"{name}: {self.plugins[name].last_error}" for name in sorted(wanted)
+                if self.plugins[name].last_error]
 
     def _enabled(self, discovery: Discovery) -> list[PluginSpec]:
         specs = []
         for spec in discovery.plugins:
             if self.config.plugins.is_enabled(spec.name):
                 specs.append(spec)
-            else:
+            elif spec.name not in self._served:  # a served one is retired, then marked
                 record = self.plugins.setdefault(spec.name, PluginRecord(spec))
+                record.spec = spec
                 record.transition(PluginState.DISABLED)
         return specs
 
-    def _note_problems(self, discovery: Discovery) -> None:
+    def _note_problems(self, discovery: Discovery) -> set[str]:
+        """Record entry points that cannot be served; return the enabled names among them."""
+        broken: set[str] = set()
         for problem in discovery.problems:
             log.error("plugin cannot be served", plugin=problem.name,
-                      distribution=problem.distribution, error=problem.error)
+                      distribution=problem.distribution, version=problem.version,
+                      error=problem.error)
+            if problem.shadowed or not self.config.plugins.is_enabled(problem.name):
+                continue
+            broken.add(problem.name)
+            error = f"{problem.distribution} {problem.version}: {problem.error}"
+            record = self.plugins.get(problem.name)
+            if record is not None and problem.name in self._served:
+                # A broken upgrade must not take down the generation that works.
+                record.last_error = f"reload kept the previous generation: {error}"
+                continue
+            spec = PluginSpec(problem.name, problem.target, problem.distribution, problem.version)
+            record = self.plugins.setdefault(problem.name, PluginRecord(spec))
+            record.spec = spec
+            record.agent_name = None
+            record.transition(PluginState.FAILED, error)
+        return broken
 
     async def _serve(self, spec: PluginSpec, generation: int) -> None:
         """Make ``spec`` at ``generation`` the one serving its plugin name."""
         record = self.plugins.get(spec.name)
         if record is None:
             record = self.plugins[spec.name] = PluginRecord(spec)
-        record.generation = generation
         if spec.name not in self._served:
+            record.spec, record.generation, record.agent_name = spec, generation, None
             record.transition(PluginState.STARTING)
         try:
             pool, description = await start_pool(spec, self.config, generation, self._child_env)
         except PluginStartError as exc:
-            error = f"{spec.name} {spec.version}: {exc}"
+            error = f"{spec.distribution} {spec.version}: {exc}"
             if spec.name in self._served:
                 # A broken upgrade must not take down the generation that works.
                 record.last_error = f"reload kept the previous generation: {error}"
                 log.error("new generation failed; previous one keeps serving",
-                          plugin=spec.name, error=str(exc))
+                          plugin=spec.name, generation=generation, error=str(exc))
             else:
-                record.transition(PluginState.FAILED, str(exc))
+                record.transition(PluginState.FAILED, error)
             return
-        record.spec = spec
-        record.agent_name = description.agent_name
         registration = registration_for(spec, description, self._version)
         previous = self.launcher.set_pool(pool)
         served = self._served.get(spec.name)
@@ -311,7 +359,9 @@ class Supervisor:
                               registration=registration, admission=self.admission,
                               evaluator=evaluator, launcher=self.launcher, observer=self.metrics)
             if served is not None:
-                self._retiring.spawn(self._retire_link(served.link), f"retire link {spec.name}")
+                # Options changed (agent name, type, permissions): register anew; the old
+                # link reports FULL and keeps its running jobs until they end.
+                self._retire_link_later(spec.name, served.link)
             self._served[spec.name] = _Served(record, pool, link)
             self._tasks.spawn(self._run_link(spec.name, link), f"link {spec.name}")
             try:
@@ -319,7 +369,9 @@ class Supervisor:
             except TimeoutError:
                 log.warning("link not registered yet; it keeps trying", plugin=spec.name)
         if previous is not None and previous is not pool:
-            self._retiring.spawn(self._retire_pool(previous), f"retire pool {spec.name}")
+            self._retire_pool_later(previous)
+        record.spec, record.generation = spec, generation
+        record.agent_name = description.agent_name
         record.transition(PluginState.SERVING)
 
     async def _run_link(self, plugin: str, link: ServerLink) -> None:
@@ -327,21 +379,45 @@ class Supervisor:
             await link.run()
         except LinkFailed as exc:
             self._events.put_nowait(_LinkGaveUp(plugin, str(exc)))
+        except Exception as exc:  # a bug in the link: serving on without it would lose every offer
+            log.exception("server link crashed", plugin=plugin)
+            self._events.put_nowait(_LinkGaveUp(plugin, f"link crashed: {type(exc).__name__}: {exc}"))
+
+    def _retire(self, name: str, state: PluginState) -> None:
+        """Stop serving ``name``: no new jobs; its running jobs end in their own time."""
+        served = self._served.pop(name)
+        self.launcher.remove_pool(name)
+        self._retire_link_later(name, served.link)
+        self._retire_pool_later(served.pool)
+        served.record.transition(state)
+
+    def _retire_pool_later(self, pool: Pool) -> None:
+        self._old_pools.add(pool)
+        self._retiring.spawn(self._retire_pool(pool), f"retire pool {pool.plugin}#{pool.generation}")
+
+    def _retire_link_later(self, plugin: str, link: ServerLink) -> None:
+        link.drain()  # at once: the server must stop offering to it before the task runs
+        self._old_links.add(link)
+        self._retiring.spawn(self._retire_link(link), f"retire link {plugin}")
 
     async def _retire_pool(self, pool: Pool) -> None:
         """An old generation: no new jobs; close it once its running jobs have ended."""
-        drain_timeout = self.config.daemon.drain_timeout
-        finished = await pool.drain(drain_timeout)
-        if not finished:
-            log.warning("old generation still busy after drain_timeout; stopping it",
-                        plugin=pool.plugin, generation=pool.generation)
-        await pool.aclose()
-        log.info("old generation retired", plugin=pool.plugin, generation=pool.generation)
+        try:
+            finished = await pool.drain(self.config.daemon.drain_timeout)
+            if not finished:
+                log.warning("old generation still busy after drain_timeout; stopping it",
+                            plugin=pool.plugin, generation=pool.generation)
+            await pool.aclose()
+            log.info("old generation retired", plugin=pool.plugin, generation=pool.generation)
+        finally:
+            self._old_pools.discard(pool)
 
     async def _retire_link(self, link: ServerLink) -> None:
-        link.drain()
-        await link.wait_idle(self.config.daemon.drain_timeout)
-        await link.aclose()
+        try:
+            await link.wait_idle(self.config.daemon.drain_timeout)
+            await link.aclose()
+        finally:
+            self._old_links.discard(link)
 
     async def handle_hup(self) -> None:
         result = await self.reload()
@@ -362,27 +438,17 @@ class Supervisor:
                 self.config = dataclasses_replace_livekit(new_config, self.config.livekit)
                 self.admission.reconfigure(max_jobs=self.config.admission.max_jobs,
                                            load_threshold=self.config.admission.load_threshold)
-            self._generation += 1
-            discovery = self._discover()
-            self._note_problems(discovery)
-            specs = self._enabled(discovery)
-            await asyncio.gather(*(self._serve(spec, self._generation) for spec in specs))
-            wanted = {spec.name for spec in specs}
-            for name in list(self._served):
-                if name not in wanted:
-                    served = self._served.pop(name)
-                    self.launcher.remove_pool(name)
-                    self._retiring.spawn(self._retire_link(served.link), f"retire link {name}")
-                    self._retiring.spawn(self._retire_pool(served.pool), f"retire pool {name}")
-                    served.record.transition(PluginState.STOPPED)
-            failed = [r.spec.name for r in self.plugins.values()
-                      if r.spec.name in wanted and r.last_error]
+            problems = await self._apply_discovery()
             detail = f"generation {self._generation}: {len(self._served)} plugin(s) serving"
-            if failed:
-                detail += f"; problems: {', '.join(sorted(failed))}"
-            return ReloadResult(not failed, self._generation, detail)
+            if problems:
+                detail += f"; problems: {'; '.join(problems)}"
+            return ReloadResult(not problems, self._generation, detail)
         finally:
             self._transition(SupervisorState.READY)
+
+    def plugin_statuses(self) -> list[PluginStatus]:
+        """Every plugin the daemon knows of, for ``/status`` and ``roomd plugins list``."""
+        return [record.status() for _name, record in sorted(self.plugins.items())]
 
     # -- stopping ------------------------------------------------------------------------
     async def handle_term(self) -> None:
@@ -410,10 +476,12 @@ class Supervisor:
         await self._close_everything(STOP_NOW_TIMEOUT)
 
     async def _close_everything(self, pool_timeout: float) -> None:
-        await asyncio.gather(*(pool.aclose(timeout=pool_timeout) for pool in self.pools),
+        # Taken before the retiring tasks are cancelled: they forget their pool and link.
+        pools, links = self.pools, self.links
+        await asyncio.gather(*(pool.aclose(timeout=pool_timeout) for pool in pools),
                              return_exceptions=True)
         await self._retiring.aclose(timeout=pool_timeout)
-        await asyncio.gather(*(link.aclose() for link in self.links), return_exceptions=True)
+        await asyncio.gather(*(link.aclose() for link in links), return_exceptions=True)
         for served in self._served.values():
             served.record.transition(PluginState.STOPPED)
         self._transition(SupervisorState.STOPPED)
