@@ -321,8 +321,7 @@ class Supervisor:
                 continue
             spec = PluginSpec(problem.name, problem.target, problem.distribution, problem.version)
             record = self.plugins.setdefault(problem.name, PluginRecord(spec))
-            record.spec = spec
-            record.agent_name = None
+            record.spec, record.agent_name, record.generation = spec, None, self._generation
             record.transition(PluginState.FAILED, error)
         return broken
 
