@@ -76,7 +76,7 @@ async def test_a_plugin_removed_from_config_stops_taking_jobs_after_its_running_
     installer.install("drop", good_agent("drop", "drop-agent"))
     supervisor = await daemons(config_toml(livekit_server, ["keep", "drop"]))
     drop_pool = supervisor.launcher.get("drop")
-    drop_link = next(link for link in supervisor.links if l.registration.agent_name == "drop-agent")
+    drop_link = next(link for link in supervisor.links if link.registration.agent_name == "drop-agent")
 
     caller = await Caller(livekit_server, room_name("drop")).join()
     try:

@@ -57,29 +57,30 @@ async def test_max_jobs_is_one_budget_for_every_plugin(
     installer.install("alpha", good_agent("alpha", "alpha-agent"))
     installer.install("beta", good_agent("beta", "beta-agent"))
     supervisor = await daemons(config_toml(livekit_server, ["alpha", "beta"], max_jobs=1))
-    first, second = room_name("alpha"), room_name("beta")
-    caller_a = await Caller(livekit_server, first).join()
-    caller_b = await Caller(livekit_server, second).join()
-    beta_job: asyncio.Future[dict[str, str]] | None = None
+    rooms = [room_name("alpha"), room_name("beta-refused"), room_name("beta")]
+    callers = [await Caller(livekit_server, room).join() for room in rooms]
     try:
-        await dispatch(lkapi, "alpha-agent", first)
-        assert (await caller_a.wait_agent())["plugin"] == "alpha"
-        assert supervisor.admission.in_use == 1
-        assert supervisor.admission.is_full()
-        # beta's link shares the budget: it reports FULL, so beta's job cannot start here
-        # while alpha's runs; once alpha's ends, the slot is free and beta's job runs.
-        await dispatch(lkapi, "beta-agent", second)
-        beta_job = asyncio.ensure_future(caller_b.wait_agent(timeout=60))
-        done, _ = await asyncio.wait({beta_job}, timeout=3)
-        assert not done, "beta's job started although max_jobs=1 was taken by alpha's"
-        await caller_a.say_bye()
+        await dispatch(lkapi, "alpha-agent", rooms[0])
+        assert (await callers[0].wait_agent())["plugin"] == "alpha"
+        assert supervisor.admission.in_use == 1 and supervisor.admission.is_full()
+        # beta's link shares the one slot: it reports FULL, so the server gives beta's job
+        # to no one while alpha's runs. Nothing announces "not started": watch a while.
+        await dispatch(lkapi, "beta-agent", rooms[1])
+        refused = asyncio.ensure_future(callers[1].wait_agent(timeout=60))
+        done, _ = await asyncio.wait({refused}, timeout=3)
+        refused.cancel()
+        assert not done, "beta's job started although alpha's held the only slot"
+        assert supervisor.launcher.get("beta").stats().jobs_started == 0  # type: ignore[union-attr]
+
+        await callers[0].say_bye()
         await wait_jobs_ended(supervisor.launcher.get("alpha"), "SUCCESS")
-        assert (await beta_job)["plugin"] == "beta"
+        assert supervisor.admission.in_use == 0
+        # The slot is free again, for any plugin: beta now takes a job.
+        await dispatch(lkapi, "beta-agent", rooms[2])
+        assert (await callers[2].wait_agent())["plugin"] == "beta"
         assert supervisor.admission.in_use == 1
-        await caller_b.say_bye()
+        await callers[2].say_bye()
         await wait_jobs_ended(supervisor.launcher.get("beta"), "SUCCESS")
     finally:
-        if beta_job is not None:
-            beta_job.cancel()
-        await caller_a.leave()
-        await caller_b.leave()
+        for caller in callers:
+            await caller.leave()
