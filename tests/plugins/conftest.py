@@ -33,7 +33,7 @@ def installer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PluginInstalle
 
 
 def config_toml(address: DevServerAddress, enabled: list[str], *, max_jobs: int = 0,
-                extra: str = "") -> str:
+                extra: str = "", http_port: int = 0) -> str:
     """A daemon configuration with short deadlines, serving only ``enabled``."""
     names = ", ".join(f'"{name}"' for name in enabled)
     return f'''
@@ -45,7 +45,7 @@ api_secret = "{address.api_secret}"
 [daemon]
 drain_timeout = 15.0
 log_level = "info"
-http_port = 0  # any free port: several daemons may run at once
+http_port = {http_port}  # 0: any free port, as several daemons may run at once
 
 [link]
 assignment_timeout = 5.0
