@@ -1,0 +1,258 @@
+"""``cli.run_app(WorkerOptions(...))``: a single-file agent's command line.
+
+``python agent.py start`` serves the agent in production (JSON logs), ``dev`` serves it
+with readable debug logs and a local ``livekit-server --dev`` when no server is named, and
+``console`` serves it and joins a room as you (text, or ``--input-wav``) in one command.
+Each runs the daemon's own supervisor (prewarmed children, the same server link) through
+``Worker``; configuration is the daemon's (``LIVEKIT_*`` and ``ROOMD_<SECTION>_<KEY>``
+variables), with the flags on top.
+
+Exit codes as ``roomd``: 0 ok, 1 runtime failure, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from roomd.daemon.config import Config, ConfigError, LiveKitConfig
+
+from .worker_options import WorkerOptions
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+_LEVELS = click.Choice(["debug", "info", "warning", "error"])
+
+
+def run_app(opts: WorkerOptions) -> None:
+    """Parse the command line (``sys.argv``), run the chosen subcommand and exit."""
+    build_cli(opts)(prog_name=os.path.basename(sys.argv[0]) or "agent")
+
+
+def _server_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--url", help="LiveKit server URL [default: LIVEKIT_URL, else WorkerOptions.ws_url]."),
+        click.option("--api-key", help="[default: LIVEKIT_API_KEY, else WorkerOptions.api_key]"),
+        click.option("--api-secret", help="[default: LIVEKIT_API_SECRET, else WorkerOptions.api_secret]"),
+        click.option("--log-level", type=_LEVELS, help="Lowest level logged."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def build_cli(opts: WorkerOptions) -> click.Group:
+    """The command group for ``opts``; ``run_app`` runs it on ``sys.argv``."""
+
+    @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+    def app() -> None:
+        """Run this agent on roomd: prewarmed child processes, one server registration.
+
+        Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
+        """
+
+    @app.command()
+    @_server_options
+    def start(url: str | None, api_key: str | None, api_secret: str | None, log_level: str | None) -> None:
+        """Serve the agent in production: JSON logs on stdout, SIGTERM drains, SIGHUP reloads."""
+        _exit(_serve(opts, _overrides(url, api_key, api_secret, log_level=log_level, log_format="json")))
+
+    @app.command()
+    @_server_options
+    def dev(url: str | None, api_key: str | None, api_secret: str | None, log_level: str | None) -> None:
+        """Serve the agent while developing: readable debug logs, and a local
+        ``livekit-server --dev`` when no server URL is set. SIGHUP reloads the file's code."""
+        _exit(_serve(opts, _overrides(url, api_key, api_secret, log_level=log_level or "debug",
+                                      log_format="console", dev=True)))
+
+    @app.command()
+    @_server_options
+    @click.option("--room", help="Room to join [default: a new room console-<random>].")
+    @click.option("--identity", default="console-user", show_default=True)
+    @click.option("--input-wav", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="Publish this 16-bit mono WAV as your voice.")
+    @click.option("--output-wav", type=click.Path(dir_okay=False, path_type=Path),
+                  help="Record the agent's audio here.")
+    @click.option("--exit-after-reply/--stay", default=None,
+                  help="With --input-wav: leave after the agent's reply (default when stdin is not a terminal).")
+    @click.option("--timeout", type=float, help="Leave after this many seconds.")
+    def console(url: str | None, api_key: str | None, api_secret: str | None, log_level: str | None,
+                room: str | None, identity: str, input_wav: Path | None, output_wav: Path | None,
+                exit_after_reply: bool | None, timeout: float | None) -> None:
+        """Serve the agent and talk to it: stdin lines go to the room as chat, replies are
+        printed; --input-wav speaks a recording. Logs go to stderr. Ctrl-D leaves."""
+        if exit_after_reply is None:
+            exit_after_reply = input_wav is not None and not sys.stdin.isatty()
+        talk = _Talk(room=room or f"console-{secrets.token_hex(4)}", identity=identity,
+                     input_wav=input_wav, output_wav=output_wav, exit_after_reply=exit_after_reply,
+                     timeout=timeout)
+        overrides = _overrides(url, api_key, api_secret, log_level=log_level or "warning",
+                               log_format="console", dev=True)
+        _exit(_serve(opts, overrides, talk=talk))
+
+    return app
+
+
+def _overrides(url: str | None, api_key: str | None, api_secret: str | None, *, log_level: str | None,
+               log_format: str, dev: bool | None = None) -> dict[str, Any]:
+    return {"livekit.url": url, "livekit.api_key": api_key, "livekit.api_secret": api_secret,
+            "daemon.log_level": log_level, "daemon.log_format": log_format, "daemon.dev": dev}
+
+
+def _exit(code: int) -> NoReturn:
+    sys.exit(code)
+
+
+class _Talk:
+    """What ``console`` does once the worker is serving (options of a ConsoleSession)."""
+
+    def __init__(self, *, room: str, identity: str, input_wav: Path | None, output_wav: Path | None,
+                 exit_after_reply: bool, timeout: float | None) -> None:
+        self.room = room
+        self.identity = identity
+        self.input_wav = input_wav
+        self.output_wav = output_wav
+        self.exit_after_reply = exit_after_reply
+        self.timeout = timeout
+
+
+def _serve(opts: WorkerOptions, overrides: dict[str, Any], *, talk: _Talk | None = None) -> int:
+    from roomd.daemon.devserver import DevServerError
+    from roomd.daemon.logging import configure_logging
+    from roomd.plugins.script import ScriptTargetError
+
+    from .worker import Worker, plugin_spec, worker_config
+
+    try:
+        config = worker_config(opts, overrides)
+    except ConfigError as exc:
+        click.echo(f"roomd: configuration error: {exc}", err=True)
+        return EXIT_USAGE
+    try:
+        plugin_spec(opts)  # before any server or process: an agent that cannot travel says why now
+    except ScriptTargetError as exc:
+        click.echo(f"roomd: {exc}", err=True)
+        return EXIT_USAGE
+    # The console's own lines are stdout; its logs must not interleave with them.
+    configure_logging(config.daemon.log_format, config.daemon.log_level,
+                      stream=sys.stderr if talk is not None else None)
+    try:
+        with _server_for(config) as config:
+            worker = Worker(opts, config=config)
+            if talk is None:
+                return _run_loop(_run_worker(worker))
+            return _run_loop(_run_console(worker, talk), abandon_threads=True)
+    except DevServerError as exc:
+        click.echo(f"roomd: dev server failed: {exc}", err=True)
+        return EXIT_FAILURE
+
+
+@contextlib.contextmanager
+def _server_for(config: Config) -> Iterator[Config]:
+    """``config``, or in dev mode without a URL, ``config`` pointing at a dev server we run."""
+    if not config.daemon.dev or config.livekit.url:
+        yield config
+        return
+    import structlog
+
+    from roomd.daemon.devserver import DevServer
+    from roomd.daemon.supervisor import dataclasses_replace_livekit
+
+    server = DevServer()
+    address = server.start()
+    structlog.get_logger("roomd.agents.cli").info("started local livekit-server --dev", url=address.url)
+    try:
+        yield dataclasses_replace_livekit(config, LiveKitConfig(
+            url=address.url, api_key=address.api_key, api_secret=address.api_secret))
+    finally:
+        server.stop()
+
+
+def _run_loop(main: Any, *, abandon_threads: bool = False) -> int:
+    import uvloop
+
+    if not abandon_threads:
+        return int(uvloop.run(main))
+    # The console reads stdin in an executor thread that no Python call can interrupt; the
+    # usual loop shutdown would wait for that thread until the next line is typed. So close
+    # the loop without waiting for it, and leave with os._exit once everything is flushed.
+    loop = uvloop.new_event_loop()
+    try:
+        code = int(loop.run_until_complete(main))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+async def _run_worker(worker: Any) -> int:
+    from .worker import WorkerError
+
+    try:
+        await worker.run()
+    except WorkerError as exc:
+        click.echo(f"roomd: {exc}", err=True)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+async def _run_console(worker: Any, talk: _Talk) -> int:
+    from roomd.daemon.console import ConsoleOptions, run_console
+    from roomd.daemon.pool.tasks import TaskOwner
+
+    from .worker import WorkerError
+
+    livekit = worker.config.livekit
+    options = ConsoleOptions(url=livekit.url, api_key=livekit.api_key, api_secret=livekit.api_secret,
+                             room=talk.room, identity=talk.identity,
+                             # No agent name: the server dispatches the agent to every new room.
+                             agent_name=worker.options.agent_name or None,
+                             input_wav=talk.input_wav, output_wav=talk.output_wav)
+    registered = asyncio.Event()
+    worker.on("worker_registered", lambda _worker_id: registered.set())
+    tasks = TaskOwner("console")
+    try:
+        running = tasks.spawn(worker.run(), "worker")
+        ready = tasks.spawn(registered.wait(), "registration")
+        await asyncio.wait({running, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if not registered.is_set():
+            await running  # the worker stopped before serving: its error says why
+            return EXIT_FAILURE
+        click.echo(f"agent {worker.plugin.name!r} is serving; joining room {talk.room!r}", err=True)
+        session = tasks.spawn(run_console(options, exit_after_reply=talk.exit_after_reply,
+                                          timeout=talk.timeout), "console")
+        # Ctrl-C drains the worker; the console must leave too, or the job (and so the
+        # drain) would wait for a room that never empties.
+        worker.on("worker_draining", session.cancel)
+        await asyncio.wait({session})
+        code = EXIT_OK if session.cancelled() else int(session.result())
+        await _end_room(options)  # ends the agent's job now rather than at the room's timeout
+        await worker.drain()
+        await running
+        return code
+    except WorkerError as exc:
+        click.echo(f"roomd: {exc}", err=True)
+        return EXIT_FAILURE
+    finally:
+        await worker.aclose()
+        await tasks.aclose()
+
+
+async def _end_room(options: Any) -> None:
+    from livekit import api
+
+    http_url = options.url.replace("ws://", "http://").replace("wss://", "https://")
+    async with api.LiveKitAPI(http_url, options.api_key, options.api_secret) as lkapi:
+        with contextlib.suppress(api.TwirpError):  # already gone
+            await lkapi.room.delete_room(api.DeleteRoomRequest(room=options.room))

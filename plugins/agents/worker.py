@@ -1,0 +1,168 @@
+"""``Worker``: the daemon's supervisor serving one WorkerOptions (single-file mode).
+
+The agent runs exactly as an installed plugin does: a zygote imports the script, prewarmed
+children take the jobs, one server link registers the agent name. Only discovery differs:
+instead of reading entry points, the supervisor is handed one plugin whose target
+describes these options by reference (roomd.plugins.script), because the functions live in
+a script the children must import again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from roomd.daemon.config import Config, load_config
+from roomd.daemon.plugin_runtime import PluginState
+from roomd.daemon.supervisor import Supervisor, SupervisorState
+from roomd.plugins.discovery import Discovery, PluginSpec
+from roomd.plugins.script import describe_options, encode_target
+
+from .utils.events import EventEmitter
+from .worker_options import WorkerOptions
+
+EventTypes = Literal["worker_started", "worker_registered", "worker_draining"]
+
+
+class WorkerError(RuntimeError):
+    """The worker stopped because its agent could not be served; the message is the cause."""
+
+
+def worker_config(options: WorkerOptions, overrides: Mapping[str, Any] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Config:
+    """The daemon configuration for ``options``: flags > environment > the options > defaults.
+
+    The options name a server the way the reference's do (``ws_url``, ``api_key``...), but a
+    deployment's ``LIVEKIT_*`` variables and command-line flags must win over what the code says.
+    """
+    environ = os.environ if environ is None else environ
+    layer: dict[str, Any] = {}
+    for key, variable, value in (("livekit.url", "LIVEKIT_URL", options.ws_url),
+                                 ("livekit.api_key", "LIVEKIT_API_KEY", options.api_key),
+                                 ("livekit.api_secret", "LIVEKIT_API_SECRET", options.api_secret)):
+        if value and not environ.get(variable):
+            layer[key] = value
+    if options.port is not None:
+        layer["daemon.http_port"] = options.port
+    if options.host:
+        layer["daemon.http_host"] = options.host
+    layer.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    return load_config(None, environ=environ, overrides=layer)
+
+
+def plugin_spec(options: WorkerOptions) -> PluginSpec:
+    """The one plugin a Worker serves; ``ScriptTargetError`` if the options cannot travel."""
+    target = describe_options(options)
+    source = target.script or target.entrypoint_fnc.module
+    name = options.agent_name or (Path(target.script).stem if target.script else source)
+    return PluginSpec(name=name, target=encode_target(target), distribution=source, version="script")
+
+
+class Worker(EventEmitter[EventTypes]):
+    """Serve ``opts`` until stopped: ``await worker.run()``; ``drain()`` or ``aclose()`` to stop.
+
+    Events: ``worker_started`` (registering with the server), ``worker_registered``
+    (``worker_id``; the agent is serving), ``worker_draining``.
+    """
+
+    def __init__(self, opts: WorkerOptions, *, config: Config | None = None,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        # ``loop`` is accepted for the reference's signature; the worker runs on the loop
+        # that awaits run(), where asyncio puts it anyway.
+        super().__init__()
+        self._options = opts
+        self._spec = plugin_spec(opts)  # fails here, in the worker, if a function cannot travel
+        self._config = config if config is not None else worker_config(opts)
+        self._supervisor: Supervisor | None = None
+        self._failure = ""
+        self._registered = False
+        self._stopped = asyncio.Event()
+
+    @property
+    def options(self) -> WorkerOptions:
+        return self._options
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
+    def plugin(self) -> PluginSpec:
+        return self._spec
+
+    @property
+    def id(self) -> str:
+        """The worker id the server gave at registration ("" before)."""
+        links = self._supervisor.links if self._supervisor is not None else []
+        return links[0].worker_id if links else ""
+
+    @property
+    def draining(self) -> bool:
+        return self._supervisor is not None and self._supervisor.state in (
+            SupervisorState.DRAINING, SupervisorState.STOPPED)
+
+    @property
+    def supervisor(self) -> Supervisor | None:
+        return self._supervisor
+
+    def _discover(self) -> Discovery:
+        return Discovery(plugins=(self._spec,), problems=())
+
+    async def run(self) -> None:
+        """Serve until drained or closed (SIGTERM/SIGINT drain, SIGHUP reloads the script's code).
+
+        Raises ``WorkerError`` if the agent could not be served (its cause in the message).
+        """
+        if self._supervisor is not None:
+            raise RuntimeError("Worker.run() can only be called once")
+        from importlib.metadata import version
+
+        supervisor = Supervisor(self._config, discover=self._discover, version=version("roomd"))
+        supervisor.add_state_listener(self._on_state)
+        self._supervisor = supervisor
+        try:
+            code = await supervisor.run()
+        finally:
+            self._stopped.set()
+        if self._failure:
+            raise WorkerError(self._failure)
+        if code != 0:
+            raise WorkerError("the link to the LiveKit server failed; see the log for the cause")
+
+    def _on_state(self, state: SupervisorState) -> None:
+        assert self._supervisor is not None
+        if state is SupervisorState.REGISTERING:
+            self.emit("worker_started")
+        elif state is SupervisorState.READY and not self._registered:
+            record = self._supervisor.plugins.get(self._spec.name)
+            if record is None or record.state is not PluginState.SERVING:
+                # One agent and it cannot be served: a worker that stays up would hide that.
+                self._failure = (record.last_error if record is not None and record.last_error
+                                 else "the agent did not start")
+                self._supervisor.request_signal(signal.SIGTERM)
+                return
+            self._registered = True
+            self.emit("worker_registered", self.id)
+        elif state is SupervisorState.DRAINING:
+            self.emit("worker_draining")
+
+    async def drain(self) -> None:
+        """Refuse new jobs, let running ones end (``drain_timeout``), stop; wait for run() to end."""
+        if self._supervisor is None:
+            return
+        if not self.draining:
+            self._supervisor.request_signal(signal.SIGTERM)
+        await self._stopped.wait()
+
+    async def aclose(self) -> None:
+        """Stop now: running jobs are ended (their status still reported); wait for run() to end."""
+        if self._supervisor is None or self._stopped.is_set():
+            return
+        if not self.draining:
+            self._supervisor.request_signal(signal.SIGTERM)
+        self._supervisor.request_signal(signal.SIGTERM)  # the second stop request: stop now
+        await self._stopped.wait()
