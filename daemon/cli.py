@@ -14,6 +14,7 @@ import click
 import tomli_w
 
 from .cli_plugins import plugins_group
+from .cli_service import add_service_commands
 from .config import Config, ConfigError, load_config
 
 EXIT_OK = 0
@@ -90,6 +91,8 @@ def version() -> None:
 
 
 main.add_command(plugins_group)
+
+add_service_commands(main)
 
 if __name__ == "__main__":
     main()

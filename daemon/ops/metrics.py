@@ -51,32 +51,32 @@ class DaemonMetrics:
     def __init__(self, view: DaemonView, *, process_metrics: bool = True) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.jobs = Counter("roomd_jobs", "Jobs that ended, by agent and final status reported "
+        self._jobs = Counter("roomd_jobs", "Jobs that ended, by agent and final status reported "
                             "to the server.", ["agent", "status"], registry=r)
-        self.job_duration = Histogram(
+        self._job_duration = Histogram(
             "roomd_job_duration_seconds", "Time from entrypoint running (or offer, if it never "
             "ran) to the job's end.", ["agent"], buckets=JOB_DURATION_BUCKETS, registry=r)
-        self.decisions = Counter(
+        self._decisions = Counter(
             "roomd_availability_decisions", "Answers to the server's job offers and what became "
             "of accepted ones, by reason.", ["agent", "reason"], registry=r)
-        self.dispatch_latency = Histogram(
+        self._dispatch_latency = Histogram(
             "roomd_dispatch_latency_seconds", "AvailabilityRequest received to the job's "
             "entrypoint running in a child.", ["agent"], buckets=DISPATCH_LATENCY_BUCKETS,
             registry=r)
-        self.assignment_timeouts = Counter(
+        self._assignment_timeouts = Counter(
             "roomd_assignment_timeouts", "Accepted offers that got no JobAssignment in time.",
             ["agent"], registry=r)
-        self.link_up = Gauge("roomd_server_link_up", "1 while the agent is registered with the "
+        self._link_up = Gauge("roomd_server_link_up", "1 while the agent is registered with the "
                              "LiveKit server.", ["agent"], registry=r)
-        self.link_reconnects = Counter(
+        self._link_reconnects = Counter(
             "roomd_server_link_reconnects", "Registrations after a lost connection.", ["agent"],
             registry=r)
-        self.link_rtt = Gauge("roomd_server_link_rtt_seconds", "Last WorkerPing round trip to "
+        self._link_rtt = Gauge("roomd_server_link_rtt_seconds", "Last WorkerPing round trip to "
                               "the server.", ["agent"], registry=r)
-        self.reloads = Counter("roomd_reloads", "Reloads (SIGHUP or POST /reload) by result.",
+        self._reloads = Counter("roomd_reloads", "Reloads (SIGHUP or POST /reload) by result.",
                                ["result"], registry=r)
         for result in ("ok", "failed"):
-            self.reloads.labels(result=result)
+            self._reloads.labels(result=result)
         r.register(DaemonCollector(view))
         if process_metrics:
             # The supervisor's own CPU, memory and file descriptors (process_*).
@@ -87,29 +87,29 @@ class DaemonMetrics:
 
     # -- LinkObserver --------------------------------------------------------------------
     def decision(self, agent: str, decision: Decision) -> None:
-        self.decisions.labels(agent=agent, reason=decision.value).inc()
+        self._decisions.labels(agent=agent, reason=decision.value).inc()
         if decision is Decision.ASSIGNMENT_TIMEOUT:
-            self.assignment_timeouts.labels(agent=agent).inc()
+            self._assignment_timeouts.labels(agent=agent).inc()
 
     def job_running(self, agent: str, dispatch_latency: float) -> None:
-        self.dispatch_latency.labels(agent=agent).observe(dispatch_latency)
+        self._dispatch_latency.labels(agent=agent).observe(dispatch_latency)
 
     def job_ended(self, agent: str, outcome: JobOutcome, duration: float) -> None:
-        self.jobs.labels(agent=agent, status=outcome.status.name.lower()).inc()
-        self.job_duration.labels(agent=agent).observe(duration)
+        self._jobs.labels(agent=agent, status=outcome.status.name.lower()).inc()
+        self._job_duration.labels(agent=agent).observe(duration)
 
     def link_up(self, agent: str, up: bool) -> None:
-        self.link_up.labels(agent=agent).set(1 if up else 0)
+        self._link_up.labels(agent=agent).set(1 if up else 0)
 
     def reconnected(self, agent: str) -> None:
-        self.link_reconnects.labels(agent=agent).inc()
+        self._link_reconnects.labels(agent=agent).inc()
 
     def rtt(self, agent: str, seconds: float) -> None:
-        self.link_rtt.labels(agent=agent).set(seconds)
+        self._link_rtt.labels(agent=agent).set(seconds)
 
     # -- the supervisor ------------------------------------------------------------------
     def reloaded(self, ok: bool) -> None:
-        self.reloads.labels(result="ok" if ok else "failed").inc()
+        self._reloads.labels(result="ok" if ok else "failed").inc()
 
 
 class DaemonCollector(Collector):

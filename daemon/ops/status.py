@@ -43,12 +43,14 @@ class LinkStatus(msgspec.Struct, frozen=True):
     jobs: int
 
 
-class PluginStatus(msgspec.Struct, frozen=True):
+class PluginInfo(msgspec.Struct, frozen=True):
+    # The field names ``roomd plugins list`` reads (plugin_runtime's PluginStatus).
     name: str
     distribution: str
     version: str
+    target: str
     state: str
-    agent: str | None
+    agent_name: str | None
     generation: int
     last_error: str
 
@@ -96,7 +98,7 @@ class DaemonStatus(msgspec.Struct, frozen=True):
     load: float
     ready: Readiness
     links: list[LinkStatus]
-    plugins: list[PluginStatus]
+    plugins: list[PluginInfo]
     pools: list[PoolStatus]
     children: list[ChildStatus]
     jobs: list[JobInfo]
@@ -146,9 +148,9 @@ def collect_status(view: DaemonView) -> DaemonStatus:
         links=[LinkStatus(plugin=s.plugin, agent=s.agent_name, state=s.state, worker_id=s.worker_id,
                           draining=s.draining, rtt_seconds=s.rtt_seconds, reconnects=s.reconnects,
                           jobs=s.jobs) for s in links],
-        plugins=[PluginStatus(name=name, distribution=r.spec.distribution, version=r.spec.version,
-                              state=r.state.value, agent=r.agent_name, generation=r.generation,
-                              last_error=r.last_error)
+        plugins=[PluginInfo(name=name, distribution=r.spec.distribution, version=r.spec.version,
+                            target=r.spec.target, state=r.state.value, agent_name=r.agent_name,
+                            generation=r.generation, last_error=r.last_error)
                  for name, r in sorted(view.plugins.items())],
         pools=[PoolStatus(plugin=e.pool.plugin, agent=e.agent, generation=e.pool.generation,
                           state=e.snapshot.stats.state, current=id(e.pool) in current,
