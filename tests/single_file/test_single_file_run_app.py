@@ -1,0 +1,167 @@
+"""``python agent.py start|dev|console`` against the real LiveKit server: the agent runs in
+a prewarmed child of the worker, SIGTERM drains and exits 0, and mistakes say what to fix."""
+
+from __future__ import annotations
+
+import json
+import signal
+import uuid
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from single_file_helpers import (
+    agent_attribute,
+    delete_room,
+    dispatch,
+    join,
+    parent_pid,
+    run_script,
+    script_env,
+    terminate,
+    write_agent,
+)
+
+pytestmark = pytest.mark.livekit_server
+
+REFERENCE_AGENT = Path(__file__).parents[1] / "agents" / "voice" / "data" / "reference_agent.py"
+
+
+def _json_event(line: str) -> dict[str, Any]:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return {}
+    return event if isinstance(event, dict) else {}
+
+
+async def test_start_runs_the_entrypoint_in_a_prewarmed_child_and_sigterm_drains(
+        livekit_server: Any, tmp_path: Path) -> None:
+    agent_name = f"single-{uuid.uuid4().hex[:6]}"
+    room_name = f"room-{uuid.uuid4().hex[:6]}"
+    script = write_agent(tmp_path, agent_name)
+    async with run_script(script, "start", env=script_env(livekit_server)) as run:
+        ready = await run.wait_for_line(
+            lambda l: _json_event(l).get("event") == "supervisor state" and _json_event(l).get("new") == "ready")
+        assert _json_event(ready)["level"] == "info"  # production logs are JSON lines
+        caller = await join(livekit_server, room_name, "caller")
+        try:
+            await dispatch(livekit_server, agent_name, room_name)
+            child = int(await agent_attribute(caller, "pid"))
+            assert child != run.proc.pid
+            assert parent_pid(child) == run.proc.pid  # a child of the worker (its subreaper)
+
+            terminate(run, signal.SIGTERM)
+            await run.wait_for_line(lambda l: _json_event(l).get("new") == "draining")
+            # Draining waits for the running job: the worker is still there, its agent in the room.
+            assert run.proc.returncode is None
+            assert any(p.attributes.get("pid") == str(child) for p in caller.remote_participants.values())
+        finally:
+            await caller.disconnect()
+        await delete_room(livekit_server, room_name)  # the job ends; the drain can finish
+        assert await run.wait() == 0, run.output[-3000:]
+    errors = [line for line in run.lines if _json_event(line).get("level") == "error"]
+    assert errors == [], "".join(errors[:5])
+
+
+async def test_dev_takes_the_server_from_flags_and_logs_for_people(livekit_server: Any, tmp_path: Path) -> None:
+    agent_name = f"single-dev-{uuid.uuid4().hex[:6]}"
+    room_name = f"room-{uuid.uuid4().hex[:6]}"
+    script = write_agent(tmp_path, agent_name)
+    flags = ["--url", livekit_server.url, "--api-key", livekit_server.api_key,
+             "--api-secret", livekit_server.api_secret]
+    async with run_script(script, "dev", *flags, env=script_env(None)) as run:
+        await run.wait_for_line(lambda l: "supervisor state" in l and "new=ready" in l)
+        assert not any(_json_event(line) for line in run.lines)  # console lines, not JSON
+        caller = await join(livekit_server, room_name, "caller")
+        try:
+            await dispatch(livekit_server, agent_name, room_name)
+            child = int(await agent_attribute(caller, "pid"))
+            assert parent_pid(child) == run.proc.pid
+        finally:
+            await caller.disconnect()
+        await delete_room(livekit_server, room_name)
+        terminate(run, signal.SIGINT)  # Ctrl-C drains as SIGTERM does
+        assert await run.wait() == 0, run.output[-3000:]
+    assert any("[debug" in line for line in run.lines)  # dev logs at debug
+
+
+ENTRYPOINT_UNDER_MAIN_GUARD = '''
+from roomd.agents import WorkerOptions, cli
+
+if __name__ == "__main__":
+    async def entrypoint(ctx):
+        await ctx.connect()
+
+    cli.run_app(WorkerOptions(entrypoint_fnc=entrypoint, agent_name={agent_name!r}))
+'''
+
+
+async def test_an_entrypoint_the_children_cannot_import_stops_the_worker_with_what_to_do(
+        livekit_server: Any, tmp_path: Path) -> None:
+    script = write_agent(tmp_path, "never-serves", ENTRYPOINT_UNDER_MAIN_GUARD)
+    # The pool retries a zygote that fails (with backoff) before calling it fatal; one try here.
+    env = script_env(livekit_server, ROOMD_POOL_MAX_START_FAILURES="1")
+    async with run_script(script, "start", env=env) as run:
+        assert await run.wait() == 1
+    assert ("agent.py, imported as a module in the agent's processes, defines no 'entrypoint'"
+            in run.output), run.output[-3000:]
+    assert "define 'entrypoint' at the top level of agent.py" in run.output
+
+
+LAMBDA_ENTRYPOINT = '''
+from roomd.agents import WorkerOptions, cli
+
+if __name__ == "__main__":
+    cli.run_app(WorkerOptions(entrypoint_fnc=lambda ctx: ctx.connect(), agent_name={agent_name!r}))
+'''
+
+
+async def test_a_lambda_entrypoint_is_a_usage_error_before_anything_starts(tmp_path: Path) -> None:
+    script = write_agent(tmp_path, "lambda", LAMBDA_ENTRYPOINT)
+    async with run_script(script, "start", env=script_env(None, LIVEKIT_URL="ws://127.0.0.1:9",
+                                                          LIVEKIT_API_KEY="k", LIVEKIT_API_SECRET="s")) as run:
+        assert await run.wait() == 2
+    assert "is a lambda or a function defined inside another function" in run.output
+    assert "supervisor state" not in run.output
+
+
+async def test_start_without_a_server_is_a_configuration_error(tmp_path: Path) -> None:
+    script = write_agent(tmp_path, "nowhere")
+    async with run_script(script, "start", env=script_env(None)) as run:
+        assert await run.wait() == 2
+    assert "livekit.url is not set" in run.output
+
+
+async def test_the_reference_agent_file_offers_dev_start_and_console(tmp_path: Path) -> None:
+    async with run_script(REFERENCE_AGENT, "--help", env=script_env(None)) as run:
+        assert await run.wait() == 0
+    commands = run.output.split("Commands:", 1)[1].split()
+    assert {"dev", "start", "console"} <= set(commands)
+
+
+def _speech_wav(path: Path) -> Path:
+    """Half a second of tone then silence: what EnergyVAD hears as a spoken turn."""
+    rate = 48000
+    t = np.arange(int(rate * 0.5)) / rate
+    samples = np.concatenate([0.3 * np.sin(2 * np.pi * 300 * t), np.zeros(int(rate * 0.8))])
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes((samples * 32767).astype(np.int16).tobytes())
+    return path
+
+
+async def test_console_serves_the_reference_agent_and_talks_to_it(livekit_server: Any, tmp_path: Path) -> None:
+    """The reference agent (no agent name: dispatched to every new room) in one command."""
+    wav = _speech_wav(tmp_path / "turn.wav")
+    room_name = f"console-{uuid.uuid4().hex[:6]}"
+    async with run_script(REFERENCE_AGENT, "console", "--room", room_name, "--input-wav", str(wav),
+                          "--exit-after-reply", "--timeout", "60", env=script_env(livekit_server)) as run:
+        code = await run.wait(timeout=120)
+    assert code == 0, run.output[-3000:]
+    assert "[lk.transcription]" in run.output and "Hello! How can I help you today?" in run.output, \
+        run.output[-3000:]
