@@ -16,6 +16,7 @@ import tomli_w
 from .cli_plugins import plugins_group
 from .cli_service import add_service_commands
 from .config import Config, ConfigError, load_config
+from .console import console
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -91,6 +92,7 @@ def version() -> None:
 
 
 main.add_command(plugins_group)
+main.add_command(console)
 
 add_service_commands(main)
 

@@ -8,6 +8,7 @@ Every problem becomes one ``ConfigError`` line naming the file, key and (where k
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -104,6 +105,13 @@ class Config(_Section):
     pool: PoolConfig = msgspec.field(default_factory=PoolConfig)
     plugins: PluginsConfig = msgspec.field(default_factory=PluginsConfig)
     source: str = msgspec.field(default="<defaults>", name="_source")
+
+    @property
+    def load_threshold(self) -> float:
+        """The admission load limit in force: none in dev mode, as livekit-agents users expect
+        (a developer's machine is busy with builds and tests, and a refused dispatch from a
+        busy laptop looks like a broken agent)."""
+        return math.inf if self.daemon.dev else self.admission.load_threshold
 
     def masked(self) -> dict[str, Any]:
         """The effective configuration as plain data, secrets replaced by a mask."""

@@ -324,7 +324,7 @@ async def run_console(options: ConsoleOptions, *, exit_after_reply: bool, timeou
 
 
 @click.command("console")
-@click.option("--url", envvar="LIVEKIT_URL", help="Server URL (default LIVEKIT_URL; else a local dev server is started).")
+@click.option("--url", envvar="LIVEKIT_URL", help="Server URL (default LIVEKIT_URL; else the dev server of `roomd run --dev` on 127.0.0.1:7880, else a new dev server).")
 @click.option("--api-key", envvar="LIVEKIT_API_KEY", help="Default LIVEKIT_API_KEY.")
 @click.option("--api-secret", envvar="LIVEKIT_API_SECRET", help="Default LIVEKIT_API_SECRET.")
 @click.option("--room", default="console", show_default=True)
@@ -352,12 +352,17 @@ def console(url: str | None, api_key: str | None, api_secret: str | None, room: 
         exit_after_reply = input_wav is not None and not sys.stdin.isatty()
     server = None
     if not url:
-        from roomd.daemon.devserver import DevServer
+        from roomd.daemon.devserver import DevServer, find_running_dev_server
 
-        server = DevServer()
-        address = server.start()
+        address = find_running_dev_server()  # the one `roomd run --dev` started
+        if address is not None:
+            click.echo(f"using the dev server at {address.url}", err=True)
+        else:
+            server = DevServer()
+            address = server.start()
+            click.echo(f"started a dev server at {address.url} (key {address.api_key}); "
+                       "agents must register with it", err=True)
         url, api_key, api_secret = address.url, address.api_key, address.api_secret
-        click.echo(f"started a dev server at {url} (key {api_key}); agents must register with it", err=True)
     if not api_key or not api_secret:
         raise click.UsageError("--api-key and --api-secret (or LIVEKIT_API_KEY/LIVEKIT_API_SECRET) are required")
     options = ConsoleOptions(url=url, api_key=api_key, api_secret=api_secret, room=room, identity=identity,

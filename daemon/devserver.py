@@ -1,12 +1,14 @@
 """A local ``livekit-server --dev`` for tests and for ``roomd run --dev``.
 
 The binary comes from the Go module proxy at a pinned version, built once into the
-user's cache directory. Everything binds to 127.0.0.1 on free ports, so several test
-sessions (and a developer's own server) can run side by side.
+user's cache directory. Everything binds to 127.0.0.1. Tests take free ports, so
+several sessions run side by side; ``roomd run --dev`` prefers LiveKit's usual 7880, so
+``roomd console`` in another terminal finds it without being told where it is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -16,13 +18,23 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+
+import msgspec
+import structlog
+
+from .config import Config, LiveKitConfig
 
 LIVEKIT_SERVER_MODULE = "github.com/livekit/livekit-server/cmd/server"
 LIVEKIT_SERVER_VERSION = "v1.13.5"
 DEV_API_KEY = "devkey"
 # The secret `--dev` would use is too short for some JWT libraries; we pass our own keys.
 DEV_API_SECRET = "roomd-dev-secret-roomd-dev-secret-0123456789"
+# livekit-server's default port, where LiveKit users look for a local server.
+DEV_PORT = 7880
+
+log = structlog.get_logger("roomd.devserver")
 
 
 class DevServerError(RuntimeError):
@@ -76,6 +88,25 @@ def free_tcp_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def tcp_port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def find_running_dev_server(port: int = DEV_PORT) -> DevServerAddress | None:
+    """A dev server started by ``roomd run --dev`` on ``port``, if one answers there."""
+    address = DevServerAddress(f"ws://127.0.0.1:{port}", DEV_API_KEY, DEV_API_SECRET)
+    try:
+        with urllib.request.urlopen(address.http_url + "/", timeout=1) as response:
+            return address if response.status == 200 else None
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
 def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -96,8 +127,10 @@ class DevServerAddress:
 class DevServer:
     """A running ``livekit-server --dev``; use as a context manager or call start/stop."""
 
-    def __init__(self, binary: Path | None = None, *, log_path: Path | None = None) -> None:
+    def __init__(self, binary: Path | None = None, *, log_path: Path | None = None,
+                 port: int | None = None) -> None:
         self._binary = binary
+        self._port = port
         self._log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file: object | None = None
@@ -105,7 +138,7 @@ class DevServer:
 
     def start(self, *, ready_timeout: float = 30.0) -> DevServerAddress:
         binary = self._binary or ensure_binary()
-        port = free_tcp_port()
+        port = self._port or free_tcp_port()
         rtc_tcp = free_tcp_port()
         udp = free_udp_port()
         config = (
@@ -176,3 +209,24 @@ class DevServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def dev_server_for(config: Config) -> Iterator[Config]:
+    """``config`` as it is, or in dev mode without a URL, pointed at a dev server we run.
+
+    Raises ``DevServerError`` when the server cannot be found, built or started.
+    """
+    if not config.daemon.dev or config.livekit.url:
+        yield config
+        return
+    server = DevServer(port=DEV_PORT if tcp_port_is_free(DEV_PORT) else None)
+    address = server.start()
+    log.info("started local livekit-server --dev", url=address.url, api_key=address.api_key,
+             talk_to_an_agent="roomd console --agent-name NAME"
+             + ("" if address.url.endswith(f":{DEV_PORT}") else f" --url {address.url}"))
+    try:
+        yield msgspec.structs.replace(config, livekit=LiveKitConfig(
+            url=address.url, api_key=address.api_key, api_secret=address.api_secret))
+    finally:
+        server.stop()

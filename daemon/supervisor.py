@@ -27,7 +27,7 @@ from roomd.plugins.discovery import Discovery, PluginSpec, discover_plugins
 
 from .admission import Admission
 from .config import Config, ConfigError, LiveKitConfig, load_config
-from .devserver import DevServer, DevServerError
+from .devserver import DevServerError, dev_server_for
 from .link import LinkFailed, PoolEvaluator, ServerLink
 from .load import LoadMonitor
 from .logging import configure_logging
@@ -141,7 +141,7 @@ class Supervisor:
         self._old_links: set[ServerLink] = set()
         self.load = LoadMonitor()
         self.admission = Admission(max_jobs=config.admission.max_jobs,
-                                   load_threshold=config.admission.load_threshold,
+                                   load_threshold=config.load_threshold,
                                    load=lambda: self.load.value)
         self.version = version
         self.roster = PoolRoster()  # every generation's pool, for /status and /metrics
@@ -436,7 +436,7 @@ class Supervisor:
                     return ReloadResult(False, self._generation, f"configuration rejected: {exc}")
                 self.config = dataclasses_replace_livekit(new_config, self.config.livekit)
                 self.admission.reconfigure(max_jobs=self.config.admission.max_jobs,
-                                           load_threshold=self.config.admission.load_threshold)
+                                           load_threshold=self.config.load_threshold)
             problems = await self._apply_discovery()
             detail = f"generation {self._generation}: {len(self._served)} plugin(s) serving"
             if problems:
@@ -508,21 +508,11 @@ def run_daemon(
     from importlib.metadata import version
 
     configure_logging(config.daemon.log_format, config.daemon.log_level)
-    dev_server: DevServer | None = None
-    if config.daemon.dev and not config.livekit.url:
-        dev_server = DevServer()
-        try:
-            address = dev_server.start()
-        except DevServerError as exc:
-            log.error("dev server failed", error=str(exc))
-            return EXIT_FAILURE
-        log.info("started local livekit-server --dev", url=address.url)
-        config = dataclasses_replace_livekit(config, LiveKitConfig(
-            url=address.url, api_key=address.api_key, api_secret=address.api_secret))
-    supervisor = Supervisor(config, config_path=config_path, flag_overrides=flag_overrides,
-                            discover=discover, version=version("roomd"))
     try:
-        return uvloop.run(supervisor.run())
-    finally:
-        if dev_server is not None:
-            dev_server.stop()
+        with dev_server_for(config) as config:
+            supervisor = Supervisor(config, config_path=config_path, flag_overrides=flag_overrides,
+                                    discover=discover, version=version("roomd"))
+            return uvloop.run(supervisor.run())
+    except DevServerError as exc:
+        log.error("dev server failed", error=str(exc))
+        return EXIT_FAILURE
