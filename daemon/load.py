@@ -1,8 +1,14 @@
 """How busy this service is, as a share of the CPU it may use (0..1).
 
-Under a cgroup v2 limit (systemd's CPUQuota=, a container's cpu.max) the share is of
-the quota, read from the cgroup's own cpu.stat; elsewhere it is the machine's CPU use
-from psutil. Sampled in the background so an offer never waits on a measurement.
+The load goes to the LiveKit server in every status report, and the server sends no
+offers to a worker whose load is 1. So it must measure this service, not its
+neighbours:
+- under systemd (or in a container of its own) our cgroup v2 holds only this service;
+  its ``cpu.stat`` counts every descendant, and ``cpu.max`` is the CPUQuota= we may use;
+- when the cgroup also holds other programs (a developer's shell, a CI runner, a test
+  suite), we sum the CPU time of our own process tree instead, so a busy build next to
+  the daemon does not make it refuse calls.
+Sampled in the background so an offer never waits on a measurement.
 """
 
 from __future__ import annotations
@@ -16,40 +22,46 @@ from pathlib import Path
 import psutil
 
 
-class CgroupCpu:
-    """CPU use of our cgroup v2 relative to its quota (or to the CPUs we may run on)."""
-
-    def __init__(self, root: Path = Path("/sys/fs/cgroup")) -> None:
-        self._dir = self._own_cgroup(root)
-        self._last: tuple[float, int] | None = None
-
-    @staticmethod
-    def _own_cgroup(root: Path) -> Path | None:
-        try:
-            line = Path("/proc/self/cgroup").read_text().strip().splitlines()[0]
-        except (OSError, IndexError):
-            return None
-        if not line.startswith("0::"):
-            return None  # cgroup v1: fall back to psutil
-        path = root / line[3:].lstrip("/")
-        return path if (path / "cpu.stat").exists() else None
-
-    @property
-    def available(self) -> bool:
-        return self._dir is not None
-
-    def capacity(self) -> float:
-        """CPUs' worth of time per second we may use."""
-        assert self._dir is not None
-        cpus = float(len(os.sched_getaffinity(0)))
+def cpu_capacity(cgroup_dir: Path | None) -> float:
+    """CPUs' worth of time per second we may use: our CPU affinity, capped by cpu.max."""
+    cpus = float(len(os.sched_getaffinity(0)))
+    if cgroup_dir is not None:
         with contextlib.suppress(OSError, ValueError):
-            quota, period = (self._dir / "cpu.max").read_text().split()
+            quota, period = (cgroup_dir / "cpu.max").read_text().split()
             if quota != "max":
                 return min(cpus, int(quota) / int(period))
-        return cpus
+    return cpus
+
+
+def own_cgroup(root: Path = Path("/sys/fs/cgroup")) -> Path | None:
+    """Our cgroup v2 directory, or None on cgroup v1 or without cpu accounting."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    unified = next((line[3:] for line in lines if line.startswith("0::")), None)
+    if unified is None:
+        return None
+    path = root / unified.lstrip("/")
+    return path if (path / "cpu.stat").exists() else None
+
+
+class CgroupCpu:
+    """CPU use of our cgroup v2 relative to its quota."""
+
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory
+        self._last: tuple[float, int] | None = None
+
+    def holds_only(self, pids: set[int]) -> bool:
+        """True when every process of the cgroup is one of ``pids``."""
+        try:
+            members = {int(p) for p in (self._dir / "cgroup.procs").read_text().split()}
+        except (OSError, ValueError):
+            return False
+        return members <= pids
 
     def sample(self) -> float | None:
-        assert self._dir is not None
         usage_usec = 0
         for line in (self._dir / "cpu.stat").read_text().splitlines():
             key, _, value = line.partition(" ")
@@ -60,25 +72,69 @@ class CgroupCpu:
         if last is None or now <= last[0]:
             return None
         used = (usage_usec - last[1]) / 1e6 / (now - last[0])
-        return max(0.0, min(1.0, used / self.capacity()))
+        return max(0.0, min(1.0, used / cpu_capacity(self._dir)))
+
+
+class ProcessTreeCpu:
+    """CPU use of this process and its descendants (children, zygotes, job processes)."""
+
+    def __init__(self, capacity: float) -> None:
+        self._root = psutil.Process()
+        self._capacity = capacity
+        self._times: dict[int, float] = {}
+        self._last_at: float | None = None
+
+    def pids(self) -> set[int]:
+        with contextlib.suppress(psutil.Error):
+            return {self._root.pid, *(c.pid for c in self._root.children(recursive=True))}
+        return {self._root.pid}
+
+    def sample(self) -> float | None:
+        now = time.monotonic()
+        used = 0.0
+        seen: dict[int, float] = {}
+        try:
+            processes = [self._root, *self._root.children(recursive=True)]
+        except psutil.Error:
+            processes = [self._root]
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total = times.user + times.system
+                seen[process.pid] = total
+                # A process first seen now counts from now: its earlier time is not this interval's.
+                used += total - self._times.get(process.pid, total)
+        self._times = seen
+        last, self._last_at = self._last_at, now
+        if last is None or now <= last:
+            return None
+        return max(0.0, min(1.0, used / (now - last) / self._capacity))
 
 
 class LoadMonitor:
     """Keeps ``value`` fresh; ``run()`` is owned by the supervisor's task group."""
 
-    def __init__(self, interval: float = 2.5, *, cgroup: CgroupCpu | None = None) -> None:
+    def __init__(self, interval: float = 2.5, *, cgroup_dir: Path | None = None) -> None:
         self._interval = interval
-        self._cgroup = cgroup if cgroup is not None else CgroupCpu()
+        directory = cgroup_dir if cgroup_dir is not None else own_cgroup()
+        self._cgroup = CgroupCpu(directory) if directory is not None else None
+        self._tree = ProcessTreeCpu(cpu_capacity(directory))
         self.value = 0.0
-        self.source = "cgroup" if self._cgroup.available else "machine"
+        self.source = "process tree"
 
     def sample(self) -> float:
-        if self._cgroup.available:
+        # Decided at each sample: children come and go, and so may neighbours.
+        if self._cgroup is not None and self._cgroup.holds_only(self._tree.pids()):
+            self.source = "cgroup"
             measured = self._cgroup.sample()
-            if measured is not None:
-                self.value = measured
+            self._tree.sample()  # keep its baseline current for when we switch
         else:
-            self.value = psutil.cpu_percent(interval=None) / 100.0
+            self.source = "process tree"
+            measured = self._tree.sample()
+            if self._cgroup is not None:
+                self._cgroup.sample()
+        if measured is not None:
+            self.value = measured
         return self.value
 
     async def run(self) -> None:
