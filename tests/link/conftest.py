@@ -1,6 +1,7 @@
+"""Fixtures of the server-link tests: a fake agent server and a link runner."""
+
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -11,10 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_server import FakeAgentServer  # noqa: E402
 from launchers import SteeredLauncher  # noqa: E402
-
-from roomd.daemon.admission import Admission  # noqa: E402
-from roomd.daemon.config import LinkConfig, LiveKitConfig  # noqa: E402
-from roomd.daemon.link import AcceptEveryJob, AgentRegistration, ServerLink  # noqa: E402
+from link_runner import LinkRunner  # noqa: E402
 
 
 @pytest.fixture
@@ -23,37 +21,6 @@ async def fake_server() -> AsyncIterator[FakeAgentServer]:
     await server.start()
     yield server
     await server.stop()
-
-
-FAST = LinkConfig(max_retry=3, reconnect_backoff_max=0.2, status_interval=0.5,
-                  assignment_timeout=1.0, ping_interval=0.5)
-
-
-class LinkRunner:
-    """Runs links for a test and closes every one of them afterwards."""
-
-    def __init__(self) -> None:
-        self.tasks: list[tuple[ServerLink, asyncio.Task[None]]] = []
-
-    def start(self, url: str, *, launcher: object | None = None, admission: Admission | None = None,
-              config: LinkConfig = FAST, agent_name: str = "", evaluator: object | None = None,
-              api_key: str = "key", api_secret: str = "secret-secret-secret-secret-secret") -> ServerLink:
-        link = ServerLink(
-            livekit=LiveKitConfig(url=url, api_key=api_key, api_secret=api_secret),
-            config=config,
-            registration=AgentRegistration(plugin="test", agent_name=agent_name, version="0"),
-            admission=admission or Admission(max_jobs=0, load_threshold=1.0, load=lambda: 0.0),
-            evaluator=evaluator or AcceptEveryJob(),
-            launcher=launcher or SteeredLauncher(),  # type: ignore[arg-type]
-        )
-        self.tasks.append((link, asyncio.create_task(link.run())))
-        return link
-
-    async def close(self) -> None:
-        for link, task in self.tasks:
-            await link.aclose()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
 
 
 @pytest.fixture

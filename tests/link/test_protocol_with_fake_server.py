@@ -16,7 +16,7 @@ from roomd.daemon.config import LinkConfig
 from roomd.daemon.jobs import JobStatus, LaunchError
 from roomd.daemon.link import LinkFailed, LinkState, agent_websocket_url
 
-from conftest import FAST, LinkRunner
+from link_runner import FAST, LinkRunner
 
 
 @pytest.mark.parametrize(("url", "expected"), [

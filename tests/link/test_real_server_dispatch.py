@@ -12,7 +12,7 @@ from livekit.protocol import agent as agent_pb
 from roomd.daemon.devserver import DevServerAddress
 from roomd.daemon.link import LinkState
 
-from conftest import LinkRunner
+from link_runner import LinkRunner
 
 
 async def join(address: DevServerAddress, room: str, identity: str) -> rtc.Room:

@@ -1,0 +1,114 @@
+"""The supervisor's lifecycle as an operator sees it: ``roomd run`` on the real server.
+
+SIGTERM drains (the running call ends on its own, then the daemon exits 0), a second
+SIGTERM stops at once with the job's status still reported, and a server that cannot
+be reached ends the daemon with exit code 1 and a line naming the cause.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+from daemon_process import DaemonProcess
+from room_client import dispatch, join, wait_for_agent, wait_for_attribute
+
+pytestmark = pytest.mark.livekit_server
+
+PROBE = "roomd-probe"
+
+
+def probe_config(tmp_path: Path, extra: str = "") -> Path:
+    config = tmp_path / "roomd.toml"
+    config.write_text(
+        '[daemon]\nhttp_port = 0\ndrain_timeout = 60.0\n'
+        '[pool]\nnum_idle_processes = 1\n'
+        '[plugins]\nenabled = ["probe"]\n' + extra)
+    return config
+
+
+def job_ended(event: dict) -> bool:
+    return event.get("event") == "job ended"
+
+
+async def test_sigterm_drains_the_running_job_then_exits_0(livekit_server, tmp_path: Path) -> None:
+    daemon = DaemonProcess.for_server(probe_config(tmp_path), livekit_server)
+    room_name = f"drain-{uuid.uuid4().hex[:6]}"
+    caller = None
+    try:
+        await daemon.start()
+        await daemon.wait_state("ready")
+        caller = await join(livekit_server, room_name, "caller")
+        await dispatch(livekit_server, PROBE, room_name, {"action": "hold"})
+        agent = await wait_for_agent(caller)
+        await wait_for_attribute(caller, agent, "job_pid")
+
+        daemon.signal(signal.SIGTERM)
+        await daemon.wait_state("draining")
+        # Draining waits for the call: the agent is still in the room, no job has ended.
+        assert agent.identity in {p.identity for p in caller.remote_participants.values()}
+        assert not any(job_ended(e) for e in daemon.events)
+        assert daemon.returncode is None
+
+        await caller.disconnect()  # the probe ends its job when everyone else has left
+        caller = None
+        ended = await daemon.wait_for(job_ended)
+        assert ended["status"] == "SUCCESS", ended
+        assert await daemon.wait_exit() == 0
+        await daemon.wait_state("stopped", timeout=1)
+        assert daemon.errors() == [], daemon.errors()
+    finally:
+        if caller is not None:
+            await caller.disconnect()
+        await daemon.stop()
+
+
+async def test_a_second_sigterm_stops_now_and_still_reports_the_job(livekit_server, tmp_path: Path) -> None:
+    daemon = DaemonProcess.for_server(probe_config(tmp_path), livekit_server)
+    room_name = f"stop-now-{uuid.uuid4().hex[:6]}"
+    caller = None
+    try:
+        await daemon.start()
+        await daemon.wait_state("ready")
+        caller = await join(livekit_server, room_name, "caller")
+        await dispatch(livekit_server, PROBE, room_name, {"action": "hold"})
+        agent = await wait_for_agent(caller)
+        await wait_for_attribute(caller, agent, "job_pid")
+
+        daemon.signal(signal.SIGTERM)
+        await daemon.wait_state("draining")
+        daemon.signal(signal.SIGTERM)
+        await daemon.wait_for(lambda e: e.get("event") == "second stop signal: stopping now")
+        ended = await daemon.wait_for(job_ended, timeout=30)
+        assert ended["status"] in {"SUCCESS", "FAILED"} and ended["room"] == room_name
+        assert await daemon.wait_exit(timeout=30) == 0
+    finally:
+        if caller is not None:
+            await caller.disconnect()
+        await daemon.stop()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_unreachable_server_exits_1_naming_the_cause(livekit_server, tmp_path: Path) -> None:
+    config = probe_config(tmp_path, "[link]\nmax_retry = 2\nreconnect_backoff_max = 0.2\n")
+    port = closed_port()
+    daemon = DaemonProcess.for_server(config, livekit_server)
+    daemon_env_url = f"ws://127.0.0.1:{port}"
+    daemon._env["LIVEKIT_URL"] = daemon_env_url
+    try:
+        await daemon.start()
+        assert await daemon.wait_exit(timeout=60) == 1
+        gave_up = [e for e in daemon.errors() if e.get("event") == "server link gave up; stopping"]
+        assert gave_up, daemon.tail()
+        assert str(port) in gave_up[0]["error"], gave_up[0]
+    finally:
+        await daemon.stop()
