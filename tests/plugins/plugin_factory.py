@@ -1,13 +1,13 @@
 """Throwaway plugin distributions, built and installed with real pip into a target folder.
 
 Each plugin is a pyproject plus one module, written to ``tmp_path`` and installed with
-``pip install --target`` (no index, no build isolation: nothing leaves the machine). The
+``pip install --target`` (no index, no build isolation: the test extra's setuptools
+builds them, and nothing leaves the machine). The
 daemon finds them the way it finds any plugin: entry points on the Python path.
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -100,28 +100,27 @@ class PluginInstaller:
 
     def install(self, name: str, source: str, *, version: str = "1.0.0",
                 entry_point: str | None = None) -> None:
-        """Build and install distribution ``roomd-test-<name>`` whose entry point is ``name``.
-
-        The build backend is ``wheel_backend.py`` (see there why not setuptools).
-        """
+        """Build (setuptools) and install distribution ``roomd-test-<name>``, entry point ``name``."""
         module = f"roomd_test_{name.replace('-', '_')}"
         src = self.work / f"{name}-{version}"
         (src / module).mkdir(parents=True)
         (src / module / "__init__.py").write_text("")
         (src / module / "agent.py").write_text(textwrap.dedent(source))
         value = entry_point or f"{module}.agent:options"
-        shutil.copy(Path(__file__).with_name("wheel_backend.py"), src / "_roomd_test_backend.py")
         (src / "pyproject.toml").write_text(textwrap.dedent(f'''
             [build-system]
-            requires = []
-            build-backend = "_roomd_test_backend"
-            backend-path = ["."]
+            requires = ["setuptools>=68"]
+            build-backend = "setuptools.build_meta"
 
-            [tool.roomd-test]
+            [project]
             name = "roomd-test-{name}"
             version = "{version}"
-            package = "{module}"
-            entry_points = {{ {name} = "{value}" }}
+
+            [project.entry-points."roomd.agents"]
+            {name} = "{value}"
+
+            [tool.setuptools]
+            packages = ["{module}"]
         '''))
         # --upgrade: a second version replaces the first one's code in the target folder.
         result = subprocess.run(
