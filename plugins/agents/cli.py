@@ -19,13 +19,16 @@ import secrets
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from roomd.daemon.config import Config, ConfigError, LiveKitConfig
 
 from .worker_options import WorkerOptions
+
+if TYPE_CHECKING:
+    from .worker import Worker
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -69,10 +72,11 @@ def build_cli(opts: WorkerOptions) -> click.Group:
     @app.command()
     @_server_options
     def dev(url: str | None, api_key: str | None, api_secret: str | None, log_level: str | None) -> None:
-        """Serve the agent while developing: readable debug logs, and a local
-        ``livekit-server --dev`` when no server URL is set. SIGHUP reloads the file's code."""
+        """Serve the agent while developing: readable debug logs, a local ``livekit-server
+        --dev`` when no server URL is set, and a reload whenever a .py file in the agent's
+        folder is saved (new jobs run the new code)."""
         _exit(_serve(opts, _overrides(url, api_key, api_secret, log_level=log_level or "debug",
-                                      log_format="console", dev=True)))
+                                      log_format="console", dev=True), watch=True))
 
     @app.command()
     @_server_options
@@ -125,31 +129,32 @@ class _Talk:
         self.timeout = timeout
 
 
-def _serve(opts: WorkerOptions, overrides: dict[str, Any], *, talk: _Talk | None = None) -> int:
+def _serve(opts: WorkerOptions, overrides: dict[str, Any], *, talk: _Talk | None = None,
+           watch: bool = False) -> int:
     from roomd.daemon.devserver import DevServerError
     from roomd.daemon.logging import configure_logging
     from roomd.plugins.script import ScriptTargetError
 
-    from .worker import Worker, plugin_spec, worker_config
+    from .worker import Worker, worker_config
 
     try:
         config = worker_config(opts, overrides)
     except ConfigError as exc:
         click.echo(f"roomd: configuration error: {exc}", err=True)
         return EXIT_USAGE
-    try:
-        plugin_spec(opts)  # before any server or process: an agent that cannot travel says why now
-    except ScriptTargetError as exc:
-        click.echo(f"roomd: {exc}", err=True)
-        return EXIT_USAGE
     # The console's own lines are stdout; its logs must not interleave with them.
     configure_logging(config.daemon.log_format, config.daemon.log_level,
                       stream=sys.stderr if talk is not None else None)
     try:
         with _server_for(config) as config:
-            worker = Worker(opts, config=config)
+            try:
+                worker = Worker(opts, config=config)
+            except ScriptTargetError as exc:  # a function the children cannot import: say why now
+                click.echo(f"roomd: {exc}", err=True)
+                return EXIT_USAGE
             if talk is None:
-                return _run_loop(_run_worker(worker))
+                folder = worker.script.parent if watch and worker.script is not None else None
+                return _run_loop(_run_worker(worker, folder))
             return _run_loop(_run_console(worker, talk), abandon_threads=True)
     except DevServerError as exc:
         click.echo(f"roomd: dev server failed: {exc}", err=True)
@@ -196,18 +201,59 @@ def _run_loop(main: Any, *, abandon_threads: bool = False) -> int:
     os._exit(code)
 
 
-async def _run_worker(worker: Any) -> int:
+async def _run_worker(worker: Worker, watch: Path | None = None) -> int:
+    from roomd.daemon.pool.tasks import TaskOwner
+
     from .worker import WorkerError
 
+    tasks = TaskOwner("dev")
+    if watch is not None:
+        tasks.spawn(_reload_on_change(worker, watch), "reload on change")
     try:
         await worker.run()
     except WorkerError as exc:
         click.echo(f"roomd: {exc}", err=True)
         return EXIT_FAILURE
+    finally:
+        await tasks.aclose()
     return EXIT_OK
 
 
-async def _run_console(worker: Any, talk: _Talk) -> int:
+def _sources(folder: Path) -> dict[Path, tuple[int, int]]:
+    found = {}
+    for path in folder.glob("*.py"):
+        with contextlib.suppress(OSError):  # removed between the listing and the stat
+            stat = path.stat()
+            found[path] = (stat.st_mtime_ns, stat.st_size)
+    return found
+
+
+async def _reload_on_change(worker: Worker, folder: Path, interval: float = 0.5) -> None:
+    """Dev mode: reload when a .py file of the agent's folder changes.
+
+    Polling: a stat of a few files twice a second costs nothing and needs no inotify package.
+    A change seen before the worker serves waits until it does (a reload needs READY).
+    """
+    import structlog
+
+    log = structlog.get_logger("roomd.agents.cli")
+    seen = _sources(folder)
+    serving = asyncio.Event()
+    worker.on("worker_registered", lambda _worker_id: serving.set())
+    while True:
+        await asyncio.sleep(interval)
+        now = _sources(folder)
+        if now == seen or not serving.is_set() or worker.draining:
+            continue
+        changed = sorted(p.name for p in now.keys() | seen.keys() if now.get(p) != seen.get(p))
+        seen = now
+        log.info("source changed; reloading", files=changed)
+        result = await worker.reload()
+        (log.info if result.ok else log.error)("reload finished", ok=result.ok, generation=result.generation,
+                                              detail=result.detail)
+
+
+async def _run_console(worker: Worker, talk: _Talk) -> int:
     from roomd.daemon.console import ConsoleOptions, run_console
     from roomd.daemon.pool.tasks import TaskOwner
 

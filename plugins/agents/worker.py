@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 from roomd.daemon.config import Config, load_config
 from roomd.daemon.plugin_runtime import PluginState
-from roomd.daemon.supervisor import Supervisor, SupervisorState
+from roomd.daemon.supervisor import ReloadResult, Supervisor, SupervisorState
 from roomd.plugins.discovery import Discovery, PluginSpec
-from roomd.plugins.script import describe_options, encode_target
+from roomd.plugins.script import ScriptTarget, describe_options, encode_target
 
 from .utils.events import EventEmitter
 from .worker_options import WorkerOptions
@@ -54,9 +54,9 @@ def worker_config(options: WorkerOptions, overrides: Mapping[str, Any] | None = 
     return load_config(None, environ=environ, overrides=layer)
 
 
-def plugin_spec(options: WorkerOptions) -> PluginSpec:
+def plugin_spec(options: WorkerOptions, target: ScriptTarget | None = None) -> PluginSpec:
     """The one plugin a Worker serves; ``ScriptTargetError`` if the options cannot travel."""
-    target = describe_options(options)
+    target = target or describe_options(options)
     source = target.script or target.entrypoint_fnc.module
     name = options.agent_name or (Path(target.script).stem if target.script else source)
     return PluginSpec(name=name, target=encode_target(target), distribution=source, version="script")
@@ -75,7 +75,9 @@ class Worker(EventEmitter[EventTypes]):
         # that awaits run(), where asyncio puts it anyway.
         super().__init__()
         self._options = opts
-        self._spec = plugin_spec(opts)  # fails here, in the worker, if a function cannot travel
+        target = describe_options(opts)  # fails here, in the worker, if a function cannot travel
+        self._script = Path(target.script) if target.script else None
+        self._spec = plugin_spec(opts, target)
         self._config = config if config is not None else worker_config(opts)
         self._supervisor: Supervisor | None = None
         self._failure = ""
@@ -93,6 +95,11 @@ class Worker(EventEmitter[EventTypes]):
     @property
     def plugin(self) -> PluginSpec:
         return self._spec
+
+    @property
+    def script(self) -> Path | None:
+        """The file run as ``__main__`` that the children import, if the agent lives there."""
+        return self._script
 
     @property
     def id(self) -> str:
@@ -149,6 +156,13 @@ class Worker(EventEmitter[EventTypes]):
             self.emit("worker_registered", self.id)
         elif state is SupervisorState.DRAINING:
             self.emit("worker_draining")
+
+    async def reload(self) -> ReloadResult:
+        """Import the script again into a new generation of children, as SIGHUP does; running
+        jobs finish on the code they started with. Options stay those given to the Worker."""
+        if self._supervisor is None:
+            raise RuntimeError("the worker is not running")
+        return await self._supervisor.request_reload()
 
     async def drain(self) -> None:
         """Refuse new jobs, let running ones end (``drain_timeout``), stop; wait for run() to end."""

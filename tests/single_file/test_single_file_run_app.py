@@ -62,7 +62,10 @@ async def test_start_runs_the_entrypoint_in_a_prewarmed_child_and_sigterm_drains
             await caller.disconnect()
         await delete_room(livekit_server, room_name)  # the job ends; the drain can finish
         assert await run.wait() == 0, run.output[-3000:]
-    errors = [line for line in run.lines if _json_event(line).get("level") == "error"]
+    # Not the native SDK's own lines: it logs "data channel closed unexpectedly" at error when
+    # a room is deleted under a connected participant, which is how this test ends the job.
+    errors = [line for line in run.lines if _json_event(line).get("level") == "error"
+              and _json_event(line).get("child_logger") != "livekit"]
     assert errors == [], "".join(errors[:5])
 
 
@@ -86,6 +89,48 @@ async def test_dev_takes_the_server_from_flags_and_logs_for_people(livekit_serve
         terminate(run, signal.SIGINT)  # Ctrl-C drains as SIGTERM does
         assert await run.wait() == 0, run.output[-3000:]
     assert any("[debug" in line for line in run.lines)  # dev logs at debug
+
+
+VERSIONED_AGENT = '''
+from roomd.agents import JobContext, WorkerOptions, cli
+
+VERSION = "@VERSION@"
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    await ctx.connect()
+    await ctx.room.local_participant.set_attributes({{"version": VERSION}})
+
+
+if __name__ == "__main__":
+    cli.run_app(WorkerOptions(entrypoint_fnc=entrypoint, agent_name={agent_name!r}, num_idle_processes=1))
+'''
+
+
+async def test_dev_reloads_a_saved_file_and_new_jobs_run_the_new_code(livekit_server: Any, tmp_path: Path) -> None:
+    agent_name = f"single-reload-{uuid.uuid4().hex[:6]}"
+    rooms = [f"room-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    script = write_agent(tmp_path, agent_name, VERSIONED_AGENT.replace("@VERSION@", "one"))
+    async with run_script(script, "dev", env=script_env(livekit_server)) as run:
+        await run.wait_for_line(lambda l: "supervisor state" in l and "new=ready" in l)
+        first = await join(livekit_server, rooms[0], "caller")
+        second = await join(livekit_server, rooms[1], "caller")
+        try:
+            await dispatch(livekit_server, agent_name, rooms[0])
+            assert await agent_attribute(first, "version") == "one"
+            write_agent(tmp_path, agent_name, VERSIONED_AGENT.replace("@VERSION@", "two"))
+            await run.wait_for_line(lambda l: "reload finished" in l and "ok=True" in l)
+            await dispatch(livekit_server, agent_name, rooms[1])
+            assert await agent_attribute(second, "version") == "two"
+            # The first job kept its code and its room.
+            assert [p.attributes.get("version") for p in first.remote_participants.values()] == ["one"]
+        finally:
+            await first.disconnect()
+            await second.disconnect()
+        for room in rooms:
+            await delete_room(livekit_server, room)
+        terminate(run, signal.SIGTERM)
+        assert await run.wait() == 0, run.output[-3000:]
 
 
 ENTRYPOINT_UNDER_MAIN_GUARD = '''
