@@ -97,9 +97,12 @@ class ScriptRun:
 
 @contextlib.asynccontextmanager
 async def run_script(path: Path, *args: str, env: Mapping[str, str],
-                     stdin: int | None = asyncio.subprocess.DEVNULL) -> AsyncIterator[ScriptRun]:
+                     stdin: int | None = asyncio.subprocess.DEVNULL,
+                     module: str | None = None) -> AsyncIterator[ScriptRun]:
+    """``python path args...``, or with ``module``, ``python -m module args...`` in ``path``."""
+    command = ["-m", module] if module else [str(path)]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(path), *args, cwd=path.parent, env=dict(env), stdin=stdin,
+        sys.executable, *command, *args, cwd=path if module else path.parent, env=dict(env), stdin=stdin,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     run = ScriptRun(proc)

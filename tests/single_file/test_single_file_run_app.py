@@ -91,6 +91,27 @@ async def test_dev_takes_the_server_from_flags_and_logs_for_people(livekit_serve
     assert any("[debug" in line for line in run.lines)  # dev logs at debug
 
 
+async def test_an_agent_run_as_a_module_is_imported_by_its_name(livekit_server: Any, tmp_path: Path) -> None:
+    agent_name = f"single-module-{uuid.uuid4().hex[:6]}"
+    room_name = f"room-{uuid.uuid4().hex[:6]}"
+    package = tmp_path / "my_agents"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    write_agent(package, agent_name)
+    async with run_script(tmp_path, "start", module="my_agents.agent", env=script_env(livekit_server)) as run:
+        await run.wait_for_line(lambda l: _json_event(l).get("new") == "ready")
+        caller = await join(livekit_server, room_name, "caller")
+        try:
+            await dispatch(livekit_server, agent_name, room_name)
+            child = int(await agent_attribute(caller, "pid"))
+            assert parent_pid(child) == run.proc.pid
+        finally:
+            await caller.disconnect()
+        await delete_room(livekit_server, room_name)
+        terminate(run, signal.SIGTERM)
+        assert await run.wait() == 0, run.output[-3000:]
+
+
 VERSIONED_AGENT = '''
 from roomd.agents import JobContext, WorkerOptions, cli
 
