@@ -1,9 +1,12 @@
 """Admission: may this daemon take one more job right now?
 
-One ``Admission`` is shared by every server link of the daemon, so ``max_jobs`` is a
-daemon-wide budget. A slot is *reserved* before we answer an offer and held until the
-job ends (or the offer falls through), so a burst of concurrent offers can never
-over-commit: the check and the reservation are one synchronous step on the event loop.
+The daemon's ``Admission`` holds the daemon-wide budget (``max_jobs``, load threshold,
+draining). Each plugin's link asks a child ``Admission`` whose parent is the daemon's:
+it adds the plugin's own limits (from its WorkerOptions or the operator's per-plugin
+options), and a slot it reserves is reserved in the parent too. A slot is *reserved*
+before we answer an offer and held until the job ends (or the offer falls through), so
+a burst of concurrent offers can never over-commit: the check and the reservation are
+one synchronous step on the event loop.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ class Slot:
 
     def release(self) -> None:
         admission, self._admission = self._admission, None
-        if admission is not None:
+        while admission is not None:
             admission._release()
+            admission = admission.parent
 
     @property
     def held(self) -> bool:
@@ -58,8 +62,10 @@ class Admission:
         load_threshold: float,
         load: Callable[[], float],
         on_change: Callable[[], None] | None = None,
+        parent: Admission | None = None,
     ) -> None:
         """``max_jobs`` 0 means no count limit; ``load()`` returns the current load in 0..1."""
+        self.parent = parent
         self._max_jobs = max_jobs
         self._load_threshold = load_threshold
         self._load = load
@@ -67,6 +73,8 @@ class Admission:
         self._draining = False
         self._listeners: list[Callable[[], None]] = [on_change] if on_change else []
         self.decisions: collections.Counter[Decision] = collections.Counter()
+        if parent is not None:
+            parent.add_listener(self._changed)  # the daemon's budget is ours too
 
     @property
     def in_use(self) -> int:
@@ -104,18 +112,23 @@ class Admission:
         if load >= self._load_threshold:
             return Refusal(Decision.OVERLOADED,
                            f"load {load:.2f} >= load_threshold {self._load_threshold:.2f}")
-        return None
+        return self.parent.refusal() if self.parent is not None else None
 
     def try_reserve(self) -> Slot | Refusal:
         refusal = self.refusal()
         if refusal is not None:
             return refusal
-        self._in_use += 1
-        self._changed()
+        admission: Admission | None = self
+        while admission is not None:
+            admission._in_use += 1
+            admission._changed()
+            admission = admission.parent
         return Slot(self)
 
     def count(self, decision: Decision) -> None:
         self.decisions[decision] += 1
+        if self.parent is not None:
+            self.parent.count(decision)
 
     def _release(self) -> None:
         self._in_use -= 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -95,6 +96,21 @@ def operator_overrides(config: Config, plugin: str) -> Mapping[str, Any]:
     if options is None:
         return {}
     return {"num_idle_processes": options.num_idle_processes}
+
+
+def plugin_limits(config: Config, plugin: str, description: PluginDescription) -> tuple[int, float]:
+    """The plugin's own ``(max_jobs, load_threshold)`` inside the daemon's budget.
+
+    The operator's ``[plugins.options.<name>]`` wins over what the plugin's WorkerOptions
+    asks for; unset means no limit of its own (0 jobs, an infinite threshold). Dev mode
+    ignores load thresholds, like the daemon's own.
+    """
+    options = config.plugins.options.get(plugin)
+    max_jobs = options.max_jobs if options is not None and options.max_jobs is not None \
+        else int(description.overrides.get("max_jobs", 0))
+    threshold = options.load_threshold if options is not None and options.load_threshold is not None \
+        else description.overrides.get("load_threshold", math.inf)
+    return max_jobs, (math.inf if config.daemon.dev else threshold)
 
 
 async def start_pool(spec: PluginSpec, config: Config, generation: int,

@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 import uvloop
 
+from roomd.ipc import PluginDescription
 from roomd.plugins.discovery import Discovery, PluginSpec, discover_plugins
 
 from .admission import Admission
@@ -36,6 +37,7 @@ from .plugin_runtime import (
     PluginStartError,
     PluginState,
     PluginStatus,
+    plugin_limits,
     registration_for,
     start_pool,
 )
@@ -150,6 +152,9 @@ class Supervisor:
         self._environ = environ
         self.plugins: dict[str, PluginRecord] = {}
         self._served: dict[str, _Served] = {}
+        # Each plugin's own limits inside the daemon's budget; kept across generations and
+        # links so the jobs of a retiring generation still count against them.
+        self._plugin_admissions: dict[str, Admission] = {}
         self._generation = 0
         self._exit_code = EXIT_OK
         self._stop_requested = 0
@@ -346,6 +351,7 @@ class Supervisor:
                 record.transition(PluginState.FAILED, error)
             return
         registration = registration_for(spec, description, self._version)
+        admission = self._plugin_admission(spec.name, description)
         previous = self.launcher.set_pool(pool)
         served = self._served.get(spec.name)
         evaluator = PoolEvaluator(lambda name=spec.name: self.launcher.get(name),
@@ -355,7 +361,7 @@ class Supervisor:
             served.pool = pool
         else:
             link = ServerLink(livekit=self.config.livekit, config=self.config.link,
-                              registration=registration, admission=self.admission,
+                              registration=registration, admission=admission,
                               evaluator=evaluator, launcher=self.launcher, observer=self.metrics)
             if served is not None:
                 # Options changed (agent name, type, permissions): register anew; the old
@@ -372,6 +378,17 @@ class Supervisor:
         record.spec, record.generation = spec, generation
         record.agent_name = description.agent_name
         record.transition(PluginState.SERVING)
+
+    def _plugin_admission(self, name: str, description: PluginDescription) -> Admission:
+        max_jobs, load_threshold = plugin_limits(self.config, name, description)
+        admission = self._plugin_admissions.get(name)
+        if admission is None:
+            admission = self._plugin_admissions[name] = Admission(
+                max_jobs=max_jobs, load_threshold=load_threshold, load=self.admission.load,
+                parent=self.admission)
+        else:
+            admission.reconfigure(max_jobs=max_jobs, load_threshold=load_threshold)
+        return admission
 
     async def _run_link(self, plugin: str, link: ServerLink) -> None:
         try:
