@@ -13,7 +13,8 @@ once. Where the times come from:
 - offer / answer / assignment / reported RUNNING: when the relay saw each protocol message;
 - entrypoint running, room joined, process prewarmed: stamps the agent code sends from
   inside the job process (benchmarks/stamps.py), on the same CLOCK_MONOTONIC.
-A job is lost when it was accepted but its entrypoint never ran (within 60 s).
+A job is lost when it was accepted but its entrypoint never ran (within 60 s); a dispatch
+the server does not offer within 10 s is counted as not offered (the server's part).
 Prints one table with a column per contender; docs/benchmarks.md records a run.
 """
 
@@ -24,6 +25,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import json
 import os
 import signal
 import statistics
@@ -46,6 +48,7 @@ from roomd.daemon.devserver import DevServer, DevServerAddress
 
 HERE = Path(__file__).resolve().parent
 JOB_TIMEOUT = 60.0
+OFFER_TIMEOUT = 10.0
 START_TIMEOUT = 120.0
 ENDED = (agent_pb.JS_SUCCESS, agent_pb.JS_FAILED)
 
@@ -158,6 +161,7 @@ class Run:
         self.contender: Contender
         self.process: asyncio.subprocess.Process | None = None
         self.log_path = work / f"{name}.log"
+        self.jobs_path = work / f"{name}-jobs.jsonl"
         self.out = Outcome()
 
     def row(self, name: str, value: str) -> None:
@@ -257,11 +261,18 @@ class Run:
             )
             job.dispatch_id = dispatch.id
 
+        def offered(jobs: list[JobTimes]) -> bool:
+            return all(self.fill(job) is not None or job.offered is not None for job in jobs)
+
+        def settled(jobs: list[JobTimes]) -> bool:
+            return all(self.fill(job) is not None for job in jobs if job.offered is not None)
+
+        # A dispatch the server never offers is the server's loss, not the worker's: it is
+        # counted apart, after a short wait, and the run goes on.
         if concurrent:
             await asyncio.gather(*(create(job) for job in times))
-            await self.tap.wait_for(
-                lambda: all(self.fill(job) and job.ended for job in times), JOB_TIMEOUT
-            )
+            await self.tap.wait_for(lambda: offered(times), OFFER_TIMEOUT)
+            await self.tap.wait_for(lambda: settled(times), JOB_TIMEOUT)
         else:
             for job in times:
                 if not await self.stamps.wait_for(
@@ -269,9 +280,8 @@ class Run:
                 ):
                     raise RuntimeError(f"pool did not get back to {self.idle} idle processes")
                 await create(job)
-                await self.tap.wait_for(
-                    lambda job=job: bool(self.fill(job) and job.ended), JOB_TIMEOUT
-                )
+                if await self.tap.wait_for(lambda job=job: offered([job]), OFFER_TIMEOUT):
+                    await self.tap.wait_for(lambda job=job: settled([job]), JOB_TIMEOUT)
         # Stamps arrive on their own socket: give a stamp sent before the last status a chance.
         await self.stamps.wait_for(lambda: all(self.fill(job) is not None for job in times), 1.0)
         for job in times:
@@ -330,9 +340,28 @@ class Run:
         accepted = sum(1 for j in times if j.accepted)
         ran = sum(1 for j in times if j.entry is not None)
         self.row(
-            f"{mode}: offered / accepted / entrypoint ran / lost",
-            f"{offered} / {accepted} / {ran} / {accepted - ran}",
+            f"{mode}: dispatched / offered / accepted / ran / lost",
+            f"{len(times)} / {offered} / {accepted} / {ran} / {accepted - ran}",
         )
+        # Every job's timeline, relative to its offer, for a look behind the percentiles.
+        with self.jobs_path.open("a") as out:
+            for j in times:
+                base = j.offered
+                record = dataclasses.asdict(j) | {"mode": mode}
+                if base is not None:
+                    for key in (
+                        "created",
+                        "answered",
+                        "assigned",
+                        "entry",
+                        "connected",
+                        "running",
+                        "ended",
+                    ):
+                        value = record[key]
+                        record[key] = None if value is None else round((value - base) * 1000, 2)
+                    record["offered"] = 0.0
+                out.write(json.dumps(record) + "\n")
         self.row(
             f"{mode}: create_dispatch -> offer (the server's part)",
             spans(lambda j: j.created, lambda j: j.offered),
@@ -408,8 +437,10 @@ async def bench(args: argparse.Namespace, address: DevServerAddress) -> None:
             directory.mkdir(exist_ok=True)
             run = Run(name, build, address, directory, args.idle)
             results[name] = await run.execute(args.jobs)
-            if args.keep_logs and run.log_path.exists():
-                (Path(args.keep_logs) / run.log_path.name).write_bytes(run.log_path.read_bytes())
+            if args.keep_logs:
+                for path in (run.log_path, run.jobs_path):
+                    if path.exists():
+                        (Path(args.keep_logs) / path.name).write_bytes(path.read_bytes())
     names = list(results)
     print("\n| measure (p50 / p90 / max in ms) | " + " | ".join(names) + " |")
     print("| --- |" + " --- |" * len(names))
@@ -436,7 +467,11 @@ def main() -> None:
     parser.add_argument(
         "--peer", action="store_true", help="also run livekit-agents (benchmarks/peer-env.sh)"
     )
-    parser.add_argument("--keep-logs", metavar="DIR", help="copy each contender's log into DIR")
+    parser.add_argument(
+        "--keep-logs",
+        metavar="DIR",
+        help="copy each contender's log and per-job timelines (JSON lines) into DIR",
+    )
     args = parser.parse_args()
     print(
         f"dispatch benchmark: python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
