@@ -101,7 +101,13 @@ def build_cli(opts: WorkerOptions) -> click.Group:
                      timeout=timeout)
         overrides = _overrides(url, api_key, api_secret, log_level=log_level or "warning",
                                log_format="console", dev=True)
-        _exit(_serve(opts, overrides, talk=talk))
+        code = _serve(opts, overrides, talk=talk)
+        # The console reads stdin in an executor thread that no Python call can interrupt;
+        # interpreter exit would join it, so waiting for a line nobody types. Everything
+        # we own (worker, children, dev server) is stopped by now: leave without the join.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
     return app
 
@@ -187,18 +193,15 @@ def _run_loop(main: Any, *, abandon_threads: bool = False) -> int:
 
     if not abandon_threads:
         return int(uvloop.run(main))
-    # The console reads stdin in an executor thread that no Python call can interrupt; the
-    # usual loop shutdown would wait for that thread until the next line is typed. So close
-    # the loop without waiting for it, and leave with os._exit once everything is flushed.
+    # Not uvloop.run: its shutdown waits for the default executor's threads, and the
+    # console's stdin reader stays blocked in read() until a line is typed.
     loop = uvloop.new_event_loop()
     try:
         code = int(loop.run_until_complete(main))
         loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
-        loop.close()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+        loop.close()  # shuts the executor down without waiting for it
+    return code
 
 
 async def _run_worker(worker: Worker, watch: Path | None = None) -> int:

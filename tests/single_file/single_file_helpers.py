@@ -119,6 +119,18 @@ def parent_pid(pid: int) -> int:
     raise AssertionError(f"no PPid for {pid}")
 
 
+def children_named(pid: int, name: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name and parent_pid(int(entry.name)) == pid:
+                    found.append(int(entry.name))
+            except (OSError, AssertionError):
+                continue  # gone meanwhile
+    return found
+
+
 async def join(server: Any, room: str, identity: str) -> rtc.Room:
     token = (api.AccessToken(server.api_key, server.api_secret).with_identity(identity)
              .with_grants(api.VideoGrants(room_join=True, room=room)).to_jwt())

@@ -3,7 +3,9 @@ a prewarmed child of the worker, SIGTERM drains and exits 0, and mistakes say wh
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import signal
 import uuid
 import wave
@@ -14,6 +16,7 @@ import numpy as np
 import pytest
 from single_file_helpers import (
     agent_attribute,
+    children_named,
     delete_room,
     dispatch,
     join,
@@ -43,8 +46,8 @@ async def test_start_runs_the_entrypoint_in_a_prewarmed_child_and_sigterm_drains
     room_name = f"room-{uuid.uuid4().hex[:6]}"
     script = write_agent(tmp_path, agent_name)
     async with run_script(script, "start", env=script_env(livekit_server)) as run:
-        ready = await run.wait_for_line(
-            lambda l: _json_event(l).get("event") == "supervisor state" and _json_event(l).get("new") == "ready")
+        ready = await run.wait_for_line(lambda line: _json_event(line).get("event") == "supervisor state"
+                                        and _json_event(line).get("new") == "ready")
         assert _json_event(ready)["level"] == "info"  # production logs are JSON lines
         caller = await join(livekit_server, room_name, "caller")
         try:
@@ -54,7 +57,7 @@ async def test_start_runs_the_entrypoint_in_a_prewarmed_child_and_sigterm_drains
             assert parent_pid(child) == run.proc.pid  # a child of the worker (its subreaper)
 
             terminate(run, signal.SIGTERM)
-            await run.wait_for_line(lambda l: _json_event(l).get("new") == "draining")
+            await run.wait_for_line(lambda line: _json_event(line).get("new") == "draining")
             # Draining waits for the running job: the worker is still there, its agent in the room.
             assert run.proc.returncode is None
             assert any(p.attributes.get("pid") == str(child) for p in caller.remote_participants.values())
@@ -76,7 +79,7 @@ async def test_dev_takes_the_server_from_flags_and_logs_for_people(livekit_serve
     flags = ["--url", livekit_server.url, "--api-key", livekit_server.api_key,
              "--api-secret", livekit_server.api_secret]
     async with run_script(script, "dev", *flags, env=script_env(None)) as run:
-        await run.wait_for_line(lambda l: "supervisor state" in l and "new=ready" in l)
+        await run.wait_for_line(lambda line: "supervisor state" in line and "new=ready" in line)
         assert not any(_json_event(line) for line in run.lines)  # console lines, not JSON
         caller = await join(livekit_server, room_name, "caller")
         try:
@@ -99,7 +102,7 @@ async def test_an_agent_run_as_a_module_is_imported_by_its_name(livekit_server: 
     (package / "__init__.py").write_text("")
     write_agent(package, agent_name)
     async with run_script(tmp_path, "start", module="my_agents.agent", env=script_env(livekit_server)) as run:
-        await run.wait_for_line(lambda l: _json_event(l).get("new") == "ready")
+        await run.wait_for_line(lambda line: _json_event(line).get("new") == "ready")
         caller = await join(livekit_server, room_name, "caller")
         try:
             await dispatch(livekit_server, agent_name, room_name)
@@ -133,14 +136,14 @@ async def test_dev_reloads_a_saved_file_and_new_jobs_run_the_new_code(livekit_se
     rooms = [f"room-{uuid.uuid4().hex[:6]}" for _ in range(2)]
     script = write_agent(tmp_path, agent_name, VERSIONED_AGENT.replace("@VERSION@", "one"))
     async with run_script(script, "dev", env=script_env(livekit_server)) as run:
-        await run.wait_for_line(lambda l: "supervisor state" in l and "new=ready" in l)
+        await run.wait_for_line(lambda line: "supervisor state" in line and "new=ready" in line)
         first = await join(livekit_server, rooms[0], "caller")
         second = await join(livekit_server, rooms[1], "caller")
         try:
             await dispatch(livekit_server, agent_name, rooms[0])
             assert await agent_attribute(first, "version") == "one"
             write_agent(tmp_path, agent_name, VERSIONED_AGENT.replace("@VERSION@", "two"))
-            await run.wait_for_line(lambda l: "reload finished" in l and "ok=True" in l)
+            await run.wait_for_line(lambda line: "reload finished" in line and "ok=True" in line)
             await dispatch(livekit_server, agent_name, rooms[1])
             assert await agent_attribute(second, "version") == "two"
             # The first job kept its code and its room.
@@ -231,3 +234,53 @@ async def test_console_serves_the_reference_agent_and_talks_to_it(livekit_server
     assert code == 0, run.output[-3000:]
     assert "[lk.transcription]" in run.output and "Hello! How can I help you today?" in run.output, \
         run.output[-3000:]
+
+
+async def test_ctrl_c_in_console_leaves_the_room_drains_and_exits_while_stdin_is_still_open(
+        tmp_path: Path) -> None:
+    """No server named: console starts a local one, and stops it on the way out."""
+    from roomd.daemon.devserver import DEV_API_KEY, DEV_API_SECRET, DevServerAddress
+
+    agent_name = f"single-console-{uuid.uuid4().hex[:6]}"
+    room_name = f"console-{uuid.uuid4().hex[:6]}"
+    script = write_agent(tmp_path, agent_name)
+    async with run_script(script, "console", "--room", room_name, env=script_env(None),
+                          stdin=asyncio.subprocess.PIPE) as run:
+        joined = await run.wait_for_line(lambda line: line.startswith("joined room"))
+        url = re.search(r" at (ws://127\.0\.0\.1:\d+) ", joined)
+        assert url is not None, joined
+        (server,) = children_named(run.proc.pid, "livekit-server")
+        local = DevServerAddress(url.group(1), DEV_API_KEY, DEV_API_SECRET)
+        watcher = await join(local, room_name, "watcher")
+        try:
+            child = int(await agent_attribute(watcher, "pid"))  # dispatched by its agent name
+            assert parent_pid(child) == run.proc.pid
+        finally:
+            await watcher.disconnect()
+        terminate(run, signal.SIGINT)
+        # No line was typed and stdin is open: the reader thread must not keep the process up.
+        assert await run.wait(timeout=30) == 0, run.output[-3000:]
+    assert not Path(f"/proc/{server}").exists(), "the local dev server must be stopped"
+
+
+async def test_dev_without_a_server_starts_a_local_one_and_serves_there(tmp_path: Path) -> None:
+    from roomd.daemon.devserver import DEV_API_KEY, DEV_API_SECRET, DevServerAddress
+
+    agent_name = f"single-local-{uuid.uuid4().hex[:6]}"
+    room_name = f"room-{uuid.uuid4().hex[:6]}"
+    script = write_agent(tmp_path, agent_name)
+    async with run_script(script, "dev", env=script_env(None)) as run:
+        started = await run.wait_for_line(lambda line: "started local livekit-server --dev" in line)
+        url = re.search(r"url=(ws://127\.0\.0\.1:\d+)", started)
+        assert url is not None, started
+        local = DevServerAddress(url.group(1), DEV_API_KEY, DEV_API_SECRET)
+        await run.wait_for_line(lambda line: "supervisor state" in line and "new=ready" in line)
+        caller = await join(local, room_name, "caller")
+        try:
+            await dispatch(local, agent_name, room_name)
+            assert parent_pid(int(await agent_attribute(caller, "pid"))) == run.proc.pid
+        finally:
+            await caller.disconnect()
+        await delete_room(local, room_name)
+        terminate(run, signal.SIGTERM)
+        assert await run.wait() == 0, run.output[-3000:]
