@@ -14,21 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from daemon_process import AGENT as PROBE
 from daemon_process import DaemonProcess
 from room_client import dispatch, join, wait_for_agent, wait_for_attribute
 
 pytestmark = pytest.mark.livekit_server
-
-PROBE = "roomd-probe"
-
-
-def probe_config(tmp_path: Path, extra: str = "") -> Path:
-    config = tmp_path / "roomd.toml"
-    config.write_text(
-        '[daemon]\nhttp_port = 0\ndrain_timeout = 60.0\n'
-        '[pool]\nnum_idle_processes = 1\n'
-        '[plugins]\nenabled = ["probe"]\n' + extra)
-    return config
 
 
 def job_ended(event: dict) -> bool:
@@ -36,12 +26,11 @@ def job_ended(event: dict) -> bool:
 
 
 async def test_sigterm_drains_the_running_job_then_exits_0(livekit_server, tmp_path: Path) -> None:
-    daemon = DaemonProcess.for_server(probe_config(tmp_path), livekit_server)
+    daemon = DaemonProcess(livekit_server, tmp_path)
     room_name = f"drain-{uuid.uuid4().hex[:6]}"
     caller = None
     try:
         await daemon.start()
-        await daemon.wait_state("ready")
         caller = await join(livekit_server, room_name, "caller")
         await dispatch(livekit_server, PROBE, room_name, {"action": "hold"})
         agent = await wait_for_agent(caller)
@@ -56,9 +45,9 @@ async def test_sigterm_drains_the_running_job_then_exits_0(livekit_server, tmp_p
 
         await caller.disconnect()  # the probe ends its job when everyone else has left
         caller = None
-        ended = await daemon.wait_for(job_ended)
+        ended = await daemon.wait_event(job_ended)
         assert ended["status"] == "SUCCESS", ended
-        assert await daemon.wait_exit() == 0
+        assert await daemon.wait() == 0
         await daemon.wait_state("stopped", timeout=1)
         assert daemon.errors() == [], daemon.errors()
     finally:
@@ -68,12 +57,11 @@ async def test_sigterm_drains_the_running_job_then_exits_0(livekit_server, tmp_p
 
 
 async def test_a_second_sigterm_stops_now_and_still_reports_the_job(livekit_server, tmp_path: Path) -> None:
-    daemon = DaemonProcess.for_server(probe_config(tmp_path), livekit_server)
+    daemon = DaemonProcess(livekit_server, tmp_path)
     room_name = f"stop-now-{uuid.uuid4().hex[:6]}"
     caller = None
     try:
         await daemon.start()
-        await daemon.wait_state("ready")
         caller = await join(livekit_server, room_name, "caller")
         await dispatch(livekit_server, PROBE, room_name, {"action": "hold"})
         agent = await wait_for_agent(caller)
@@ -82,10 +70,10 @@ async def test_a_second_sigterm_stops_now_and_still_reports_the_job(livekit_serv
         daemon.signal(signal.SIGTERM)
         await daemon.wait_state("draining")
         daemon.signal(signal.SIGTERM)
-        await daemon.wait_for(lambda e: e.get("event") == "second stop signal: stopping now")
-        ended = await daemon.wait_for(job_ended, timeout=30)
+        await daemon.wait_event(lambda e: e.get("event") == "second stop signal: stopping now")
+        ended = await daemon.wait_event(job_ended, timeout=30)
         assert ended["status"] in {"SUCCESS", "FAILED"} and ended["room"] == room_name
-        assert await daemon.wait_exit(timeout=30) == 0
+        assert await daemon.wait(timeout=30) == 0
     finally:
         if caller is not None:
             await caller.disconnect()
@@ -99,14 +87,12 @@ def closed_port() -> int:
 
 
 async def test_unreachable_server_exits_1_naming_the_cause(livekit_server, tmp_path: Path) -> None:
-    config = probe_config(tmp_path, "[link]\nmax_retry = 2\nreconnect_backoff_max = 0.2\n")
     port = closed_port()
-    daemon = DaemonProcess.for_server(config, livekit_server)
-    daemon_env_url = f"ws://127.0.0.1:{port}"
-    daemon._env["LIVEKIT_URL"] = daemon_env_url
+    daemon = DaemonProcess(livekit_server, tmp_path, env={"LIVEKIT_URL": f"ws://127.0.0.1:{port}"},
+                           config={"link": {"max_retry": 2, "reconnect_backoff_max": 0.2}})
     try:
-        await daemon.start()
-        assert await daemon.wait_exit(timeout=60) == 1
+        await daemon.start(ready=False)
+        assert await daemon.wait(timeout=60) == 1
         gave_up = [e for e in daemon.errors() if e.get("event") == "server link gave up; stopping"]
         assert gave_up, daemon.tail()
         assert str(port) in gave_up[0]["error"], gave_up[0]
