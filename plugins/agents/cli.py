@@ -86,19 +86,27 @@ def build_cli(opts: WorkerOptions) -> click.Group:
                   help="Publish this 16-bit mono WAV as your voice.")
     @click.option("--output-wav", type=click.Path(dir_okay=False, path_type=Path),
                   help="Record the agent's audio here.")
+    @click.option("--mic", is_flag=True, help="Use the microphone (needs sounddevice and an input device).")
     @click.option("--exit-after-reply/--stay", default=None,
                   help="With --input-wav: leave after the agent's reply (default when stdin is not a terminal).")
     @click.option("--timeout", type=float, help="Leave after this many seconds.")
     def console(url: str | None, api_key: str | None, api_secret: str | None, log_level: str | None,
                 room: str | None, identity: str, input_wav: Path | None, output_wav: Path | None,
-                exit_after_reply: bool | None, timeout: float | None) -> None:
+                mic: bool, exit_after_reply: bool | None, timeout: float | None) -> None:
         """Serve the agent and talk to it: stdin lines go to the room as chat, replies are
-        printed; --input-wav speaks a recording. Logs go to stderr. Ctrl-D leaves."""
+        printed; --input-wav speaks a recording, --mic your voice. Logs go to stderr."""
+        if mic:
+            try:
+                import sounddevice as sd
+
+                sd.query_devices(kind="input")
+            except Exception as exc:  # no module, no PortAudio, or no device
+                raise click.UsageError(f"--mic needs sounddevice and an input device: {exc}") from exc
         if exit_after_reply is None:
             exit_after_reply = input_wav is not None and not sys.stdin.isatty()
         talk = _Talk(room=room or f"console-{secrets.token_hex(4)}", identity=identity,
-                     input_wav=input_wav, output_wav=output_wav, exit_after_reply=exit_after_reply,
-                     timeout=timeout)
+                     input_wav=input_wav, output_wav=output_wav, mic=mic,
+                     exit_after_reply=exit_after_reply, timeout=timeout)
         overrides = _overrides(url, api_key, api_secret, log_level=log_level or "warning",
                                log_format="console", dev=True)
         code = _serve(opts, overrides, talk=talk)
@@ -126,8 +134,9 @@ class _Talk:
     """What ``console`` does once the worker is serving (options of a ConsoleSession)."""
 
     def __init__(self, *, room: str, identity: str, input_wav: Path | None, output_wav: Path | None,
-                 exit_after_reply: bool, timeout: float | None) -> None:
+                 mic: bool, exit_after_reply: bool, timeout: float | None) -> None:
         self.room = room
+        self.mic = mic
         self.identity = identity
         self.input_wav = input_wav
         self.output_wav = output_wav
@@ -267,7 +276,7 @@ async def _run_console(worker: Worker, talk: _Talk) -> int:
                              room=talk.room, identity=talk.identity,
                              # No agent name: the server dispatches the agent to every new room.
                              agent_name=worker.options.agent_name or None,
-                             input_wav=talk.input_wav, output_wav=talk.output_wav)
+                             input_wav=talk.input_wav, output_wav=talk.output_wav, mic=talk.mic)
     registered = asyncio.Event()
     worker.on("worker_registered", lambda _worker_id: registered.set())
     tasks = TaskOwner("console")

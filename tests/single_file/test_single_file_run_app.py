@@ -4,6 +4,7 @@ a prewarmed child of the worker, SIGTERM drains and exits 0, and mistakes say wh
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import re
 import signal
@@ -195,6 +196,15 @@ async def test_a_lambda_entrypoint_is_a_usage_error_before_anything_starts(tmp_p
         assert await run.wait() == 2
     assert "is a lambda or a function defined inside another function" in run.output
     assert "supervisor state" not in run.output
+
+
+async def test_console_mic_without_sounddevice_is_a_usage_error(tmp_path: Path) -> None:
+    if importlib.util.find_spec("sounddevice") is not None:
+        pytest.skip("sounddevice is installed here")
+    script = write_agent(tmp_path, "mic")
+    async with run_script(script, "console", "--mic", env=script_env(None)) as run:
+        assert await run.wait() == 2
+    assert "--mic needs sounddevice and an input device" in run.output
 
 
 async def test_start_without_a_server_is_a_configuration_error(tmp_path: Path) -> None:
