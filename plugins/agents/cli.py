@@ -17,13 +17,13 @@ import contextlib
 import os
 import secrets
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from roomd.daemon.config import Config, ConfigError, LiveKitConfig
+from roomd.daemon.config import ConfigError
 
 from .worker_options import WorkerOptions
 
@@ -146,7 +146,7 @@ class _Talk:
 
 def _serve(opts: WorkerOptions, overrides: dict[str, Any], *, talk: _Talk | None = None,
            watch: bool = False) -> int:
-    from roomd.daemon.devserver import DevServerError
+    from roomd.daemon.devserver import DevServerError, dev_server_for
     from roomd.daemon.logging import configure_logging
     from roomd.plugins.script import ScriptTargetError
 
@@ -161,7 +161,7 @@ def _serve(opts: WorkerOptions, overrides: dict[str, Any], *, talk: _Talk | None
     configure_logging(config.daemon.log_format, config.daemon.log_level,
                       stream=sys.stderr if talk is not None else None)
     try:
-        with _server_for(config) as config:
+        with dev_server_for(config) as config:
             try:
                 worker = Worker(opts, config=config)
             except ScriptTargetError as exc:  # a function the children cannot import: say why now
@@ -174,27 +174,6 @@ def _serve(opts: WorkerOptions, overrides: dict[str, Any], *, talk: _Talk | None
     except DevServerError as exc:
         click.echo(f"roomd: dev server failed: {exc}", err=True)
         return EXIT_FAILURE
-
-
-@contextlib.contextmanager
-def _server_for(config: Config) -> Iterator[Config]:
-    """``config``, or in dev mode without a URL, ``config`` pointing at a dev server we run."""
-    if not config.daemon.dev or config.livekit.url:
-        yield config
-        return
-    import structlog
-
-    from roomd.daemon.devserver import DevServer
-    from roomd.daemon.supervisor import dataclasses_replace_livekit
-
-    server = DevServer()
-    address = server.start()
-    structlog.get_logger("roomd.agents.cli").info("started local livekit-server --dev", url=address.url)
-    try:
-        yield dataclasses_replace_livekit(config, LiveKitConfig(
-            url=address.url, api_key=address.api_key, api_secret=address.api_secret))
-    finally:
-        server.stop()
 
 
 def _run_loop(main: Any, *, abandon_threads: bool = False) -> int:
