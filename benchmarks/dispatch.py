@@ -113,7 +113,9 @@ def roomd_contender(work: Path, url: str, address: DevServerAddress, idle: int) 
     )
 
 
-def peer_contender(python: str, url: str, address: DevServerAddress, idle: int) -> Contender:
+def peer_contender(
+    python: str, url: str, address: DevServerAddress, idle: int, preload_models: bool
+) -> Contender:
     env = {
         **os.environ,
         "PYTHONPATH": str(HERE),
@@ -122,6 +124,11 @@ def peer_contender(python: str, url: str, address: DevServerAddress, idle: int) 
         "LIVEKIT_API_SECRET": address.api_secret,
         "BENCH_IDLE": str(idle),
     }
+    if not preload_models:
+        # By default the peer loads its local VAD and end-of-turn model into the forkserver,
+        # so every job process maps them; this agent uses neither, and this variant shows
+        # the framework without them.
+        env["LIVEKIT_AGENTS_PRELOAD_LOCAL_INFERENCE"] = "0"
     return Contender(
         "livekit-agents",
         "dispatch-bench-peer",
@@ -160,8 +167,9 @@ class Run:
         self.stamps: StampReceiver
         self.contender: Contender
         self.process: asyncio.subprocess.Process | None = None
-        self.log_path = work / f"{name}.log"
-        self.jobs_path = work / f"{name}-jobs.jsonl"
+        self.log_path = work / f"{work.name}.log"
+        self.jobs_path = work / f"{work.name}-jobs.jsonl"
+        self.raw_path = work / f"{work.name}-events.jsonl"
         self.out = Outcome()
 
     def row(self, name: str, value: str) -> None:
@@ -200,11 +208,21 @@ class Run:
                     print(f"  [{self.name}] FAILED: {self.out.error}", flush=True)
                 finally:
                     await self.stop()
+                    self.save_raw()
         finally:
             await lkapi.aclose()
             await self.tap.aclose()
             transport.close()
         return self.out
+
+    def save_raw(self) -> None:
+        """Every stamp and protocol event seen, in time order, next to the per-job lines."""
+        events = [dataclasses.asdict(e) | {"source": "wire"} for e in self.tap.events]
+        events += [dataclasses.asdict(s) | {"source": "stamp"} for s in self.stamps.stamps]
+        events.sort(key=lambda e: e["t"])
+        with self.raw_path.open("w") as out:
+            for event in events:
+                out.write(json.dumps(event) + "\n")
 
     async def warm_up(self, started: float) -> None:
         agent = self.contender.agent_name
@@ -425,20 +443,26 @@ async def bench(args: argparse.Namespace, address: DevServerAddress) -> None:
             if python is None:
                 results["livekit-agents"] = Outcome(error=f"the peer could not be installed: {why}")
             else:
-                runs.append(
-                    (
-                        "livekit-agents",
-                        functools.partial(peer_contender, python, address=address, idle=args.idle),
+                for name, preload in (
+                    ("livekit-agents", True),
+                    ("livekit-agents, no models", False),
+                ):
+                    build = functools.partial(
+                        peer_contender,
+                        python,
+                        address=address,
+                        idle=args.idle,
+                        preload_models=preload,
                     )
-                )
+                    runs.append((name, build))
         for name, build in runs:
             print(f"{name}:", flush=True)
-            directory = work / name
+            directory = work / name.replace(",", "").replace(" ", "-")
             directory.mkdir(exist_ok=True)
             run = Run(name, build, address, directory, args.idle)
             results[name] = await run.execute(args.jobs)
             if args.keep_logs:
-                for path in (run.log_path, run.jobs_path):
+                for path in (run.log_path, run.jobs_path, run.raw_path):
                     if path.exists():
                         (Path(args.keep_logs) / path.name).write_bytes(path.read_bytes())
     names = list(results)
