@@ -400,6 +400,10 @@ class Run:
             spans(lambda j: j.offered, lambda j: j.running),
         )
         self.row(
+            f"{mode}: create_dispatch -> entrypoint running (end to end)",
+            spans(lambda j: j.created, lambda j: j.entry),
+        )
+        self.row(
             f"{mode}: offer -> joined the room", spans(lambda j: j.offered, lambda j: j.connected)
         )
 
