@@ -430,7 +430,11 @@ class Supervisor:
 
     async def _retire_link(self, link: ServerLink) -> None:
         try:
-            await link.wait_idle(self.config.daemon.drain_timeout)
+            if not await link.wait_idle(self.config.daemon.drain_timeout):
+                # Ended through the link, so each job's final status still reaches the server
+                # and its slot is given back before the socket closes.
+                await link.terminate_jobs("old generation past drain_timeout",
+                                          self.config.pool.shutdown_timeout)
             await link.aclose()
         finally:
             self._old_links.discard(link)

@@ -114,12 +114,16 @@ class Channel:
         await self._queue.put(encode_frame(message, max_size=self._max))
 
     def try_send(self, message: Message) -> bool:
-        """Queue a message if there is room; otherwise drop it and count the drop."""
+        """Queue a message if there is room and it fits a frame; otherwise drop and count it.
+
+        Best-effort traffic (logs) goes this way, from inside plugin code: a message too
+        large for a frame is that traffic's problem, not an exception in the caller.
+        """
         if self._closed:
             return False
         try:
             self._queue.put_nowait(encode_frame(message, max_size=self._max))
-        except asyncio.QueueFull:
+        except (asyncio.QueueFull, ProtocolError):
             self.dropped += 1
             return False
         return True

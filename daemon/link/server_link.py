@@ -65,6 +65,10 @@ class LinkFailed(RuntimeError):
     """The server could not be reached ``max_retry`` times in a row."""
 
 
+class OfferWithdrawn(Exception):
+    """An accepted offer ended before its JobAssignment arrived (terminated, or we stop)."""
+
+
 class ProtocolError(RuntimeError):
     """The server sent something the protocol does not allow here."""
 
@@ -424,6 +428,17 @@ class ServerLink:
             return
         record = LinkJob(job, reservation, offered_at)
         try:
+            await self._take_offer(record)
+        except asyncio.CancelledError:
+            # The link is closing under this job: whatever its state, its slot is given back.
+            record.end(JobOutcome(JobStatus.FAILED, "the worker stopped following this job"))
+            self._remove_job(record)
+            raise
+
+    async def _take_offer(self, record: LinkJob) -> None:
+        """Ask the plugin, answer, wait for the assignment, run the job: the offer's whole life."""
+        job, reservation = record.job, record.slot
+        try:
             decision = await asyncio.wait_for(self._evaluator.evaluate(job),
                                               self._config.assignment_timeout)
         except Exception as exc:  # plugin code failed: refuse, the daemon goes on
@@ -441,6 +456,11 @@ class ServerLink:
         self._answer(job.id, decision)
         try:
             assignment = await asyncio.wait_for(waiter, self._config.assignment_timeout)
+        except OfferWithdrawn as exc:
+            log.info("offer withdrawn before assignment", job_id=job.id, room=job.room.name,
+                     reason=str(exc))
+            self._finish(record, JobOutcome(JobStatus.FAILED, str(exc)))
+            return
         except TimeoutError:
             self.assignment_timeouts += 1
             self._admission.count(Decision.ASSIGNMENT_TIMEOUT)
@@ -496,7 +516,7 @@ class ServerLink:
         else:
             waiter = self._assignments.get(job_id)
             if waiter is not None and not waiter.done():
-                waiter.cancel()
+                waiter.set_exception(OfferWithdrawn("terminated by the server before its assignment"))
 
     async def _run_job(self, record: LinkJob, assignment: agent_pb.JobAssignment,
                        decision: RequestDecision) -> None:
@@ -565,7 +585,8 @@ class ServerLink:
         """Ask every running job to end (each handle escalates on its own); bounded."""
         handles = [job.handle for job in self._jobs.values() if job.handle is not None]
         for waiter in self._assignments.values():
-            waiter.cancel()
+            if not waiter.done():
+                waiter.set_exception(OfferWithdrawn(f"not started: {reason}"))
         if handles:
             log.info("terminating jobs", count=len(handles), reason=reason)
             await asyncio.wait([asyncio.ensure_future(h.terminate(reason)) for h in handles],

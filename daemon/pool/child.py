@@ -277,6 +277,10 @@ class ChildProcess:
         except ChannelClosed as exc:
             self._job = None
             raise ChildGone(f"child {self.pid} closed its channel: {exc}") from None
+        except ProtocolError as exc:  # e.g. job metadata beyond the frame limit
+            self._job = None
+            self._transition(ChildState.IDLE, "job could not be sent")
+            raise LaunchError(f"job {launch.job.id} cannot be sent to a child: {exc}") from None
         return record
 
     async def stop(self, reason: str, *, timeout: float | None = None) -> None:

@@ -326,6 +326,9 @@ class Pool:
             except ChildGone as exc:
                 last = str(exc)
                 continue
+            except LaunchError:
+                self._idle.appendleft(child)  # the job was the problem; the child is still fresh
+                raise
             self._jobs_started += 1
             record.outcome.add_done_callback(
                 lambda f: self._jobs_ended.update([f.result().status.name]) if not f.cancelled() else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import jwt
+import msgspec
 import pytest
 from fake_server import FakeAgentServer
 from launchers import SteeredLauncher
@@ -113,6 +114,35 @@ async def test_stalled_assignment_times_out_and_frees_the_slot(
     assert admission.decisions[Decision.ASSIGNMENT_TIMEOUT] == 1
     await conn.offer("J6")  # the slot is usable again
     assert (await conn.next("availability")).availability.available
+
+
+async def test_termination_before_assignment_fails_the_job_and_frees_the_slot(
+        fake_server: FakeAgentServer, links: LinkRunner) -> None:
+    admission = Admission(max_jobs=1, load_threshold=1.0, load=lambda: 0.0)
+    link = links.start(fake_server.url, admission=admission,
+                       config=msgspec.structs.replace(FAST, assignment_timeout=30.0))
+    conn = await fake_server.connection()
+    await conn.offer("W1")
+    assert (await conn.next("availability")).availability.available
+    await conn.send(agent_pb.ServerMessage(termination=agent_pb.JobTermination(job_id="W1")))
+    update = (await conn.next("update_job")).update_job
+    assert update.job_id == "W1" and update.status == agent_pb.JS_FAILED
+    assert "terminated by the server before its assignment" in update.error
+    assert admission.in_use == 0 and await link.wait_idle(5)
+
+
+async def test_stopping_with_an_assignment_pending_frees_the_slot(
+        fake_server: FakeAgentServer, links: LinkRunner) -> None:
+    admission = Admission(max_jobs=1, load_threshold=1.0, load=lambda: 0.0)
+    link = links.start(fake_server.url, admission=admission,
+                       config=msgspec.structs.replace(FAST, assignment_timeout=30.0))
+    conn = await fake_server.connection()
+    await conn.offer("W2")
+    assert (await conn.next("availability")).availability.available
+    assert await link.terminate_jobs("drain timeout", timeout=5)
+    update = (await conn.next("update_job")).update_job
+    assert update.status == agent_pb.JS_FAILED and "not started: drain timeout" in update.error
+    assert admission.in_use == 0
 
 
 async def test_late_assignment_is_answered_with_failed(fake_server: FakeAgentServer,
