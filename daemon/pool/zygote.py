@@ -181,6 +181,13 @@ class Zygote:
             try:
                 async with asyncio.timeout(FORK_TIMEOUT):
                     reply = await self._recv()
+                    # A reply to an earlier fork that timed out: that child has no owner.
+                    while isinstance(reply, Forked | ForkFailed) and reply.child_id < child_id:
+                        if isinstance(reply, Forked):
+                            log.warning("late fork reply; killing the unowned child",
+                                        plugin=self._plugin, pid=reply.pid)
+                            self._discard_child(reply.pid)
+                        reply = await self._recv()
             except (TimeoutError, ZygoteError) as exc:
                 ours.close()
                 raise ZygoteError(f"zygote did not fork: {exc or 'timeout'}") from None
@@ -211,6 +218,10 @@ class Zygote:
             return
         pid, sock = task.result()
         sock.close()
+        self._discard_child(pid)
+
+    def _discard_child(self, pid: int) -> None:
+        """Kill a child nobody will use, and reap it (we are its subreaper: no zombie)."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         reap = asyncio.get_running_loop().create_task(wait_exit(pid))
