@@ -21,6 +21,8 @@ from .job_request import AcceptArguments
 if TYPE_CHECKING:
     from livekit import api, rtc
 
+    from .voice.metrics_report import LatencySample
+
 
 class AutoSubscribe(str, enum.Enum):
     SUBSCRIBE_ALL = "subscribe_all"
@@ -89,8 +91,12 @@ def _default_participant_kinds() -> list[int]:
     return [rtc.ParticipantKind.PARTICIPANT_KIND_SIP, rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD]
 
 
+MetricsReporter = Callable[["LatencySample"], None]
+
+
 class JobContext:
-    def __init__(self, *, proc: JobProcess, info: RunningJobInfo, room: rtc.Room) -> None:
+    def __init__(self, *, proc: JobProcess, info: RunningJobInfo, room: rtc.Room,
+                 metrics_reporter: MetricsReporter | None = None) -> None:
         self._proc = proc
         self._info = info
         self._room = room
@@ -100,6 +106,8 @@ class JobContext:
         self._shutdown_requested = asyncio.Event()
         self._api: api.LiveKitAPI | None = None
         self._connected_once = False
+        # The child runtime's way to the supervisor; the voice session reports through it.
+        self._metrics_reporter = metrics_reporter
 
     # -- what the job is ------------------------------------------------------------------
     @property
@@ -246,6 +254,11 @@ class JobContext:
             except Exception as exc:  # a callback's failure must not stop the others
                 problems.append(f"shutdown callback {name} raised {type(exc).__name__}: {exc}")
         return problems
+
+    def _report_metric(self, sample: LatencySample) -> None:
+        """Best effort: a job never waits for, or fails on, its metrics."""
+        if self._metrics_reporter is not None:
+            self._metrics_reporter(sample)
 
     async def _close_api(self) -> None:
         if self._api is not None:

@@ -55,6 +55,7 @@ from .events import (
 from .generation import LLMOutput, Playout, PlayoutResult, read_llm, text_once
 from .io import AudioInput, AudioOutput, TextOutput, UserTranscriptOutput
 from .metrics import EOUMetrics
+from .metrics_report import report_to_job
 from .room_io import RoomInputOptions, RoomIO, RoomOutputOptions
 from .speech_handle import SpeechHandle
 
@@ -863,6 +864,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
 
     def _emit_metrics(self, metrics: Any) -> None:
         self.emit("metrics_collected", MetricsCollectedEvent(metrics=metrics))
+        report_to_job(metrics)  # the daemon's per-agent latency histograms
 
 
 __all__ = ["AgentSession", "SessionConnectOptions", "SessionInput", "SessionOutput"]
