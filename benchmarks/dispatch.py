@@ -5,7 +5,8 @@
 Starts ``livekit-server --dev`` on 127.0.0.1, then, one contender at a time:
 - roomd: a ``roomd run`` daemon serving benchmarks/dispatch_bench_plugin.py;
 - with ``--peer``: a livekit-agents worker (benchmarks/peer_dispatch_agent.py, same logic,
-  in the venv benchmarks/peer-env.sh makes) through the peer's own CLI (``start``).
+  in the venv benchmarks/peer-env.sh makes) through the peer's own CLI (``start``), once
+  with its defaults and once without the local models it preloads by default.
 Each registers through a recording relay (benchmarks/wiretap.py) and dispatches jobs with
 livekit-api's ``AgentDispatchService.create_dispatch``: N one at a time (each offered
 once the pool is back at its idle target and the previous job has ended), then N at
@@ -55,7 +56,6 @@ ENDED = (agent_pb.JS_SUCCESS, agent_pb.JS_FAILED)
 
 @dataclasses.dataclass(frozen=True)
 class Contender:
-    name: str
     agent_name: str
     argv: list[str]
     env: dict[str, str]
@@ -106,7 +106,6 @@ def roomd_contender(work: Path, url: str, address: DevServerAddress, idle: int) 
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(work)])}
     return Contender(
-        "roomd",
         "dispatch-bench-roomd",
         [sys.executable, "-m", "roomd.daemon.cli", "run", "--config", str(config)],
         env,
@@ -130,7 +129,6 @@ def peer_contender(
         # the framework without them.
         env["LIVEKIT_AGENTS_PRELOAD_LOCAL_INFERENCE"] = "0"
     return Contender(
-        "livekit-agents",
         "dispatch-bench-peer",
         [python, str(HERE / "peer_dispatch_agent.py"), "start"],
         env,
@@ -434,6 +432,7 @@ def dev_server() -> Iterator[DevServerAddress]:
 
 async def bench(args: argparse.Namespace, address: DevServerAddress) -> None:
     results: dict[str, Outcome] = {}
+    missing: Outcome | None = None
     with tempfile.TemporaryDirectory(prefix="roomd-dispatch-bench-") as tmp:
         work = Path(tmp)
         runs: list[tuple[str, Callable[[str], Contender]]] = [
@@ -445,7 +444,7 @@ async def bench(args: argparse.Namespace, address: DevServerAddress) -> None:
         if args.peer:
             python, why = peer_python()
             if python is None:
-                results["livekit-agents"] = Outcome(error=f"the peer could not be installed: {why}")
+                missing = Outcome(error=f"the peer could not be installed: {why}")
             else:
                 for name, preload in (
                     ("livekit-agents", True),
@@ -469,6 +468,8 @@ async def bench(args: argparse.Namespace, address: DevServerAddress) -> None:
                 for path in (run.log_path, run.jobs_path, run.raw_path):
                     if path.exists():
                         (Path(args.keep_logs) / path.name).write_bytes(path.read_bytes())
+    if missing is not None:
+        results["livekit-agents"] = missing  # its column last, empty, with the reason below
     names = list(results)
     print("\n| measure (p50 / p90 / max in ms) | " + " | ".join(names) + " |")
     print("| --- |" + " --- |" * len(names))

@@ -8,7 +8,7 @@ set -euo pipefail
 PEER_AGENTS_VERSION="${PEER_AGENTS_VERSION:-1.8.9}"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/roomd"
 venv="$cache/peer-venv"
-python="${PYTHON:-python3.11}"
+python="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 
 if [[ -x "$venv/bin/python" ]] \
    && "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('livekit-agents') != '$PEER_AGENTS_VERSION')" 2>/dev/null; then
@@ -16,10 +16,17 @@ if [[ -x "$venv/bin/python" ]] \
   exit 0
 fi
 
+# Built beside the old one and moved in place only once it works, so a failed install
+# (another pinned version, no network) leaves a working peer venv as it was.
 mkdir -p "$cache"
-"$python" -m venv --clear "$venv" >&2
-"$venv/bin/python" -m pip install --quiet --upgrade pip >&2
-# psutil for the benchmark's memory readings, which run in the peer's own interpreter.
-"$venv/bin/python" -m pip install --quiet "livekit-agents==$PEER_AGENTS_VERSION" psutil >&2
+next="$venv.next"
+rm -rf "$next"
+trap 'rm -rf "$next"' EXIT
+"$python" -m venv "$next" >&2
+"$next/bin/python" -m pip install --quiet --upgrade pip >&2
+"$next/bin/python" -m pip install --quiet "livekit-agents==$PEER_AGENTS_VERSION" >&2
+rm -rf "$venv"
+mv "$next" "$venv"
+# Only `python -m ...` is used from this venv: its bin/ scripts' shebangs name the old path.
 "$venv/bin/python" -c "import livekit.agents, importlib.metadata as m; print('livekit-agents', m.version('livekit-agents'))" >&2
 echo "$venv/bin/python"
