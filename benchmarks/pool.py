@@ -1,6 +1,9 @@
 """Pool benchmark: warm-up time, idle child memory (COW sharing), IPC round trip, burst to running.
 
-    python benchmarks/pool.py [--children 8] [--burst 30]
+    python benchmarks/pool.py [--children 8] [--burst 30] [--idle 4]
+
+The pool has no event for "n children idle", so the benchmark polls its stats every 2 ms;
+the children run in other processes and the poll costs the supervisor side microseconds.
 
 Prints a table; docs/benchmarks.md ("pool") records a run with this command.
 """
