@@ -296,8 +296,8 @@ class Run:
                 ):
                     raise RuntimeError(f"pool did not get back to {self.idle} idle processes")
                 await create(job)
-                if await self.tap.wait_for(lambda job=job: offered([job]), OFFER_TIMEOUT):
-                    await self.tap.wait_for(lambda job=job: settled([job]), JOB_TIMEOUT)
+                if await self.tap.wait_for(functools.partial(offered, [job]), OFFER_TIMEOUT):
+                    await self.tap.wait_for(functools.partial(settled, [job]), JOB_TIMEOUT)
         # Stamps arrive on their own socket: give a stamp sent before the last status a chance.
         await self.stamps.wait_for(lambda: all(self.fill(job) is not None for job in times), 1.0)
         for job in times:
@@ -450,14 +450,14 @@ async def bench(args: argparse.Namespace, address: DevServerAddress) -> None:
                     ("livekit-agents", True),
                     ("livekit-agents, no models", False),
                 ):
-                    build = functools.partial(
+                    peer = functools.partial(
                         peer_contender,
                         python,
                         address=address,
                         idle=args.idle,
                         preload_models=preload,
                     )
-                    runs.append((name, build))
+                    runs.append((name, peer))
         for name, build in runs:
             print(f"{name}:", flush=True)
             directory = work / name.replace(",", "").replace(" ", "-")
