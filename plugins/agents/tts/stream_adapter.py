@@ -81,6 +81,7 @@ class _AdapterStream(SynthesizeStream):
         async def speak() -> None:
             segment_id = shortuuid("seg_")
             held: SynthesizedAudio | None = None  # the last frame waits to learn if it is final
+            separator = ""  # the tokenizer strips the space between sentences; the transcript needs it
             async for sentence in sentences:
                 if sentence is _SegmentEnd.END:
                     if held is not None:
@@ -88,6 +89,7 @@ class _AdapterStream(SynthesizeStream):
                         self._send(held)
                         held = None
                     segment_id = shortuuid("seg_")
+                    separator = ""
                     continue
                 async with self._adapter._tts.synthesize(sentence, conn_options=self._conn_options) as chunked:
                     first = True
@@ -98,8 +100,9 @@ class _AdapterStream(SynthesizeStream):
                             frame=audio.frame,
                             request_id=self._request_id,
                             segment_id=segment_id,
-                            delta_text=sentence if first else "",
+                            delta_text=separator + sentence if first else "",
                         )
                         first = False
+                separator = " "
 
         await run_together(split(), speak())
