@@ -23,6 +23,7 @@ from roomd.daemon.config import Config
 from roomd.daemon.jobs import LaunchError
 from roomd.daemon.link import AgentRegistration
 from roomd.daemon.pool import ApiCredentials, Pool, PoolState
+from roomd.daemon.pool.pool import ChildMetricsSink
 from roomd.ipc import PluginDescription
 from roomd.plugins.discovery import PluginSpec
 
@@ -115,17 +116,19 @@ def plugin_limits(config: Config, plugin: str, description: PluginDescription) -
 
 async def start_pool(spec: PluginSpec, config: Config, generation: int,
                      env: Mapping[str, str] | None = None, *,
-                     overrides: Mapping[str, Any] | None = None) -> tuple[Pool, PluginDescription]:
+                     overrides: Mapping[str, Any] | None = None,
+                     metrics_sink: ChildMetricsSink | None = None) -> tuple[Pool, PluginDescription]:
     """A ready pool for ``spec`` and the plugin's description, or ``PluginStartError``.
 
     ``overrides`` win over the operator's per-plugin options (``roomd plugins check`` uses
-    them to prewarm exactly one child).
+    them to prewarm exactly one child). ``metrics_sink`` receives what the children measure
+    (the daemon's registry); without one, it is dropped.
     """
     pool = Pool(
         plugin=spec.name, target=spec.target, config=config.pool, generation=generation,
         operator_overrides={**operator_overrides(config, spec.name), **(overrides or {})},
         credentials=ApiCredentials(config.livekit.api_key, config.livekit.api_secret),
-        log_level=config.daemon.log_level, env=env,
+        log_level=config.daemon.log_level, env=env, metrics_sink=metrics_sink,
     )
     await pool.start()
     try:

@@ -339,7 +339,8 @@ class Supervisor:
             record.spec, record.generation, record.agent_name = spec, generation, None
             record.transition(PluginState.STARTING)
         try:
-            pool, description = await start_pool(spec, self.config, generation, self._child_env)
+            pool, description = await start_pool(spec, self.config, generation, self._child_env,
+                                                 metrics_sink=self.metrics.child_metrics)
         except PluginStartError as exc:
             error = f"{spec.distribution} {spec.version}: {exc}"
             if spec.name in self._served:

@@ -8,15 +8,18 @@ Two kinds of source feed it:
   the load monitor: gauges, plus counters the pools already keep (child restarts, IPC round
   trips), made monotonic across generations by ``PoolRoster``.
 
-Children never touch Prometheus: what they measure reaches the supervisor over IPC, so no
-multiprocess directory exists. Labels are agent, status, reason, state: bounded sets.
-Never job id, room or pid.
+Children never touch Prometheus: what they measure reaches the supervisor over IPC
+(``Metrics``, via the pool's sink into ``child_metrics``), so no multiprocess directory
+exists. Labels are agent, status, reason, state, component: bounded sets. Never job id,
+room or pid.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import math
+from collections.abc import Iterable, Iterator, Sequence
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -32,8 +35,11 @@ from roomd.daemon.jobs import JobOutcome
 from roomd.daemon.link import JobState
 from roomd.daemon.plugin_runtime import PluginState
 from roomd.daemon.pool import ChildState, PoolState
+from roomd.ipc import MetricSample
 
 from .view import DaemonView
+
+log = structlog.get_logger("roomd.metrics")
 
 # Calls last from seconds (a wrong number) to an hour or more (a long support call).
 JOB_DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0,
@@ -43,6 +49,20 @@ JOB_DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 
 DISPATCH_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                             1.0, 2.5, 5.0, 10.0)
 CHILD_STATES = tuple(state.value for state in ChildState if state is not ChildState.EXITED)
+# What a caller waits through in one voice turn: tens of milliseconds (a fast first token)
+# to seconds (a cold model, a slow network); past 10 s the call is broken anyway.
+AGENT_LATENCY_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+# The only child samples that become series (the SDK's voice/metrics_report.py sends them),
+# each a histogram labelled by agent and component; the help text says what it measures.
+AGENT_LATENCIES = {
+    "llm_ttft_seconds": "Voice turns: LLM request to its first token.",
+    "tts_ttfb_seconds": "Voice turns: text sent to TTS to its first audio.",
+    "stt_duration_seconds": "Voice turns: a (non-streamed) STT request's processing time.",
+    "end_of_utterance_delay_seconds": "Voice turns: end of user speech to the turn being "
+                                      "committed (component \"session\").",
+}
+MAX_COMPONENT_LENGTH = 64
+MAX_COMPONENTS_PER_AGENT = 16  # a plugin cannot grow the registry by inventing labels
 
 
 class DaemonMetrics:
@@ -77,6 +97,17 @@ class DaemonMetrics:
                                ["result"], registry=r)
         for result in ("ok", "failed"):
             self._reloads.labels(result=result)
+        self._agent_latency = {
+            name: Histogram(f"roomd_agent_{name}", help_text, ["agent", "component"],
+                            buckets=AGENT_LATENCY_BUCKETS, registry=r)
+            for name, help_text in AGENT_LATENCIES.items()
+        }
+        self._child_rejected = Counter(
+            "roomd_child_metrics_rejected", "Samples from children that were not recorded "
+            "(unknown name or kind, bad value or labels, too many components).", ["agent"],
+            registry=r)
+        self._components: dict[str, set[str]] = {}
+        self._rejection_logged: set[str] = set()  # agents; one debug line each is enough
         r.register(DaemonCollector(view))
         if process_metrics:
             # The supervisor's own CPU, memory and file descriptors (process_*).
@@ -110,6 +141,37 @@ class DaemonMetrics:
     # -- the supervisor ------------------------------------------------------------------
     def reloaded(self, ok: bool) -> None:
         self._reloads.labels(result="ok" if ok else "failed").inc()
+
+    # -- the pools' children (ChildMetricsSink) -------------------------------------------
+    def child_metrics(self, agent: str, samples: Sequence[MetricSample]) -> None:
+        """Record what a child of ``agent`` measured; count (never raise on) what is not ours."""
+        for sample in samples:
+            problem = self._child_sample_problem(agent, sample)
+            if problem is None:
+                component = sample.labels["component"]
+                self._components.setdefault(agent, set()).add(component)
+                self._agent_latency[sample.name].labels(agent=agent, component=component).observe(sample.value)
+                continue
+            self._child_rejected.labels(agent=agent).inc()
+            if agent not in self._rejection_logged:
+                self._rejection_logged.add(agent)
+                log.debug("child metric sample rejected (further ones only counted)", agent=agent,
+                          name=sample.name[:100], problem=problem)
+
+    def _child_sample_problem(self, agent: str, sample: MetricSample) -> str | None:
+        if sample.name not in AGENT_LATENCIES:
+            return "unknown name"
+        if sample.kind != "histogram":
+            return f"kind {sample.kind}, expected histogram"
+        if not (math.isfinite(sample.value) and sample.value >= 0):
+            return f"value {sample.value} is not a finite non-negative number of seconds"
+        component = sample.labels.get("component")
+        if set(sample.labels) != {"component"} or not component or len(component) > MAX_COMPONENT_LENGTH:
+            return "labels must be exactly a non-empty component of at most 64 characters"
+        known = self._components.get(agent, set())
+        if component not in known and len(known) >= MAX_COMPONENTS_PER_AGENT:
+            return f"more than {MAX_COMPONENTS_PER_AGENT} components"
+        return None
 
 
 class DaemonCollector(Collector):

@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psutil
@@ -130,6 +130,7 @@ class ChildProcess:
         on_idle: Callable[[ChildProcess], None],
         on_exit: Callable[[ChildProcess, str], None],
         rtt_sink: Callable[[float], None] = lambda _rtt: None,
+        metrics_sink: Callable[[Sequence[MetricSample]], None] = lambda _samples: None,
     ) -> None:
         self.pid = pid
         self.plugin = plugin
@@ -140,6 +141,7 @@ class ChildProcess:
         self._on_idle = on_idle
         self._on_exit = on_exit
         self._rtt_sink = rtt_sink
+        self._metrics_sink = metrics_sink
         self._state = ChildState.SPAWNING
         self._owner = TaskOwner(f"child {pid}")
         self._channel: Channel | None = None
@@ -159,11 +161,9 @@ class ChildProcess:
         self.rss_bytes: int | None = None
         self.memory_bytes: int | None = None
         self.last_rtt: float | None = None
-        self.last_metrics: list[MetricSample] = []
         self.logs_dropped = 0
         self.exit_status: ExitStatus | None = None
         self.exit_reason: str | None = None  # category: retired, shutdown, crashed, unresponsive, ...
-        self.shutdown_acked = asyncio.Event()
         self._last_pong = time.monotonic()
         self._reader: asyncio.Task[None] | None = None
 
@@ -394,13 +394,13 @@ class ChildProcess:
         elif isinstance(message, JobEnded):
             self._job_ended(message)
         elif isinstance(message, Metrics):
-            self.last_metrics = list(message.samples)
+            self._metrics_sink(message.samples)  # judged there: only known names become series
         elif isinstance(message, Exiting):
             self._exiting_reason = message.reason
             if self._state in (ChildState.IDLE, ChildState.ASSIGNED, ChildState.RUNNING):
                 self._transition(ChildState.STOPPING, message.reason)
         elif isinstance(message, ShutdownAck):
-            self.shutdown_acked.set()
+            pass  # stop() waits for the exit itself, which follows the ack
         elif isinstance(message, PluginDescription):
             while self._descriptions:
                 future = self._descriptions.popleft()

@@ -13,7 +13,7 @@ import collections
 import itertools
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -22,7 +22,7 @@ from livekit.protocol import agent as agent_pb
 from roomd.agents.job_request import AcceptArguments, RequestDecision
 from roomd.daemon.config import PoolConfig
 from roomd.daemon.jobs import JobLaunch, LaunchError
-from roomd.ipc import PluginDescription
+from roomd.ipc import MetricSample, PluginDescription
 
 from .child import ApiCredentials, ChildGone, ChildProcess, ChildStartError
 from .handle import PoolJobHandle
@@ -36,6 +36,13 @@ from .zygote import Zygote, ZygoteError
 log = structlog.get_logger("roomd.pool")
 
 LAUNCH_ATTEMPTS = 3
+
+# Where samples a child measured go, with the agent they are labelled by (DaemonMetrics).
+ChildMetricsSink = Callable[[str, Sequence[MetricSample]], None]
+
+
+def _no_metrics(_agent: str, _samples: Sequence[MetricSample]) -> None:
+    pass
 
 
 class RequestEvaluationError(RuntimeError):
@@ -55,6 +62,7 @@ class Pool:
         log_level: str = "info",
         python: str = sys.executable,
         env: Mapping[str, str] | None = None,
+        metrics_sink: ChildMetricsSink | None = None,
     ) -> None:
         self.plugin = plugin
         self.target = target
@@ -65,6 +73,7 @@ class Pool:
         self._log_level = log_level
         self._python = python
         self._env = env
+        self._metrics_sink = metrics_sink or _no_metrics
         self._limits = PoolLimits.resolve(config, None, self._operator_overrides, log_level=log_level)
         self._state = PoolState.STARTING
         self._owner = TaskOwner(f"pool {plugin}#{generation}")
@@ -251,7 +260,8 @@ class Pool:
             pid, sock = await self._zygote.fork()
             child = ChildProcess(pid=pid, sock=sock, plugin=self.plugin, target=self.target,
                                  generation=self.generation, limits=self._limits, on_idle=self._offer,
-                                 on_exit=self._child_exited, rtt_sink=self._rtt.add)
+                                 on_exit=self._child_exited, rtt_sink=self._rtt.add,
+                                 metrics_sink=self._child_metrics)
             self._children[pid] = child
             await child.start(run_prewarm=run_prewarm)
         except (ZygoteError, ChildStartError) as exc:
@@ -424,7 +434,8 @@ class Pool:
                 raise RequestEvaluationError(f"cannot start a plugin host: {exc}") from None
             host = ChildProcess(pid=pid, sock=sock, plugin=self.plugin, target=self.target,
                                 generation=self.generation, limits=self._limits,
-                                on_idle=lambda _c: None, on_exit=self._child_exited, rtt_sink=self._rtt.add)
+                                on_idle=lambda _c: None, on_exit=self._child_exited, rtt_sink=self._rtt.add,
+                                metrics_sink=self._child_metrics)
             self._children[pid] = host
             try:
                 await host.start(run_prewarm=False)
@@ -434,6 +445,12 @@ class Pool:
             return host
 
     # -- reporting ------------------------------------------------------------------------
+    def _child_metrics(self, samples: Sequence[MetricSample]) -> None:
+        # Labelled like every per-agent metric: the agent name once described (see agent_of).
+        description = self._description
+        agent = description.agent_name if description is not None and description.agent_name else self.plugin
+        self._metrics_sink(agent, samples)
+
     def stats(self) -> PoolStats:
         children = list(self._children.values())
         return PoolStats(

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import structlog
 from livekit.protocol import agent as agent_pb
@@ -60,6 +60,9 @@ from roomd.ipc import (
 from . import logs
 from .job_runner import run_job
 from .plugin import describe
+
+if TYPE_CHECKING:  # the voice package imports livekit.rtc (numpy): not for every zygote to pay
+    from roomd.agents.voice.metrics_report import LatencySample
 
 log = structlog.get_logger("roomd.child")
 
@@ -222,8 +225,8 @@ class ChildRuntime:
                                    metadata=start.accept.metadata, attributes=dict(start.accept.attributes)),
             api_key=start.api_key, api_secret=start.api_secret,
         )
-        ctx = self._ctx = JobContext(proc=self._proc, info=info, room=rtc.Room())
-        started = time.monotonic()
+        ctx = self._ctx = JobContext(proc=self._proc, info=info, room=rtc.Room(),
+                                     metrics_reporter=self._report_latency)
         entrypoint = self._options.entrypoint_fnc
         assert entrypoint is not None
 
@@ -240,9 +243,6 @@ class ChildRuntime:
         else:
             result_status, result_error, result_reason = result.status, result.error, result.reason
         await self._forwarder.report_now()  # while the supervisor still binds this job to our events
-        self._channel.try_send(Metrics(samples=[
-            MetricSample(name="job_duration_seconds", kind="histogram", value=time.monotonic() - started),
-        ]))
         await self._channel.send(JobEnded(job_id=job.id, status=result_status,  # type: ignore[arg-type]
                                           error=result_error, reason=result_reason))
         self._jobs_done += 1
@@ -250,6 +250,12 @@ class ChildRuntime:
             self._finish(EXIT_RETIRED, f"retired after {self._jobs_done} job(s)")
         self._ctx = None
         self._job_task = None
+
+    def _report_latency(self, sample: LatencySample) -> None:
+        # try_send: a latency is not worth blocking a call for; a full queue drops it.
+        self._channel.try_send(Metrics(samples=[MetricSample(
+            name=sample.name, kind="histogram", value=sample.seconds, labels={"component": sample.component},
+        )]))
 
     async def _evaluate(self, message: EvaluateRequest) -> None:
         accept: ParticipantInfo | None = None
