@@ -62,9 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         control.send(encoder.encode(ZygoteReady(pid=os.getpid(), error=f"{type(exc).__name__}: {exc}")))
         return 1
-    # Warm imports every child needs, their pages shared. Not livekit.rtc: it imports numpy,
-    # whose BLAS may start threads; the plugin decides whether it pays for that here.
+    # Warm imports every child needs, their pages shared: without this a job's first
+    # ctx.connect() pays ~100 ms importing livekit.rtc. Importing it starts no thread of its
+    # own, but it imports numpy, whose OpenBLAS starts a pool unless held to one thread (our
+    # children's default, see child_environment); with more, the plugin decides.
     import uvloop  # noqa: F401
+
+    if os.environ.get("OPENBLAS_NUM_THREADS") == "1" and os.environ.get("OMP_NUM_THREADS") == "1":
+        import livekit.rtc  # noqa: F401
 
     threads = _threads()
     control.send(encoder.encode(ZygoteReady(pid=os.getpid(), description=description, threads=threads)))
