@@ -330,8 +330,9 @@ class ServerLink:
             while True:
                 message = await self._receive(ws)
                 if message is None:
-                    log.warning("server closed the connection", agent=self.registration.agent_name,
-                                code=ws.close_code)
+                    if not self._closing:  # our own aclose() is not news
+                        log.warning("server closed the connection",
+                                    agent=self.registration.agent_name, code=ws.close_code)
                     return
                 self._dispatch(message)
         finally:
