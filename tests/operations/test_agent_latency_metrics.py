@@ -41,7 +41,7 @@ def test_each_known_latency_becomes_a_histogram_by_agent_and_component() -> None
     metrics.child_metrics("desk", [_latency("stt_duration_seconds", 0.05, "acme.STT")])
     metrics.child_metrics("front", [_latency("end_of_utterance_delay_seconds", 0.7, "session")])
     s = _samples(metrics)
-    llm = dict(agent="desk", component="acme.LLM")
+    llm = {"agent": "desk", "component": "acme.LLM"}
     assert s[_key("roomd_agent_llm_ttft_seconds_count", **llm)] == 2
     assert s[_key("roomd_agent_llm_ttft_seconds_sum", **llm)] == 4.3
     assert s[_key("roomd_agent_llm_ttft_seconds_bucket", le="0.3", **llm)] == 1
