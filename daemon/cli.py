@@ -13,9 +13,9 @@ from typing import Any
 import click
 import tomli_w
 
+from .cli_config import config_or_exit
 from .cli_plugins import plugins_group
 from .cli_service import add_service_commands
-from .config import Config, ConfigError, load_config
 from .console import console
 
 EXIT_OK = 0
@@ -27,14 +27,6 @@ _CONFIG_HELP = "TOML configuration file (default: none; see etc/roomd.toml for e
 
 def roomd_version() -> str:
     return dist_version("roomd")
-
-
-def _load_or_exit(path: str | None, overrides: dict[str, Any]) -> Config:
-    try:
-        return load_config(path, overrides=overrides)
-    except ConfigError as exc:
-        click.echo(f"roomd: configuration error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,7 +54,7 @@ def run(config_path: str | None, log_format: str | None, log_level: str | None,
         "daemon.log_format": log_format, "daemon.log_level": log_level,
         "daemon.dev": dev, "daemon.http_port": http_port,
     }
-    config = _load_or_exit(config_path, overrides)
+    config = config_or_exit(config_path, overrides)
     from .supervisor import run_daemon
 
     sys.exit(run_daemon(config, config_path=config_path, flag_overrides=overrides))
@@ -77,7 +69,7 @@ def config_group() -> None:
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 def config_check(path: str | None) -> None:
     """Validate PATH (plus environment) and print the effective config, secrets masked."""
-    config = _load_or_exit(path, {})
+    config = config_or_exit(path, {})
     click.echo(tomli_w.dumps(config.masked()), nl=False)
     click.echo(f"# ok: {config.source}", err=True)
 

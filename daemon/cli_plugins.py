@@ -21,25 +21,15 @@ import msgspec
 
 from roomd.plugins.discovery import Discovery, discover_plugins
 
-from .config import Config, ConfigError, load_config
+from .cli_config import EXIT_USAGE, config_or_exit
+from .config import Config
 
 if TYPE_CHECKING:
     from .plugin_runtime import PluginStatus
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
-EXIT_USAGE = 2
 STATUS_TIMEOUT = 1.0
-
-
-def _config_or_exit(path: str | None) -> Config:
-    try:
-        # These commands never talk to a LiveKit server: do not demand its credentials
-        # (the check that dev mode skips). Everything else is validated as for `run`.
-        return load_config(path, overrides={"daemon.dev": True})
-    except ConfigError as exc:
-        click.echo(f"roomd: configuration error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
 
 
 @click.group("plugins")
@@ -117,7 +107,7 @@ def list_plugins(config_path: str | None, as_json: bool, offline: bool) -> None:
     Without a running daemon the state comes from package metadata alone ("installed",
     "disabled", "broken"); `roomd plugins check NAME` loads one to find its agent name.
     """
-    config = _config_or_exit(config_path)
+    config = config_or_exit(config_path, needs_server=False)
     rows = None if offline else statuses_from_daemon(config)
     source = "daemon"
     if rows is None:
@@ -208,7 +198,7 @@ def _describe_report(report: CheckReport) -> str:
 @click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
 def check(name: str, config_path: str | None, as_json: bool) -> None:
     """Load plugin NAME in a child, run its prewarm, report; exit 1 with the cause if broken."""
-    config = _config_or_exit(config_path)
+    config = config_or_exit(config_path, needs_server=False)
     discovery = discover_plugins()
     if discovery.get(name) is None and discovery.problem(name) is None:
         installed = ", ".join(spec.name for spec in discovery.plugins) or "none"

@@ -17,22 +17,14 @@ from pathlib import Path
 
 import click
 
-from .config import Config, ConfigError, load_config
+from .cli_config import config_or_exit
+from .config import Config
 from .ops.install import InstallPlan, Layout, default_source
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_UNREACHABLE = 2
 RELOAD_TIMEOUT = 900.0  # a reload prewarms a new generation: initialize timeouts and backoffs
-
-
-def _config(path: str | None) -> Config:
-    try:
-        # Only the daemon section matters here; do not demand LiveKit credentials.
-        return load_config(path, overrides={"daemon.dev": True})
-    except ConfigError as exc:
-        click.echo(f"roomd: configuration error: {exc}", err=True)
-        sys.exit(EXIT_UNREACHABLE)
 
 
 def reload_url(config: Config) -> str:
@@ -53,7 +45,7 @@ def reload_url(config: Config) -> str:
 def reload_command(config_path: str | None, url: str | None, timeout: float) -> None:
     """Reload the running daemon's configuration and plugins; wait until it is done."""
     if url is None:
-        config = _config(config_path)
+        config = config_or_exit(config_path, needs_server=False)
         if config.daemon.http_port == 0:
             click.echo("roomd reload: daemon.http_port is 0 (a random port); pass --url", err=True)
             sys.exit(EXIT_UNREACHABLE)

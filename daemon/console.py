@@ -323,6 +323,16 @@ async def run_console(options: ConsoleOptions, *, exit_after_reply: bool, timeou
         await session.aclose()
 
 
+def require_microphone() -> None:
+    """A usage error unless ``--mic`` can work here (sounddevice, PortAudio and a device)."""
+    try:
+        import sounddevice as sd
+
+        sd.query_devices(kind="input")
+    except Exception as exc:  # no module, no PortAudio, or no device
+        raise click.UsageError(f"--mic needs sounddevice and an input device: {exc}") from exc
+
+
 @click.command("console")
 @click.option("--url", envvar="LIVEKIT_URL", help="Server URL (default LIVEKIT_URL; else the dev server of `roomd run --dev` on 127.0.0.1:7880, else a new dev server).")
 @click.option("--api-key", envvar="LIVEKIT_API_KEY", help="Default LIVEKIT_API_KEY.")
@@ -342,12 +352,7 @@ def console(url: str | None, api_key: str | None, api_secret: str | None, room: 
             exit_after_reply: bool | None, timeout: float | None) -> None:
     """Join a room and talk to an agent: type text, or speak with --input-wav / --mic."""
     if mic:
-        try:
-            import sounddevice as sd
-
-            sd.query_devices(kind="input")
-        except Exception as exc:  # no module, no PortAudio, or no device
-            raise click.UsageError(f"--mic needs sounddevice and an input device: {exc}") from exc
+        require_microphone()
     if exit_after_reply is None:
         exit_after_reply = input_wav is not None and not sys.stdin.isatty()
     server = None

@@ -96,12 +96,9 @@ def build_cli(opts: WorkerOptions) -> click.Group:
         """Serve the agent and talk to it: stdin lines go to the room as chat, replies are
         printed; --input-wav speaks a recording, --mic your voice. Logs go to stderr."""
         if mic:
-            try:
-                import sounddevice as sd
+            from roomd.daemon.console import require_microphone
 
-                sd.query_devices(kind="input")
-            except Exception as exc:  # no module, no PortAudio, or no device
-                raise click.UsageError(f"--mic needs sounddevice and an input device: {exc}") from exc
+            require_microphone()
         if exit_after_reply is None:
             exit_after_reply = input_wav is not None and not sys.stdin.isatty()
         talk = _Talk(room=room or f"console-{secrets.token_hex(4)}", identity=identity,

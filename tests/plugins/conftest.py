@@ -32,42 +32,6 @@ def installer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PluginInstalle
     return inst
 
 
-def config_toml(address: DevServerAddress, enabled: list[str], *, max_jobs: int = 0,
-                extra: str = "", http_port: int = 0) -> str:
-    """A daemon configuration with short deadlines, serving only ``enabled``."""
-    names = ", ".join(f'"{name}"' for name in enabled)
-    return f'''
-[livekit]
-url = "{address.url}"
-api_key = "{address.api_key}"
-api_secret = "{address.api_secret}"
-
-[daemon]
-drain_timeout = 15.0
-log_level = "info"
-http_port = {http_port}  # 0: any free port, as several daemons may run at once
-
-[link]
-assignment_timeout = 5.0
-status_interval = 0.5
-
-[admission]
-max_jobs = {max_jobs}
-load_threshold = 2.0  # never overloaded: several engineers share these CPUs
-
-[pool]
-num_idle_processes = 1
-initialize_timeout = 10.0
-shutdown_timeout = 5.0
-max_start_failures = 2
-start_backoff_max = 0.5
-
-[plugins]
-enabled = [{names}]
-{extra}
-'''
-
-
 class Daemon:
     """One in-process Supervisor (its own task), stopped and checked for leftovers at the end."""
 

@@ -13,6 +13,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from roomd.daemon.devserver import DevServerAddress
+
 # A working agent: joins, announces which plugin and version runs it in its participant
 # attributes, then stays until told "bye" on a data topic or every other participant has
 # left (both a normal end; "bye" keeps the room alive so the server's record can be read).
@@ -130,3 +132,39 @@ class PluginInstaller:
             capture_output=True, text=True, timeout=120,
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def config_toml(address: DevServerAddress, enabled: list[str], *, max_jobs: int = 0,
+                extra: str = "", http_port: int = 0) -> str:
+    """A daemon configuration with short deadlines, serving only ``enabled``."""
+    names = ", ".join(f'"{name}"' for name in enabled)
+    return f'''
+[livekit]
+url = "{address.url}"
+api_key = "{address.api_key}"
+api_secret = "{address.api_secret}"
+
+[daemon]
+drain_timeout = 15.0
+log_level = "info"
+http_port = {http_port}  # 0: any free port, as several daemons may run at once
+
+[link]
+assignment_timeout = 5.0
+status_interval = 0.5
+
+[admission]
+max_jobs = {max_jobs}
+load_threshold = 2.0  # the daemon never refuses for load; these tests are not about it
+
+[pool]
+num_idle_processes = 1
+initialize_timeout = 10.0
+shutdown_timeout = 5.0
+max_start_failures = 2
+start_backoff_max = 0.5
+
+[plugins]
+enabled = [{names}]
+{extra}
+'''

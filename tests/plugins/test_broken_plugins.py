@@ -13,7 +13,7 @@ from plugin_factory import (
 )
 from rooms import Caller, dispatch, room_name, wait_job_status, wait_jobs_ended
 
-from conftest import config_toml
+from plugin_factory import config_toml
 from roomd.daemon.plugin_runtime import PluginState
 
 BROKEN = {

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from plugin_factory import IMPORT_FAILS, PREWARM_RAISES, RAISES_AT_IMPORT, PluginInstaller, good_agent
 
-from conftest import config_toml
+from plugin_factory import config_toml
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 from plugin_factory import RAISES_AT_IMPORT, PluginInstaller, good_agent
 from rooms import Caller, dispatch, room_name, wait_jobs_ended, wait_until
 
-from conftest import config_toml
+from plugin_factory import config_toml
 from roomd.daemon.link import LinkState
 from roomd.daemon.plugin_runtime import PluginState
 from roomd.daemon.pool import PoolState

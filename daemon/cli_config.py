@@ -1,0 +1,31 @@
+"""Loading the configuration for a ``roomd`` command: a bad file is one line and exit 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+from .config import Config, ConfigError, load_config
+
+EXIT_USAGE = 2
+
+
+def config_or_exit(path: str | None, overrides: Mapping[str, Any] | None = None, *,
+                   needs_server: bool = True) -> Config:
+    """The effective configuration, or exit 2 with the error.
+
+    ``needs_server=False`` is for commands that never talk to a LiveKit server (plugins,
+    reload): they do not demand its URL and credentials, the check dev mode also skips;
+    everything else is validated as for ``run``.
+    """
+    layered = dict(overrides or {})
+    if not needs_server:
+        layered["daemon.dev"] = True
+    try:
+        return load_config(path, overrides=layered)
+    except ConfigError as exc:
+        click.echo(f"roomd: configuration error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
