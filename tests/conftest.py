@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from livekit import api
 
 from roomd.daemon.devserver import DevServer, DevServerAddress, DevServerError, ensure_binary
 
@@ -29,3 +30,12 @@ def livekit_server() -> Iterator[DevServerAddress]:
         yield address
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def lkapi(livekit_server: DevServerAddress) -> AsyncIterator[api.LiveKitAPI]:
+    """A server API client for the shared test server, closed after the test."""
+    client = api.LiveKitAPI(livekit_server.http_url, livekit_server.api_key,
+                            livekit_server.api_secret)
+    yield client
+    await client.aclose()

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 from launchers import RoomLauncher
+from room_client import join
 from livekit import api, rtc
 from livekit.protocol import agent as agent_pb
 
@@ -13,14 +14,6 @@ from roomd.daemon.devserver import DevServerAddress
 from roomd.daemon.link import LinkState
 
 from link_runner import LinkRunner
-
-
-async def join(address: DevServerAddress, room: str, identity: str) -> rtc.Room:
-    token = (api.AccessToken(address.api_key, address.api_secret).with_identity(identity)
-             .with_grants(api.VideoGrants(room_join=True, room=room)).to_jwt())
-    participant = rtc.Room()
-    await participant.connect(address.url, token)
-    return participant
 
 
 async def wait_for_participant(room: rtc.Room, identity: str, timeout: float = 15) -> None:

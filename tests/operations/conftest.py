@@ -21,11 +21,3 @@ async def daemons(tmp_path: Path) -> AsyncIterator[list[DaemonProcess]]:
     yield started
     for daemon in started:
         await daemon.stop()
-
-
-@pytest.fixture
-async def lkapi(livekit_server: DevServerAddress) -> AsyncIterator[api.LiveKitAPI]:
-    client = api.LiveKitAPI(livekit_server.http_url, livekit_server.api_key,
-                            livekit_server.api_secret)
-    yield client
-    await client.aclose()

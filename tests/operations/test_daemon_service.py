@@ -16,6 +16,7 @@ from livekit import api, rtc
 from roomd.daemon.devserver import DevServerAddress, free_tcp_port
 
 from daemon_process import AGENT, DaemonProcess, value
+from room_client import wait_for_agent, wait_for_attribute
 from notify_listener import NotifyListener, significant
 
 pytestmark = pytest.mark.livekit_server
@@ -87,6 +88,9 @@ async def test_metrics_and_status_follow_real_jobs(
             environ = Path(f"/proc/{entry['pid']}/environ").read_bytes().split(b"\0")
             assert not any(v.startswith((b"NOTIFY_SOCKET=", b"WATCHDOG_")) for v in environ)
 
+        # "running" is the entrypoint started, not yet in the room: the probe must have seen
+        # the caller before the caller leaves, or it holds until the server closes the room.
+        await wait_for_attribute(caller, await wait_for_agent(caller), "job_pid")
         await caller.disconnect()
 
         async def ended() -> dict | None:
@@ -142,6 +146,7 @@ async def test_readyz_turns_unready_while_draining_a_running_job(
     assert await daemon.get("/readyz") == (200, "ready\n")
     _room, caller = await dispatch(daemon, lkapi, "hold")
     await daemon.until(lambda: _has_running_job(daemon))
+    await wait_for_attribute(caller, await wait_for_agent(caller), "job_pid")  # the agent is in
     daemon.signal(signal.SIGTERM)
 
     async def unready() -> tuple[int, str] | None:

@@ -85,12 +85,3 @@ async def daemons(tmp_path: Path) -> AsyncIterator[Callable[[str], Awaitable[Sup
     for daemon in started:
         for pool in daemon.supervisor.pools:
             assert pool.stats().children == 0, f"pool {pool.plugin} left children behind"
-
-
-@pytest.fixture
-async def lkapi(livekit_server: DevServerAddress) -> AsyncIterator[api.LiveKitAPI]:
-    client = api.LiveKitAPI(livekit_server.http_url, livekit_server.api_key,
-                            livekit_server.api_secret)
-    yield client
-    await client.aclose()
-

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from livekit import api, rtc
+from livekit import rtc
 
 # An agent as a user writes it: it imports only roomd.agents. Its entrypoint shows, as a
 # participant attribute, the pid of the process it runs in.
@@ -131,14 +131,6 @@ def children_named(pid: int, name: str) -> list[int]:
     return found
 
 
-async def join(server: Any, room: str, identity: str) -> rtc.Room:
-    token = (api.AccessToken(server.api_key, server.api_secret).with_identity(identity)
-             .with_grants(api.VideoGrants(room_join=True, room=room)).to_jwt())
-    participant = rtc.Room()
-    await participant.connect(server.url, token)
-    return participant
-
-
 async def agent_attribute(room: rtc.Room, key: str, timeout: float = 30) -> str:
     """``key`` of the first agent participant of ``room`` that sets it."""
     changed = asyncio.Event()
@@ -151,16 +143,6 @@ async def agent_attribute(room: rtc.Room, key: str, timeout: float = 30) -> str:
                     return participant.attributes[key]
             changed.clear()
             await changed.wait()
-
-
-async def dispatch(server: Any, agent_name: str, room: str) -> None:
-    async with api.LiveKitAPI(server.http_url, server.api_key, server.api_secret) as lk:
-        await lk.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(agent_name=agent_name, room=room))
-
-
-async def delete_room(server: Any, room: str) -> None:
-    async with api.LiveKitAPI(server.http_url, server.api_key, server.api_secret) as lk:
-        await lk.room.delete_room(api.DeleteRoomRequest(room=room))
 
 
 def terminate(run: ScriptRun, signum: int = signal.SIGTERM) -> None:

@@ -15,12 +15,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from room_client import delete_room, dispatch, join
 from single_file_helpers import (
     agent_attribute,
     children_named,
-    delete_room,
-    dispatch,
-    join,
     parent_pid,
     run_script,
     script_env,

@@ -34,6 +34,8 @@ async def request(req: JobRequest) -> None:
 async def entrypoint(ctx: JobContext) -> None:
     metadata = _metadata(ctx.job.metadata)
     await ctx.connect()
+    # Watch from the moment we are in: a caller may leave while the attributes are sent.
+    everyone_left = _watch_for_everyone_leaving(ctx.room)
     await ctx.room.local_participant.set_attributes({
         "plugin_version": VERSION,
         "prewarmed_by": str(ctx.proc.userdata.get("prewarmed_by", "")),
@@ -45,12 +47,12 @@ async def entrypoint(ctx: JobContext) -> None:
     if action == "leave":
         ctx.shutdown("probe was asked to leave")
         return
-    await _hold(ctx.room)
+    await everyone_left.wait()
     ctx.shutdown("every other participant left")
 
 
-async def _hold(room: rtc.Room) -> None:
-    """Wait until a participant has joined and then everyone else has left."""
+def _watch_for_everyone_leaving(room: rtc.Room) -> asyncio.Event:
+    """Set once a participant has been in the room and then everyone else has left."""
     everyone_left = asyncio.Event()
     seen_someone = bool(room.remote_participants)
 
@@ -64,7 +66,7 @@ async def _hold(room: rtc.Room) -> None:
 
     room.on("participant_connected", on_connected)
     room.on("participant_disconnected", on_disconnected)
-    await everyone_left.wait()
+    return everyone_left
 
 
 def _metadata(raw: str) -> dict[str, str]:
