@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from waiting import wait_until
+
 ENV = "BENCH_STAMP_SOCKET"
 
 
@@ -63,14 +65,7 @@ class StampReceiver(asyncio.DatagramProtocol):
 
     async def wait_for(self, condition: Callable[[], bool], timeout: float) -> bool:
         """True once ``condition()`` holds after some stamp; False if ``timeout`` passed first."""
-        try:
-            async with asyncio.timeout(timeout):
-                while not condition():
-                    self._changed.clear()
-                    await self._changed.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await wait_until(self._changed, condition, timeout)
 
 
 async def listen(path: str) -> tuple[asyncio.DatagramTransport, StampReceiver]:

@@ -24,6 +24,8 @@ import aiohttp
 from aiohttp import web
 from livekit.protocol import agent as agent_pb
 
+from waiting import wait_until
+
 
 @dataclass(frozen=True)
 class WireEvent:
@@ -77,14 +79,7 @@ class WireTap:
         return [e for e in self.events if e.kind == kind]
 
     async def wait_for(self, condition: Callable[[], bool], timeout: float) -> bool:
-        try:
-            async with asyncio.timeout(timeout):
-                while not condition():
-                    self._changed.clear()
-                    await self._changed.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await wait_until(self._changed, condition, timeout)
 
     def _note(self, event: WireEvent) -> None:
         self.events.append(event)

@@ -7,12 +7,15 @@ be reached ends the daemon with exit code 1 and a line naming the cause.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from livekit import rtc
 
 from daemon_process import AGENT as PROBE
 from daemon_process import DaemonProcess
@@ -25,58 +28,56 @@ def job_ended(event: dict) -> bool:
     return event.get("event") == "job ended"
 
 
-async def test_sigterm_drains_the_running_job_then_exits_0(livekit_server, tmp_path: Path) -> None:
-    daemon = DaemonProcess(livekit_server, tmp_path)
-    room_name = f"drain-{uuid.uuid4().hex[:6]}"
-    caller = None
+@contextlib.asynccontextmanager
+async def a_held_call(server, prefix: str) -> AsyncIterator[tuple[rtc.Room, rtc.RemoteParticipant, str]]:
+    """A caller in a new room with the probe dispatched to hold the call, once the agent is
+    in the room (the caller, the agent as the caller sees it, the room's name)."""
+    room_name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    caller = await join(server, room_name, "caller")
     try:
-        await daemon.start()
-        caller = await join(livekit_server, room_name, "caller")
-        await dispatch(livekit_server, PROBE, room_name, {"action": "hold"})
+        await dispatch(server, PROBE, room_name, {"action": "hold"})
         agent = await wait_for_agent(caller)
         await wait_for_attribute(caller, agent, "job_pid")
+        yield caller, agent, room_name
+    finally:
+        if caller.isconnected():
+            await caller.disconnect()
 
-        daemon.signal(signal.SIGTERM)
-        await daemon.wait_state("draining")
-        # Draining waits for the call: the agent is still in the room, no job has ended.
-        assert agent.identity in {p.identity for p in caller.remote_participants.values()}
-        assert not any(job_ended(e) for e in daemon.events)
-        assert daemon.returncode is None
 
-        await caller.disconnect()  # the probe ends its job when everyone else has left
-        caller = None
+async def test_sigterm_drains_the_running_job_then_exits_0(livekit_server, tmp_path: Path) -> None:
+    daemon = DaemonProcess(livekit_server, tmp_path)
+    try:
+        await daemon.start()
+        async with a_held_call(livekit_server, "drain") as (caller, agent, _room):
+            daemon.signal(signal.SIGTERM)
+            await daemon.wait_state("draining")
+            # Draining waits for the call: the agent is still in the room, no job has ended.
+            assert agent.identity in {p.identity for p in caller.remote_participants.values()}
+            assert not any(job_ended(e) for e in daemon.events)
+            assert daemon.returncode is None
+            await caller.disconnect()  # the probe ends its job when everyone else has left
         ended = await daemon.wait_event(job_ended)
         assert ended["status"] == "SUCCESS", ended
         assert await daemon.wait() == 0
         await daemon.wait_state("stopped", timeout=1)
         assert daemon.errors() == [], daemon.errors()
     finally:
-        if caller is not None:
-            await caller.disconnect()
         await daemon.stop()
 
 
 async def test_a_second_sigterm_stops_now_and_still_reports_the_job(livekit_server, tmp_path: Path) -> None:
     daemon = DaemonProcess(livekit_server, tmp_path)
-    room_name = f"stop-now-{uuid.uuid4().hex[:6]}"
-    caller = None
     try:
         await daemon.start()
-        caller = await join(livekit_server, room_name, "caller")
-        await dispatch(livekit_server, PROBE, room_name, {"action": "hold"})
-        agent = await wait_for_agent(caller)
-        await wait_for_attribute(caller, agent, "job_pid")
-
-        daemon.signal(signal.SIGTERM)
-        await daemon.wait_state("draining")
-        daemon.signal(signal.SIGTERM)
-        await daemon.wait_event(lambda e: e.get("event") == "second stop signal: stopping now")
-        ended = await daemon.wait_event(job_ended, timeout=30)
-        assert ended["status"] in {"SUCCESS", "FAILED"} and ended["room"] == room_name
-        assert await daemon.wait(timeout=30) == 0
+        async with a_held_call(livekit_server, "stop-now") as (_caller, _agent, room_name):
+            daemon.signal(signal.SIGTERM)
+            await daemon.wait_state("draining")
+            daemon.signal(signal.SIGTERM)
+            await daemon.wait_event(lambda e: e.get("event") == "second stop signal: stopping now")
+            ended = await daemon.wait_event(job_ended, timeout=30)
+            assert ended["status"] in {"SUCCESS", "FAILED"} and ended["room"] == room_name
+            assert await daemon.wait(timeout=30) == 0
     finally:
-        if caller is not None:
-            await caller.disconnect()
         await daemon.stop()
 
 

@@ -80,14 +80,7 @@ async def test_dev_takes_the_server_from_flags_and_logs_for_people(livekit_serve
     async with run_script(script, "dev", *flags, env=script_env(None)) as run:
         await run.wait_for_line(lambda line: "supervisor state" in line and "new=ready" in line)
         assert not any(_json_event(line) for line in run.lines)  # console lines, not JSON
-        caller = await join(livekit_server, room_name, "caller")
-        try:
-            await dispatch(livekit_server, agent_name, room_name)
-            child = int(await agent_attribute(caller, "pid"))
-            assert parent_pid(child) == run.proc.pid
-        finally:
-            await caller.disconnect()
-        await delete_room(livekit_server, room_name)
+        await _a_dispatched_job_runs_in_a_child_of(run, livekit_server, agent_name, room_name)
         terminate(run, signal.SIGINT)  # Ctrl-C drains as SIGTERM does
         assert await run.wait() == 0, run.output[-3000:]
     assert any("[debug" in line for line in run.lines)  # dev logs at debug
@@ -102,14 +95,7 @@ async def test_an_agent_run_as_a_module_is_imported_by_its_name(livekit_server: 
     write_agent(package, agent_name)
     async with run_script(tmp_path, "start", module="my_agents.agent", env=script_env(livekit_server)) as run:
         await run.wait_for_line(lambda line: _json_event(line).get("new") == "ready")
-        caller = await join(livekit_server, room_name, "caller")
-        try:
-            await dispatch(livekit_server, agent_name, room_name)
-            child = int(await agent_attribute(caller, "pid"))
-            assert parent_pid(child) == run.proc.pid
-        finally:
-            await caller.disconnect()
-        await delete_room(livekit_server, room_name)
+        await _a_dispatched_job_runs_in_a_child_of(run, livekit_server, agent_name, room_name)
         terminate(run, signal.SIGTERM)
         assert await run.wait() == 0, run.output[-3000:]
 
@@ -292,3 +278,16 @@ async def test_dev_without_a_server_starts_a_local_one_and_serves_there(tmp_path
         await delete_room(local, room_name)
         terminate(run, signal.SIGTERM)
         assert await run.wait() == 0, run.output[-3000:]
+
+
+async def _a_dispatched_job_runs_in_a_child_of(run: Any, server: Any, agent_name: str, room_name: str) -> None:
+    """Dispatch ``agent_name`` to a new room: its agent's pid is a child of the script's
+    worker process. The room is deleted afterwards, which ends the job."""
+    caller = await join(server, room_name, "caller")
+    try:
+        await dispatch(server, agent_name, room_name)
+        child = int(await agent_attribute(caller, "pid"))
+        assert parent_pid(child) == run.proc.pid
+    finally:
+        await caller.disconnect()
+    await delete_room(server, room_name)
