@@ -46,6 +46,12 @@ def worker_config(options: WorkerOptions, overrides: Mapping[str, Any] | None = 
                                  ("livekit.api_secret", "LIVEKIT_API_SECRET", options.api_secret)):
         if value and not environ.get(variable):
             layer[key] = value
+    # The reference's own retry and drain settings, where the deployment did not set them.
+    for key, variable, value in (("link.max_retry", "ROOMD_LINK_MAX_RETRY", options.max_retry),
+                                 ("daemon.drain_timeout", "ROOMD_DAEMON_DRAIN_TIMEOUT",
+                                  options.drain_timeout)):
+        if value is not None and not environ.get(variable):
+            layer[key] = value
     if options.port is not None:
         layer["daemon.http_port"] = options.port
     if options.host:

@@ -179,3 +179,15 @@ def test_worker_config_flags_beat_environment_beat_options() -> None:
     from_flag = worker_config(options, {"livekit.url": "ws://flag:3", "livekit.api_key": None},
                               environ={"LIVEKIT_URL": "ws://env:2"})
     assert (from_flag.livekit.url, from_flag.livekit.api_key) == ("ws://flag:3", "opt-key")
+
+
+def test_worker_config_takes_the_options_retry_and_drain_unless_the_environment_sets_them() -> None:
+    options = WorkerOptions(entrypoint_fnc=entrypoint, ws_url="ws://options:1", api_key="k",
+                            api_secret="s", max_retry=5, drain_timeout=42.0)
+    config = worker_config(options, environ={})
+    assert (config.link.max_retry, config.daemon.drain_timeout) == (5, 42.0)
+    deployed = worker_config(options, environ={"ROOMD_LINK_MAX_RETRY": "9",
+                                               "ROOMD_DAEMON_DRAIN_TIMEOUT": "7"})
+    assert (deployed.link.max_retry, deployed.daemon.drain_timeout) == (9, 7.0)
+    assert worker_config(WorkerOptions(entrypoint_fnc=entrypoint, ws_url="ws://o:1", api_key="k",
+                                       api_secret="s"), environ={}).link.max_retry == 3
