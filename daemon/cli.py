@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import sys
 from importlib.metadata import version as dist_version
-from pathlib import Path
-from typing import Any
 
 import click
 import tomli_w

@@ -11,8 +11,6 @@ present. Without a server URL it starts a local dev server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import sys
 import wave
 from collections.abc import Callable

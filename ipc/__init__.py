@@ -9,11 +9,11 @@ from .errors import ChannelClosed, ProtocolError
 from .messages import (
     ALL_MESSAGE_TYPES,
     EXIT_INIT_FAILED,
+    EXIT_INTERNAL_ERROR,
     EXIT_OK,
     EXIT_PROTOCOL_ERROR,
     EXIT_RETIRED,
     PROTOCOL_VERSION,
-    DescribePlugin,
     DumpStacks,
     EvaluateRequest,
     Exiting,
@@ -38,8 +38,8 @@ from .messages import (
 )
 
 __all__ = [
-    "ALL_MESSAGE_TYPES", "EXIT_INIT_FAILED", "EXIT_OK", "EXIT_PROTOCOL_ERROR", "EXIT_RETIRED",
-    "MAX_FRAME_SIZE", "PROTOCOL_VERSION", "Channel", "ChannelClosed", "DescribePlugin",
+    "ALL_MESSAGE_TYPES", "EXIT_INIT_FAILED", "EXIT_INTERNAL_ERROR", "EXIT_OK", "EXIT_PROTOCOL_ERROR", "EXIT_RETIRED",
+    "MAX_FRAME_SIZE", "PROTOCOL_VERSION", "Channel", "ChannelClosed",
     "DumpStacks", "EvaluateRequest", "Exiting", "FrameDecoder", "Hello", "Initialize",
     "Initialized", "JobEnded", "JobStarted", "Limits", "Log", "Message", "MetricSample", "Metrics",
     "ParticipantInfo", "Ping", "PluginDescription", "Pong", "ProtocolError", "RequestEvaluated",

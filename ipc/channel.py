@@ -19,7 +19,6 @@ import asyncio
 import collections
 import contextlib
 import socket
-from typing import Any
 
 from .codec import MAX_FRAME_SIZE, FrameDecoder, encode_frame
 from .errors import ChannelClosed, ProtocolError

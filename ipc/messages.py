@@ -18,6 +18,7 @@ EXIT_OK = 0  # asked to shut down, did so
 EXIT_RETIRED = 75  # served max_jobs_per_process jobs: recycled on purpose
 EXIT_PROTOCOL_ERROR = 76  # the supervisor sent something it could not decode
 EXIT_INIT_FAILED = 77  # initialize_process_fnc / prewarm_fnc raised or timed out
+EXIT_INTERNAL_ERROR = 70  # a bug in roomd's own child code (EX_SOFTWARE), not the plugin's
 
 JobStatusName = Literal["SUCCESS", "FAILED"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -135,10 +136,6 @@ class DumpStacks(_Message):
     reason: str = ""
 
 
-class DescribePlugin(_Message):
-    pass
-
-
 class PluginDescription(_Message):
     agent_name: str
     worker_type: Literal["room", "publisher"]
@@ -162,7 +159,7 @@ class RequestEvaluated(_Message):
 
 Message = (
     Hello | Initialize | Initialized | Ping | Pong | StartJob | JobStarted | JobEnded | Shutdown
-    | ShutdownAck | Exiting | Log | Metrics | DumpStacks | DescribePlugin | PluginDescription
+    | ShutdownAck | Exiting | Log | Metrics | DumpStacks
     | EvaluateRequest | RequestEvaluated
 )
 

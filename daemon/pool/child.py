@@ -9,7 +9,6 @@ a job still running gets a FAILED outcome naming the cause.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import os
@@ -31,7 +30,6 @@ from roomd.ipc import (
     PROTOCOL_VERSION,
     Channel,
     ChannelClosed,
-    DescribePlugin,
     DumpStacks,
     EvaluateRequest,
     Exiting,
@@ -47,7 +45,6 @@ from roomd.ipc import (
     MetricSample,
     ParticipantInfo,
     Ping,
-    PluginDescription,
     Pong,
     ProtocolError,
     RequestEvaluated,
@@ -152,7 +149,6 @@ class ChildProcess:
         self._exiting_reason = ""
         self._job: JobRecord | None = None
         self._evaluations: dict[int, asyncio.Future[RequestEvaluated]] = {}
-        self._descriptions: collections.deque[asyncio.Future[PluginDescription]] = collections.deque()
         self._log_bucket = TokenBucket(limits.log_rate * 2, limits.log_burst * 2)
         self._log = log.bind(pid=pid, plugin=plugin, generation=generation)
         self._child_log = child_log.bind(pid=pid, plugin=plugin, generation=generation)
@@ -339,13 +335,6 @@ class ChildProcess:
         return await asyncio.shield(self._exited)
 
     # -- plugin questions -----------------------------------------------------------------
-    async def describe(self, timeout: float) -> PluginDescription:
-        future: asyncio.Future[PluginDescription] = asyncio.get_running_loop().create_future()
-        self._descriptions.append(future)
-        await self._send_or_gone(DescribePlugin())
-        async with asyncio.timeout(timeout):
-            return await future
-
     async def evaluate(self, request_id: int, job: bytes, timeout: float) -> RequestEvaluated:
         future: asyncio.Future[RequestEvaluated] = asyncio.get_running_loop().create_future()
         self._evaluations[request_id] = future
@@ -401,12 +390,6 @@ class ChildProcess:
                 self._transition(ChildState.STOPPING, message.reason)
         elif isinstance(message, ShutdownAck):
             pass  # stop() waits for the exit itself, which follows the ack
-        elif isinstance(message, PluginDescription):
-            while self._descriptions:
-                future = self._descriptions.popleft()
-                if not future.done():
-                    future.set_result(message)
-                    break
         elif isinstance(message, RequestEvaluated):
             pending = self._evaluations.get(message.request_id)
             if pending is not None and not pending.done():
@@ -508,7 +491,7 @@ class ChildProcess:
             job.started.set()
             self._child_log.error("job failed: child ended", error=error, exit=status.describe())
         self._job = None
-        for pending in list(self._evaluations.values()) + list(self._descriptions):
+        for pending in list(self._evaluations.values()):
             if not pending.done():
                 pending.set_exception(ChildGone(f"child {self.pid} exited ({status.describe()})"))
         previous = self._state

@@ -28,13 +28,13 @@ from roomd.agents.job_request import AcceptArguments, JobRequest
 from roomd.agents.worker_options import WorkerOptions
 from roomd.ipc import (
     EXIT_INIT_FAILED,
+    EXIT_INTERNAL_ERROR,
     EXIT_OK,
     EXIT_PROTOCOL_ERROR,
     EXIT_RETIRED,
     PROTOCOL_VERSION,
     Channel,
     ChannelClosed,
-    DescribePlugin,
     DumpStacks,
     EvaluateRequest,
     Exiting,
@@ -59,7 +59,6 @@ from roomd.ipc import (
 
 from . import logs
 from .job_runner import run_job
-from .plugin import describe
 
 if TYPE_CHECKING:  # the voice package imports livekit.rtc (numpy): not for every zygote to pay
     from roomd.agents.voice.metrics_report import LatencySample
@@ -99,7 +98,7 @@ class ChildRuntime:
         elif isinstance(exc, ChannelClosed):
             self._finish(EXIT_OK, "supervisor closed the channel")
         else:
-            self._finish(70, f"internal error in {task.get_name()}: {type(exc).__name__}: {exc}")
+            self._finish(EXIT_INTERNAL_ERROR, f"internal error in {task.get_name()}: {type(exc).__name__}: {exc}")
 
     def _finish(self, code: int, reason: str) -> None:
         if self._exit is not None and not self._exit.done():
@@ -195,8 +194,6 @@ class ChildRuntime:
             elif isinstance(message, DumpStacks):
                 await channel.send(Log(level="warning", event="stack dump", logger="roomd.child",
                                        fields={"reason": message.reason, "stacks": _stacks()}))
-            elif isinstance(message, DescribePlugin):
-                await channel.send(describe(self._options))
             elif isinstance(message, EvaluateRequest):
                 self._spawn(self._evaluate(message), f"evaluate request {message.request_id}")
             else:
@@ -305,7 +302,7 @@ def child_main(sock: socket.socket, options: WorkerOptions, *, target: str, plug
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # works even when the loop is stuck
     proc = JobProcess(pid=os.getpid(), plugin=plugin, generation=generation)
     proc._ipc_fileno = sock.fileno()
-    code = 70
+    code = EXIT_INTERNAL_ERROR
     try:
         code = uvloop.run(ChildRuntime(sock, options, proc, target).run())
     except BaseException:

@@ -22,7 +22,7 @@ import traceback
 import msgspec
 
 from roomd.ipc.control import MAX_CONTROL_PACKET, ControlMessage, Fork, Forked, ForkFailed, ZygoteReady
-from roomd.ipc.messages import PluginDescription
+from roomd.ipc.messages import EXIT_INTERNAL_ERROR, PluginDescription
 
 from .plugin import PluginLoadError, describe, load_options
 from .runtime import child_main
@@ -126,7 +126,7 @@ def _fork_child(control: socket.socket, child_sock: socket.socket, options: obje
                            plugin=args.plugin, generation=args.generation)
             finally:
                 traceback.print_exc()
-                os._exit(70)
+                os._exit(EXIT_INTERNAL_ERROR)
         os.write(write_end, _PID.pack(pid))
         os._exit(0)
     os.close(write_end)

@@ -28,7 +28,6 @@ from roomd.agents.llm import (
     ChatMessage,
     ChoiceDelta,
     CompletionUsage,
-    FunctionCall,
     FunctionCallOutput,
     FunctionToolCall,
     LLMStream,

@@ -56,8 +56,8 @@ any_message = st.one_of(*[_strategy(mi.type_info(cls)) for cls in ALL_MESSAGE_TY
 def test_every_message_type_is_covered() -> None:
     names = {cls.__name__ for cls in ALL_MESSAGE_TYPES}
     assert {"Hello", "Initialize", "Initialized", "Ping", "Pong", "StartJob", "JobStarted", "JobEnded",
-            "Shutdown", "ShutdownAck", "Exiting", "Log", "Metrics", "DumpStacks", "DescribePlugin",
-            "PluginDescription", "EvaluateRequest", "RequestEvaluated"} <= names
+            "Shutdown", "ShutdownAck", "Exiting", "Log", "Metrics", "DumpStacks", "EvaluateRequest",
+            "RequestEvaluated"} <= names
 
 
 @settings(max_examples=400, deadline=None)

@@ -81,6 +81,9 @@ async def test_roomd_run_serves_the_receptionist_to_console(livekit_server, tmp_
             answer = await console.wait_for_line(agent_final, start=start)
             assert "library" in words(answer.text), answer.text
     finally:
+        # What follows tears the room down under a talking agent; the SDK logs errors about
+        # that (a publisher renegotiating into a closed connection). The call itself must not.
+        conversation = len(log)
         await console.aclose()
         async with api.LiveKitAPI(livekit_server.http_url, livekit_server.api_key, livekit_server.api_secret) as lk:
             await lk.room.delete_room(api.DeleteRoomRequest(room=room))  # ends the job
@@ -93,5 +96,5 @@ async def test_roomd_run_serves_the_receptionist_to_console(livekit_server, tmp_
                 await proc.wait()
         if drain is not None:
             await drain
-    errors = [line for line in log if '"level": "error"' in line]
+    errors = [line for line in log[:conversation] if '"level": "error"' in line]
     assert errors == [], "".join(errors[:5])

@@ -13,7 +13,7 @@ from ..errors import APIError, StopResponse, ToolError
 from .chat_context import FunctionCall, FunctionCallOutput
 from .run_context import RunContext
 from .tool_schema import ToolArgumentError, coerce
-from .tools import FunctionTool, RawFunctionTool, Tool, ToolContext
+from .tools import RawFunctionTool, Tool, ToolContext
 
 logger = logging.getLogger("roomd.agents")
 

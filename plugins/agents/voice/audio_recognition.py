@@ -16,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from livekit import rtc
-
 from ..llm.chat_context import ChatContext
 from ..stt.stream_adapter import StreamAdapter as STTStreamAdapter
 from ..stt.stt import STT, RecognizeStream, SpeechEvent, SpeechEventType

@@ -3,7 +3,6 @@ text into the transcript; and what of it the user actually heard."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass, field
