@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import operator
 import os
 import signal
 import statistics
@@ -52,6 +53,18 @@ JOB_TIMEOUT = 60.0
 OFFER_TIMEOUT = 10.0
 START_TIMEOUT = 120.0
 ENDED = (agent_pb.JS_SUCCESS, agent_pb.JS_FAILED)
+
+
+# The rows of the table: (label, the job's timestamp it starts at, the one it ends at).
+SPANS = (
+    ("create_dispatch -> offer (the server's part)", "created", "offered"),
+    ("offer -> availability answer", "offered", "answered"),
+    ("assignment -> entrypoint running", "assigned", "entry"),
+    ("offer -> entrypoint running", "offered", "entry"),
+    ("offer -> RUNNING reported to the server", "offered", "running"),
+    ("create_dispatch -> entrypoint running (end to end)", "created", "entry"),
+    ("offer -> joined the room", "offered", "connected"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -378,32 +391,8 @@ class Run:
                         record[key] = None if value is None else round((value - base) * 1000, 2)
                     record["offered"] = 0.0
                 out.write(json.dumps(record) + "\n")
-        self.row(
-            f"{mode}: create_dispatch -> offer (the server's part)",
-            spans(lambda j: j.created, lambda j: j.offered),
-        )
-        self.row(
-            f"{mode}: offer -> availability answer",
-            spans(lambda j: j.offered, lambda j: j.answered),
-        )
-        self.row(
-            f"{mode}: assignment -> entrypoint running",
-            spans(lambda j: j.assigned, lambda j: j.entry),
-        )
-        self.row(
-            f"{mode}: offer -> entrypoint running", spans(lambda j: j.offered, lambda j: j.entry)
-        )
-        self.row(
-            f"{mode}: offer -> RUNNING reported to the server",
-            spans(lambda j: j.offered, lambda j: j.running),
-        )
-        self.row(
-            f"{mode}: create_dispatch -> entrypoint running (end to end)",
-            spans(lambda j: j.created, lambda j: j.entry),
-        )
-        self.row(
-            f"{mode}: offer -> joined the room", spans(lambda j: j.offered, lambda j: j.connected)
-        )
+        for label, since, until in SPANS:
+            self.row(f"{mode}: {label}", spans(operator.attrgetter(since), operator.attrgetter(until)))
 
     async def stop(self) -> None:
         process = self.process
