@@ -50,6 +50,7 @@ log = structlog.get_logger("roomd.link")
 
 REGISTER_TIMEOUT = 10.0
 CLOSE_FLUSH_TIMEOUT = 2.0
+FULL_WARNING_INTERVAL = 60.0  # seconds between warnings that we report FULL
 
 
 class LinkState(enum.Enum):
@@ -152,6 +153,7 @@ class ServerLink:
         self._assignments: dict[str, asyncio.Future[agent_pb.JobAssignment]] = {}
         self._draining = False
         self._closing = False
+        self._full_warned_at = -FULL_WARNING_INTERVAL
         self.worker_id = ""
         self.rtt: float | None = None
         self.reconnects = 0
@@ -378,10 +380,13 @@ class ServerLink:
         last: tuple[int, int] | None = None
         next_periodic = 0.0
         while True:
-            status = agent_pb.WS_FULL if (self._draining or self._admission.is_full()) \
+            refusal = None if self._draining else self._admission.refusal()
+            status = agent_pb.WS_FULL if (self._draining or refusal is not None) \
                 else agent_pb.WS_AVAILABLE
             active = sum(1 for job in self._jobs.values() if job.state is not JobState.ENDED)
             now = time.monotonic()
+            if status != (last[0] if last else agent_pb.WS_AVAILABLE) and not self._draining:
+                self._log_availability(refusal, now)
             if (status, active) != last or now >= next_periodic:
                 self._send_worker_status(status, active)
                 last, next_periodic = (status, active), now + self._config.status_interval
@@ -391,6 +396,19 @@ class ServerLink:
                     await self._status_changed.wait()
             except TimeoutError:
                 pass
+
+    def _log_availability(self, refusal: Refusal | None, now: float) -> None:
+        """The server stops offering to a FULL worker without telling anyone: say why here,
+        loudly at most once a minute (a load hovering at the threshold flips it often)."""
+        if refusal is None:
+            log.info("reporting available again", agent=self.registration.agent_name)
+            return
+        loud = now - self._full_warned_at >= FULL_WARNING_INTERVAL
+        if loud:
+            self._full_warned_at = now
+        (log.warning if loud else log.debug)(
+            "reporting full: no offers until this changes", agent=self.registration.agent_name,
+            reason=refusal.decision.value, detail=refusal.detail)
 
     def _send_worker_status(self, status: int, active: int) -> None:
         # Per-connection news: stale ones are dropped rather than replayed on the next socket.

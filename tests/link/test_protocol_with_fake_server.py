@@ -7,6 +7,7 @@ import asyncio
 import jwt
 import msgspec
 import pytest
+import structlog
 from fake_server import FakeAgentServer
 from launchers import SteeredLauncher
 from livekit.protocol import agent as agent_pb
@@ -186,6 +187,24 @@ async def test_overload_refuses_and_reports_full(fake_server: FakeAgentServer,
     await conn.offer("J8")
     assert not (await conn.next("availability")).availability.available
     assert admission.decisions[Decision.OVERLOADED] == 1
+
+
+async def test_reporting_full_says_why_in_the_log(fake_server: FakeAgentServer,
+                                                  links: LinkRunner) -> None:
+    load = 0.9
+    admission = Admission(max_jobs=0, load_threshold=0.5, load=lambda: load)
+    with structlog.testing.capture_logs() as logs:
+        link = links.start(fake_server.url, admission=admission)
+        conn = await fake_server.connection()
+        assert (await conn.next("update_worker")).update_worker.status == agent_pb.WS_FULL
+        full = [e for e in logs if e["event"].startswith("reporting full")]
+        assert full and full[0]["log_level"] == "warning" and full[0]["reason"] == "overloaded"
+        assert "load 0.90 >= load_threshold 0.50" in full[0]["detail"]
+        load = 0.1
+        admission.reconfigure(max_jobs=0, load_threshold=0.5)  # availability may have changed
+        assert (await conn.next("update_worker")).update_worker.status == agent_pb.WS_AVAILABLE
+        assert any(e["event"] == "reporting available again" for e in logs)
+        assert link.state is LinkState.REGISTERED
 
 
 async def test_plugin_rejection_and_plugin_error_refuse_the_offer(
