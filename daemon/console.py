@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import urllib.parse
 import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -321,6 +322,11 @@ async def run_console(options: ConsoleOptions, *, exit_after_reply: bool, timeou
         await session.aclose()
 
 
+def _is_loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
 def require_microphone() -> None:
     """A usage error unless ``--mic`` can work here (sounddevice, PortAudio and a device)."""
     try:
@@ -366,6 +372,11 @@ def console(url: str | None, api_key: str | None, api_secret: str | None, room: 
             click.echo(f"started a dev server at {address.url} (key {address.api_key}); "
                        "agents must register with it", err=True)
         url, api_key, api_secret = address.url, address.api_key, address.api_secret
+    if (not api_key or not api_secret) and _is_loopback(url):
+        from roomd.daemon.devserver import DEV_API_KEY, DEV_API_SECRET
+
+        # A local server without credentials given: the dev server's, which are no secret.
+        api_key, api_secret = api_key or DEV_API_KEY, api_secret or DEV_API_SECRET
     if not api_key or not api_secret:
         raise click.UsageError("--api-key and --api-secret (or LIVEKIT_API_KEY/LIVEKIT_API_SECRET) are required")
     options = ConsoleOptions(url=url, api_key=api_key, api_secret=api_secret, room=room, identity=identity,
