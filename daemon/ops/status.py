@@ -12,7 +12,7 @@ import time
 import msgspec
 
 from roomd.daemon.link import LinkState
-from roomd.daemon.plugin_runtime import PluginState
+from roomd.daemon.plugin_runtime import PluginState, PluginStatus
 from roomd.daemon.pool import PoolState
 
 from .view import DaemonView
@@ -41,18 +41,6 @@ class LinkStatus(msgspec.Struct, frozen=True):
     rtt_seconds: float | None
     reconnects: int
     jobs: int
-
-
-class PluginInfo(msgspec.Struct, frozen=True):
-    # The field names ``roomd plugins list`` reads (plugin_runtime's PluginStatus).
-    name: str
-    distribution: str
-    version: str
-    target: str
-    state: str
-    agent_name: str | None
-    generation: int
-    last_error: str
 
 
 class PoolStatus(msgspec.Struct, frozen=True):
@@ -98,7 +86,7 @@ class DaemonStatus(msgspec.Struct, frozen=True):
     load: float
     ready: Readiness
     links: list[LinkStatus]
-    plugins: list[PluginInfo]
+    plugins: list[PluginStatus]  # what ``roomd plugins list`` reads
     pools: list[PoolStatus]
     children: list[ChildStatus]
     jobs: list[JobInfo]
@@ -148,10 +136,7 @@ def collect_status(view: DaemonView) -> DaemonStatus:
         links=[LinkStatus(plugin=s.plugin, agent=s.agent_name, state=s.state, worker_id=s.worker_id,
                           draining=s.draining, rtt_seconds=s.rtt_seconds, reconnects=s.reconnects,
                           jobs=s.jobs) for s in links],
-        plugins=[PluginInfo(name=name, distribution=r.spec.distribution, version=r.spec.version,
-                            target=r.spec.target, state=r.state.value, agent_name=r.agent_name,
-                            generation=r.generation, last_error=r.last_error)
-                 for name, r in sorted(view.plugins.items())],
+        plugins=[record.status() for _name, record in sorted(view.plugins.items())],
         pools=[PoolStatus(plugin=e.pool.plugin, agent=e.agent, generation=e.pool.generation,
                           state=e.snapshot.stats.state, current=id(e.pool) in current,
                           idle=e.snapshot.stats.idle, running=e.snapshot.stats.running,
