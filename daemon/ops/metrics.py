@@ -200,7 +200,8 @@ class DaemonCollector(Collector):
         yield GaugeMetricFamily("roomd_generation", "Plugin code generation (1 at start, +1 "
                                 "per reload).", value=view.generation)
         yield GaugeMetricFamily("roomd_load_ratio", "Service CPU load in 0..1 as reported to the "
-                                "server (cgroup aware).", value=view.load.value)
+                                "server (its cgroup, or its own process tree).",
+                                value=view.load.value)
         yield GaugeMetricFamily("roomd_job_slots_in_use", "Admission slots reserved or running, "
                                 "across agents.", value=view.admission.in_use)
 
