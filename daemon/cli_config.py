@@ -29,3 +29,15 @@ def config_or_exit(path: str | None, overrides: Mapping[str, Any] | None = None,
     except ConfigError as exc:
         click.echo(f"roomd: configuration error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+
+
+def daemon_url(config: Config, path: str) -> str:
+    """Where a command reaches the running daemon's HTTP endpoint (``path`` like "/status").
+
+    A wildcard listener also answers on loopback, the only place ``/reload`` is obeyed.
+    """
+    host = config.daemon.http_host
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{config.daemon.http_port}{path}"

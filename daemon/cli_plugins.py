@@ -21,7 +21,7 @@ import msgspec
 
 from roomd.plugins.discovery import Discovery, discover_plugins
 
-from .cli_config import EXIT_USAGE, config_or_exit
+from .cli_config import EXIT_USAGE, config_or_exit, daemon_url
 from .config import Config
 
 if TYPE_CHECKING:
@@ -60,18 +60,13 @@ def statuses_from_daemon(config: Config) -> list[PluginStatus] | None:
     """The running daemon's plugin records from ``/status``; None when no daemon answers."""
     from .plugin_runtime import PluginStatus
 
-    host = config.daemon.http_host or "127.0.0.1"
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1"
-    url = f"http://{host}:{config.daemon.http_port}/status"
     try:
-        with urllib.request.urlopen(url, timeout=STATUS_TIMEOUT) as response:  # noqa: S310
+        with urllib.request.urlopen(daemon_url(config, "/status"),  # noqa: S310 - loopback
+                                    timeout=STATUS_TIMEOUT) as response:
             body = json.loads(response.read())
     except (OSError, urllib.error.URLError, ValueError):
         return None
     plugins = body.get("plugins") if isinstance(body, dict) else None
-    if isinstance(plugins, dict):  # keyed by name
-        plugins = [dict(value, name=name) for name, value in plugins.items()]
     if not isinstance(plugins, list):
         return None
     try:

@@ -17,23 +17,13 @@ from pathlib import Path
 
 import click
 
-from .cli_config import config_or_exit
-from .config import Config
+from .cli_config import config_or_exit, daemon_url
 from .ops.install import InstallPlan, Layout, default_source
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_UNREACHABLE = 2
 RELOAD_TIMEOUT = 900.0  # a reload prewarms a new generation: initialize timeouts and backoffs
-
-
-def reload_url(config: Config) -> str:
-    host = config.daemon.http_host
-    # A wildcard listener also answers on loopback, the only place /reload is accepted.
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{config.daemon.http_port}/reload"
 
 
 @click.command("reload")
@@ -49,7 +39,7 @@ def reload_command(config_path: str | None, url: str | None, timeout: float) -> 
         if config.daemon.http_port == 0:
             click.echo("roomd reload: daemon.http_port is 0 (a random port); pass --url", err=True)
             sys.exit(EXIT_UNREACHABLE)
-        url = reload_url(config)
+        url = daemon_url(config, "/reload")
     request = urllib.request.Request(url, data=b"", method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310

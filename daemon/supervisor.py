@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import msgspec
 import structlog
 import uvloop
 
@@ -456,7 +457,7 @@ class Supervisor:
                     new_config = load_config(self._config_path, overrides=self._flag_overrides)
                 except ConfigError as exc:
                     return ReloadResult(False, self._generation, f"configuration rejected: {exc}")
-                self.config = dataclasses_replace_livekit(new_config, self.config.livekit)
+                self.config = _keep_server(new_config, self.config.livekit)
                 self.admission.reconfigure(max_jobs=self.config.admission.max_jobs,
                                            load_threshold=self.config.load_threshold)
             problems = await self._apply_discovery()
@@ -508,15 +509,9 @@ class Supervisor:
         self._transition(SupervisorState.STOPPED)
 
 
-def dataclasses_replace_livekit(config: Config, livekit: LiveKitConfig) -> Config:
+def _keep_server(config: Config, livekit: LiveKitConfig) -> Config:
     """A reload keeps the server we registered with when the new file names none (dev mode)."""
-    if config.livekit.url:
-        return config
-    return config.__class__(**{**_fields(config), "livekit": livekit})
-
-
-def _fields(config: Config) -> dict[str, object]:
-    return {name: getattr(config, name) for name in config.__struct_fields__}
+    return config if config.livekit.url else msgspec.structs.replace(config, livekit=livekit)
 
 
 def run_daemon(
