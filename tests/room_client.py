@@ -9,11 +9,14 @@ from typing import Any
 from livekit import api, rtc
 
 
+def participant_token(server: Any, room: str, identity: str) -> str:
+    return (api.AccessToken(server.api_key, server.api_secret).with_identity(identity)
+            .with_grants(api.VideoGrants(room_join=True, room=room)).to_jwt())
+
+
 async def join(server: Any, room: str, identity: str) -> rtc.Room:
-    token = (api.AccessToken(server.api_key, server.api_secret).with_identity(identity)
-             .with_grants(api.VideoGrants(room_join=True, room=room)).to_jwt())
     participant = rtc.Room()
-    await participant.connect(server.url, token)
+    await participant.connect(server.url, participant_token(server, room, identity))
     return participant
 
 

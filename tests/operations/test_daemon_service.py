@@ -16,7 +16,7 @@ from livekit import api, rtc
 from roomd.daemon.devserver import DevServerAddress, free_tcp_port
 
 from daemon_process import AGENT, DaemonProcess, value
-from room_client import wait_for_agent, wait_for_attribute
+from room_client import join, wait_for_agent, wait_for_attribute
 from notify_listener import NotifyListener, significant
 
 pytestmark = pytest.mark.livekit_server
@@ -29,10 +29,7 @@ async def dispatch(daemon: DaemonProcess, lkapi: api.LiveKitAPI, action: str) ->
     """
     server = daemon.server
     room = f"ops-{action}-{uuid.uuid4().hex[:6]}"
-    token = (api.AccessToken(server.api_key, server.api_secret).with_identity("caller")
-             .with_grants(api.VideoGrants(room_join=True, room=room)).to_jwt())
-    caller = rtc.Room()
-    await caller.connect(server.url, token)  # dispatches run in started rooms
+    caller = await join(server, room, "caller")  # dispatches run in started rooms
     await lkapi.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(
         agent_name=AGENT, room=room, metadata=json.dumps({"action": action, "message": "asked to"})))
     await daemon.until(lambda: _job_seen(daemon, room), timeout=30)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from livekit import api, rtc
 from livekit.protocol import agent as agent_pb
+from room_client import participant_token
 
 from roomd.daemon.devserver import DevServerAddress
 from roomd.daemon.pool import Pool
@@ -35,9 +36,7 @@ class Caller:
             self.room.on(event, lambda *_args: self._changed.set())
 
     async def join(self) -> Caller:
-        token = (api.AccessToken(self.address.api_key, self.address.api_secret)
-                 .with_identity(f"caller-{uuid.uuid4().hex[:4]}")
-                 .with_grants(api.VideoGrants(room_join=True, room=self.room_name)).to_jwt())
+        token = participant_token(self.address, self.room_name, f"caller-{uuid.uuid4().hex[:4]}")
         await self.room.connect(self.address.url, token)
         return self
 
