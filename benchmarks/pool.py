@@ -108,7 +108,7 @@ async def bench_warm_and_memory(n: int) -> None:
 
     # Baseline: a plain interpreter that imports the same plugin by itself (no sharing).
     code = (
-        "import sys, time, pool_bench_plugin, roomd.plugins.child.runtime, uvloop; "
+        "import sys, time, pool_bench_plugin, roomd.child.runtime, uvloop; "
         "print('ready', flush=True); time.sleep(60)"
     )
     plain = await asyncio.create_subprocess_exec(

@@ -89,7 +89,7 @@ class Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._proc = subprocess.Popen(
-                [self._python, "-m", "roomd.plugins.child.zygote", "--control-fd", str(theirs.fileno()),
+                [self._python, "-m", "roomd.child.zygote", "--control-fd", str(theirs.fileno()),
                  "--target", self._target, "--plugin", self._plugin, "--generation", str(self._generation)],
                 pass_fds=[theirs.fileno()], env=self._env, stdin=subprocess.DEVNULL, close_fds=True,
             )

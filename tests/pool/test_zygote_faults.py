@@ -15,7 +15,7 @@ import pytest
 from roomd.daemon.pool import zygote as zygote_module
 from roomd.daemon.pool.zygote import Zygote, ZygoteError
 
-# Stands in for `python -m roomd.plugins.child.zygote ...`: says it is ready, then answers
+# Stands in for `python -m roomd.child.zygote ...`: says it is ready, then answers
 # the first Fork only after the supervisor has given up on it, right before the second.
 SLOW_ZYGOTE = f"""#!{sys.executable}
 import os, socket, subprocess, sys, time

@@ -15,7 +15,7 @@ import pytest
 
 from roomd.agents import WorkerOptions, WorkerPermissions, WorkerType
 from roomd.agents.worker import plugin_spec, worker_config
-from roomd.plugins.child.plugin import PluginLoadError, describe, load_options
+from roomd.child.plugin import PluginLoadError, describe, load_options
 from roomd.plugins.script import (
     PARENT_ONLY_FIELDS,
     SCRIPT_MODULE,

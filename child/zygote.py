@@ -1,6 +1,6 @@
 """The zygote: a template process that imports one plugin and forks children on request.
 
-Run as ``python -m roomd.plugins.child.zygote --control-fd N --target module:attr ...`` by
+Run as ``python -m roomd.child.zygote --control-fd N --target module:attr ...`` by
 the supervisor, with a clean environment. It imports the plugin (so its modules' pages are
 shared copy-on-write by every child), starts no threads and no event loop, and then serves
 ``Fork`` requests on its SOCK_SEQPACKET control socket. Each child is double-forked: the

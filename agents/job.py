@@ -1,6 +1,6 @@
 """The job API plugin authors use inside a child: ``JobContext``, ``JobProcess``, ``AutoSubscribe``.
 
-Objects here are built by the child runtime (``roomd.plugins.child``) after the fork, so
+Objects here are built by the child runtime (``roomd.child``) after the fork, so
 ``livekit.rtc`` is only touched in the process that runs the job.
 """
 
