@@ -8,7 +8,11 @@
 set -euo pipefail
 
 PYTHON="${PYTHON:-python3}"
-WHEELS="${ROOMD_WHEEL_CACHE:-$HOME/.cache/roomd/wheels}"
+# The wheel is built for x86-64-v3 (AVX2, FMA, F16C), not -march=native: a native build on
+# a CPU that advertises AMX and AVX512-FP16 died with "Illegal instruction" at the first
+# token, and a cache may outlive the machine it was built on.
+LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+WHEELS="${ROOMD_WHEEL_CACHE:-$HOME/.cache/roomd/wheels}/x86-64-v3"
 LLAMA_SPEC="${ROOMD_LLAMA_SPEC:-llama-cpp-python==0.3.36}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -31,11 +35,13 @@ version="${LLAMA_SPEC#*==}"
 wheel="$(ls "$WHEELS"/llama_cpp_python-"$version"-*.whl 2>/dev/null | head -n1 || true)"
 if [[ -z "$wheel" ]]; then
     echo "local-stack: building $LLAMA_SPEC once (several minutes) into $WHEELS" >&2
-    CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
+    CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
         "$PYTHON" -m pip wheel -q --no-deps "$LLAMA_SPEC" -w "$WHEELS"
     wheel="$(ls "$WHEELS"/llama_cpp_python-"$version"-*.whl | head -n1)"
 fi
 # [server]: llama_cpp.server, the OpenAI-compatible server the openai plugin is tested against.
+# --force-reinstall: a venv may still hold a wheel of the same version from another build.
+pip_install --force-reinstall --no-deps "$wheel"
 pip_install "${wheel}[server]"
 
 # 3. The rest of the local extra (llama-cpp-python is now satisfied from the wheel).
