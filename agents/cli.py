@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from roomd.daemon.config import ConfigError
-
 from .worker_options import WorkerOptions
 
 if TYPE_CHECKING:
@@ -96,7 +94,7 @@ def build_cli(opts: WorkerOptions) -> click.Group:
         """Serve the agent and talk to it: stdin lines go to the room as chat, replies are
         printed; --input-wav speaks a recording, --mic your voice. Logs go to stderr."""
         if mic:
-            from roomd.daemon.console import require_microphone
+            from roomd.daemon.embed import require_microphone
 
             require_microphone()
         if exit_after_reply is None:
@@ -143,9 +141,7 @@ class _Talk:
 
 def _serve(opts: WorkerOptions, overrides: dict[str, Any], *, talk: _Talk | None = None,
            watch: bool = False) -> int:
-    from roomd.daemon.devserver import DevServerError, dev_server_for
-    from roomd.daemon.logging import configure_logging
-    from roomd.plugins.script import ScriptTargetError
+    from roomd.daemon.embed import ConfigError, DevServerError, ScriptTargetError, configure_logging, dev_server_for
 
     from .worker import Worker, worker_config
 
@@ -190,7 +186,7 @@ def _run_loop(main: Any, *, abandon_threads: bool = False) -> int:
 
 
 async def _run_worker(worker: Worker, watch: Path | None = None) -> int:
-    from roomd.daemon.pool.tasks import TaskOwner
+    from roomd.ipc.tasks import TaskOwner
 
     from .worker import WorkerError
 
@@ -242,8 +238,8 @@ async def _reload_on_change(worker: Worker, folder: Path, interval: float = 0.5)
 
 
 async def _run_console(worker: Worker, talk: _Talk) -> int:
-    from roomd.daemon.console import ConsoleOptions, run_console
-    from roomd.daemon.pool.tasks import TaskOwner
+    from roomd.daemon.embed import ConsoleOptions, run_console
+    from roomd.ipc.tasks import TaskOwner
 
     from .worker import WorkerError
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import click
 import msgspec
 
-from roomd.plugins.discovery import Discovery, discover_plugins
+from roomd.daemon.plugins.discovery import Discovery, discover_plugins
 
 from .cli_config import EXIT_USAGE, config_or_exit, daemon_url
 from .config import Config

@@ -84,6 +84,8 @@ class PluginOptions(_Section):
     num_idle_processes: NonNegativeInt | None = None
     max_jobs: NonNegativeInt | None = None
     load_threshold: NonNegativeFloat | None = None
+    # A ceiling for this plugin's jobs (0: none), in place of [pool] job_memory_limit_mb.
+    job_memory_limit_mb: NonNegativeFloat | None = None
 
 
 class PluginsConfig(_Section):

@@ -21,6 +21,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from roomd.ipc.tasks import TaskOwner
+
 RATE = 48000
 FRAME = RATE // 100  # 10 ms
 CHAT_TOPIC = "lk.chat"
@@ -80,7 +82,7 @@ class ConsoleSession:
     lines: list[Line] = field(default_factory=list)
     _room: object | None = None
     _source: object | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _tasks: TaskOwner = field(default_factory=lambda: TaskOwner("console"))
     _recorder: wave.Wave_write | None = None
     _line_event: asyncio.Event = field(default_factory=asyncio.Event)
     _speech: asyncio.Queue[tuple[np.ndarray, asyncio.Future[float]]] = field(default_factory=asyncio.Queue)
@@ -139,9 +141,7 @@ class ConsoleSession:
             )
 
     def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro, coro.__qualname__)
 
     def _on_text(self, reader, participant_identity: str) -> None:  # type: ignore[no-untyped-def]
         async def read() -> None:
@@ -243,9 +243,7 @@ class ConsoleSession:
             await self._line_event.wait()
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.aclose(timeout=None)
         if self._room is not None:
             await self._room.disconnect()  # type: ignore[attr-defined]
         if self._recorder is not None:
@@ -303,16 +301,14 @@ async def run_console(options: ConsoleOptions, *, exit_after_reply: bool, timeou
                     )
                     await session.play_silence(1.0)  # let the reply's audio reach the recorder
                     return 0
-            if options.mic:
-                mic = asyncio.create_task(_mic(session))
-            else:
-                mic = None
-            lines = await _stdin_lines()
-            while (text := await lines.get()) is not None:
-                if text.strip():
-                    await session.send_text(text)
-            if mic is not None:
-                mic.cancel()
+            async with asyncio.TaskGroup() as group:
+                mic = group.create_task(_mic(session)) if options.mic else None
+                lines = await _stdin_lines()
+                while (text := await lines.get()) is not None:
+                    if text.strip():
+                        await session.send_text(text)
+                if mic is not None:
+                    mic.cancel()
             await asyncio.sleep(0)  # let the last text go out before leaving
             return 0
     except TimeoutError:

@@ -25,7 +25,7 @@ import structlog
 import uvloop
 
 from roomd.ipc import PluginDescription
-from roomd.plugins.discovery import Discovery, PluginSpec, discover_plugins
+from roomd.ipc.tasks import TaskOwner
 
 from .admission import Admission
 from .config import Config, ConfigError, LiveKitConfig, load_config
@@ -33,18 +33,18 @@ from .devserver import DevServerError, dev_server_for
 from .link import LinkFailed, PoolEvaluator, ServerLink
 from .load import LoadMonitor
 from .logging import configure_logging
+from .plugins.discovery import Discovery, PluginSpec, discover_plugins
+from .plugins.limits import plugin_limits
 from .plugin_runtime import (
     PluginRecord,
     PluginStartError,
     PluginState,
     PluginStatus,
-    plugin_limits,
     registration_for,
     start_pool,
 )
 from .ops import DaemonMetrics, PoolRoster, ServiceOps
 from .pool import Pool, PoolLauncher
-from .pool.tasks import TaskOwner
 
 log = structlog.get_logger("roomd.supervisor")
 

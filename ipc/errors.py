@@ -1,4 +1,5 @@
-"""The protocol's one error type: anything a peer sends that we cannot accept."""
+"""The errors of the layer both sides share: a peer broke the protocol, a peer went away, the
+server did not assign an accepted job in time."""
 
 from __future__ import annotations
 
@@ -9,3 +10,7 @@ class ProtocolError(Exception):
 
 class ChannelClosed(Exception):
     """The peer closed its end (it exited, or closed the socket)."""
+
+
+class AssignmentTimeoutError(Exception):
+    """The server did not send the JobAssignment in time after we accepted a job."""

@@ -1,6 +1,6 @@
 """The supervisor's link to a LiveKit server: one registration per agent plugin."""
 
-from .evaluators import AcceptEveryJob, InProcessEvaluator, PoolEvaluator, RequestEvaluator
+from .evaluators import AcceptEveryJob, PoolEvaluator, RequestEvaluator
 from .job_record import JobState, LinkJob
 from .server_link import (
     AgentRegistration,
@@ -15,7 +15,7 @@ from .server_link import (
 from .url import agent_websocket_url
 
 __all__ = [
-    "AcceptEveryJob", "AgentRegistration", "InProcessEvaluator", "JobState", "LinkFailed",
+    "AcceptEveryJob", "AgentRegistration", "JobState", "LinkFailed",
     "LinkJob", "LinkObserver", "LinkSnapshot", "LinkState", "NullObserver", "PoolEvaluator",
     "ProtocolError", "RequestEvaluator", "ServerLink", "agent_websocket_url",
 ]

@@ -27,9 +27,6 @@ from livekit import api
 from livekit.protocol import agent as agent_pb
 from livekit.protocol import models as models_pb
 
-from roomd.agents.errors import AssignmentTimeoutError
-from roomd.agents.job_request import RequestDecision
-from roomd.agents.worker_options import WorkerPermissions, WorkerType
 from roomd.daemon.admission import Admission, Decision, Refusal
 from roomd.daemon.config import LinkConfig, LiveKitConfig
 from roomd.daemon.jobs import (
@@ -40,7 +37,9 @@ from roomd.daemon.jobs import (
     JobStatus,
     LaunchError,
 )
-from roomd.daemon.pool.tasks import TaskOwner
+from roomd.ipc.errors import AssignmentTimeoutError
+from roomd.ipc.tasks import TaskOwner
+from roomd.ipc.worker import RequestDecision, WorkerPermissions, WorkerType
 
 from .evaluators import RequestEvaluator
 from .job_record import JobState, LinkJob

@@ -1,9 +1,10 @@
 """The process pool: prewarmed children per plugin and generation, forked from a zygote."""
 
+from roomd.daemon.plugins.limits import PoolLimits
+
 from .child import ApiCredentials, ChildSnapshot
 from .handle import PoolJobHandle
 from .launcher import PoolLauncher
-from .limits import PoolLimits
 from .pool import Pool, RequestEvaluationError
 from .states import ChildState, PoolState
 from .stats import PoolSnapshot, PoolStats

@@ -22,6 +22,7 @@ import psutil
 import structlog
 
 from roomd.daemon.jobs import JobLaunch, JobOutcome, JobStatus, LaunchError
+from roomd.daemon.plugins.limits import PoolLimits
 from roomd.ipc import (
     EXIT_INIT_FAILED,
     EXIT_OK,
@@ -53,11 +54,10 @@ from roomd.ipc import (
     StartJob,
 )
 from roomd.ipc.ratelimit import TokenBucket
+from roomd.ipc.tasks import TaskOwner
 
-from .limits import PoolLimits
 from .reaper import ExitStatus, wait_exit
 from .states import CHILD_TRANSITIONS, ChildState, IllegalTransition
-from .tasks import TaskOwner
 
 log = structlog.get_logger("roomd.pool")
 child_log = structlog.get_logger("roomd.child")
