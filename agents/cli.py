@@ -23,14 +23,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from roomd.ipc.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+
 from .worker_options import WorkerOptions
 
 if TYPE_CHECKING:
     from .worker import Worker
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 _LEVELS = click.Choice(["debug", "info", "warning", "error"])
 
 
@@ -282,7 +281,8 @@ async def _run_console(worker: Worker, talk: _Talk) -> int:
 async def _end_room(options: Any) -> None:
     from livekit import api
 
-    http_url = options.url.replace("ws://", "http://").replace("wss://", "https://")
-    async with api.LiveKitAPI(http_url, options.api_key, options.api_secret) as lkapi:
+    from roomd.ipc.urls import http_url
+
+    async with api.LiveKitAPI(http_url(options.url), options.api_key, options.api_secret) as lkapi:
         with contextlib.suppress(api.TwirpError):  # already gone
             await lkapi.room.delete_room(api.DeleteRoomRequest(room=options.room))

@@ -22,6 +22,7 @@ import click
 import numpy as np
 
 from roomd.ipc.tasks import TaskOwner
+from roomd.ipc.urls import http_url
 
 RATE = 48000
 FRAME = RATE // 100  # 10 ms
@@ -134,8 +135,7 @@ class ConsoleSession:
     async def dispatch(self, agent_name: str) -> None:
         from livekit import api
 
-        http_url = self.options.url.replace("ws://", "http://").replace("wss://", "https://")
-        async with api.LiveKitAPI(http_url, self.options.api_key, self.options.api_secret) as lkapi:
+        async with api.LiveKitAPI(http_url(self.options.url), self.options.api_key, self.options.api_secret) as lkapi:
             await lkapi.agent_dispatch.create_dispatch(
                 api.CreateAgentDispatchRequest(agent_name=agent_name, room=self.options.room)
             )

@@ -25,6 +25,7 @@ import structlog
 import uvloop
 
 from roomd.ipc import PluginDescription
+from roomd.ipc.exits import EXIT_FAILURE, EXIT_OK
 from roomd.ipc.tasks import TaskOwner
 
 from .admission import Admission
@@ -48,8 +49,6 @@ from .pool import Pool, PoolLauncher
 
 log = structlog.get_logger("roomd.supervisor")
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
 # Pools of a previous generation get this long to finish their jobs before they are stopped.
 STOP_NOW_TIMEOUT = 5.0
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 
 class ProtocolError(Exception):
-    """A malformed, oversized or unexpected frame or message; the channel cannot continue."""
+    """A peer (a child, the LiveKit server) sent a malformed, oversized or unexpected frame or
+    message; the connection cannot continue."""
 
 
 class ChannelClosed(Exception):

@@ -13,12 +13,10 @@ import msgspec
 
 PROTOCOL_VERSION = 1
 
-# Exit codes a child uses on purpose, so logs and metrics can tell them from crashes.
-EXIT_OK = 0  # asked to shut down, did so
-EXIT_RETIRED = 75  # served max_jobs_per_process jobs: recycled on purpose
-EXIT_PROTOCOL_ERROR = 76  # the supervisor sent something it could not decode
-EXIT_INIT_FAILED = 77  # initialize_process_fnc / prewarm_fnc raised or timed out
-EXIT_INTERNAL_ERROR = 70  # a bug in roomd's own child code (EX_SOFTWARE), not the plugin's
+# The exit codes a child uses on purpose (roomd.ipc.exits), re-exported with the messages.
+from .exits import EXIT_INIT_FAILED, EXIT_INTERNAL_ERROR, EXIT_OK, EXIT_PROTOCOL_ERROR, EXIT_RETIRED
+
+__all__ = ["EXIT_INIT_FAILED", "EXIT_INTERNAL_ERROR", "EXIT_OK", "EXIT_PROTOCOL_ERROR", "EXIT_RETIRED"]
 
 JobStatusName = Literal["SUCCESS", "FAILED"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]

@@ -37,7 +37,7 @@ from roomd.daemon.jobs import (
     JobStatus,
     LaunchError,
 )
-from roomd.ipc.errors import AssignmentTimeoutError
+from roomd.ipc.errors import AssignmentTimeoutError, ProtocolError
 from roomd.ipc.tasks import TaskOwner
 from roomd.ipc.worker import RequestDecision, WorkerPermissions, WorkerType
 
@@ -67,10 +67,6 @@ class LinkFailed(RuntimeError):
 
 class OfferWithdrawn(Exception):
     """An accepted offer ended before its JobAssignment arrived (terminated, or we stop)."""
-
-
-class ProtocolError(RuntimeError):
-    """The server sent something the protocol does not allow here."""
 
 
 @dataclasses.dataclass(frozen=True)
