@@ -22,6 +22,7 @@ from roomd.daemon.jobs import LaunchError
 from roomd.daemon.link import AgentRegistration
 from roomd.daemon.pool import ApiCredentials, Pool, PoolState
 from roomd.daemon.pool.pool import ChildMetricsSink
+from roomd.daemon.pool.states import allowed
 from roomd.ipc import PluginDescription
 from roomd.ipc.worker import WorkerPermissions, WorkerType
 
@@ -40,6 +41,18 @@ class PluginState(enum.Enum):
     FAILED = "failed"
     DISABLED = "disabled"
     STOPPED = "stopped"
+
+
+# A plugin's record outlives its generations: any state but SERVING may start again on a
+# reload; SERVING ends only by being retired (FAILED when its link gave up) or by the shutdown.
+PLUGIN_TRANSITIONS: dict[PluginState, frozenset[PluginState]] = {
+    PluginState.STARTING: frozenset({PluginState.SERVING, PluginState.FAILED, PluginState.DISABLED,
+                                     PluginState.STOPPED}),
+    PluginState.SERVING: frozenset({PluginState.FAILED, PluginState.DISABLED, PluginState.STOPPED}),
+    PluginState.FAILED: frozenset({PluginState.STARTING, PluginState.DISABLED, PluginState.STOPPED}),
+    PluginState.DISABLED: frozenset({PluginState.STARTING, PluginState.FAILED, PluginState.STOPPED}),
+    PluginState.STOPPED: frozenset({PluginState.STARTING, PluginState.FAILED, PluginState.DISABLED}),
+}
 
 
 class PluginStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,7 +85,7 @@ class PluginRecord:
                             generation=self.generation, last_error=self.last_error)
 
     def transition(self, new: PluginState, error: str = "") -> None:
-        if new is not self.state:
+        if allowed(PLUGIN_TRANSITIONS, self.state, new, f"plugin {self.spec.name!r}"):
             (log.error if new is PluginState.FAILED else log.info)(
                 "plugin state", plugin=self.spec.name, old=self.state.value, new=new.value,
                 generation=self.generation, error=error or None)

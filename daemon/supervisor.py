@@ -46,6 +46,7 @@ from .plugin_runtime import (
 )
 from .ops import DaemonMetrics, PoolRoster, ServiceOps
 from .pool import Pool, PoolLauncher
+from .pool.states import allowed
 
 log = structlog.get_logger("roomd.supervisor")
 
@@ -62,7 +63,7 @@ class SupervisorState(enum.Enum):
     STOPPED = "stopped"
 
 
-_TRANSITIONS = {
+SUPERVISOR_TRANSITIONS = {
     SupervisorState.STARTING: {SupervisorState.REGISTERING, SupervisorState.DRAINING,
                                SupervisorState.STOPPED},
     SupervisorState.REGISTERING: {SupervisorState.READY, SupervisorState.DRAINING,
@@ -175,10 +176,8 @@ class Supervisor:
         self._listeners.append(listener)
 
     def _transition(self, new: SupervisorState, why: str = "") -> None:
-        if new is self._state:
+        if not allowed(SUPERVISOR_TRANSITIONS, self._state, new, "supervisor"):
             return
-        if new not in _TRANSITIONS[self._state]:
-            raise RuntimeError(f"supervisor: illegal transition {self._state.value} -> {new.value}")
         log.info("supervisor state", old=self._state.value, new=new.value, why=why or None)
         self._state = new
         if new is SupervisorState.READY:

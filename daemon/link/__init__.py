@@ -7,15 +7,15 @@ from .server_link import (
     LinkFailed,
     LinkObserver,
     LinkSnapshot,
-    LinkState,
     NullObserver,
     ProtocolError,
     ServerLink,
 )
+from .states import LINK_TRANSITIONS, LinkState
 from .url import agent_websocket_url
 
 __all__ = [
-    "AcceptEveryJob", "AgentRegistration", "JobState", "LinkFailed",
+    "LINK_TRANSITIONS", "AcceptEveryJob", "AgentRegistration", "JobState", "LinkFailed",
     "LinkJob", "LinkObserver", "LinkSnapshot", "LinkState", "NullObserver", "PoolEvaluator",
     "ProtocolError", "RequestEvaluator", "ServerLink", "agent_websocket_url",
 ]

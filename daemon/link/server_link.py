@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import enum
 import random
 import time
 from typing import Protocol
@@ -37,12 +36,14 @@ from roomd.daemon.jobs import (
     JobStatus,
     LaunchError,
 )
+from roomd.daemon.pool.states import allowed
 from roomd.ipc.errors import AssignmentTimeoutError, ProtocolError
 from roomd.ipc.tasks import TaskOwner
 from roomd.ipc.worker import RequestDecision, WorkerPermissions, WorkerType
 
 from .evaluators import RequestEvaluator
 from .job_record import JobState, LinkJob
+from .states import LINK_TRANSITIONS, LinkState
 from .url import agent_websocket_url
 
 log = structlog.get_logger("roomd.link")
@@ -50,15 +51,6 @@ log = structlog.get_logger("roomd.link")
 REGISTER_TIMEOUT = 10.0
 CLOSE_FLUSH_TIMEOUT = 2.0
 FULL_WARNING_INTERVAL = 60.0  # seconds between warnings that we report FULL
-
-
-class LinkState(enum.Enum):
-    CONNECTING = "connecting"
-    REGISTERING = "registering"
-    REGISTERED = "registered"
-    RECONNECTING = "reconnecting"
-    CLOSED = "closed"
-    FAILED = "failed"
 
 
 class LinkFailed(RuntimeError):
@@ -165,7 +157,9 @@ class ServerLink:
         return dict(self._jobs)
 
     def _transition(self, new: LinkState, why: str = "") -> None:
-        if new is self._state:
+        if self._closing and new is not LinkState.CLOSED:
+            return  # a connect attempt that ends after aclose() began is not news
+        if not allowed(LINK_TRANSITIONS, self._state, new, f"link {self.registration.agent_name!r}"):
             return
         log.info("link state", agent=self.registration.agent_name, old=self._state.value,
                  new=new.value, why=why)

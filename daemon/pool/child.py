@@ -57,7 +57,7 @@ from roomd.ipc.ratelimit import TokenBucket
 from roomd.ipc.tasks import TaskOwner
 
 from .reaper import ExitStatus, wait_exit
-from .states import CHILD_TRANSITIONS, ChildState, IllegalTransition
+from .states import CHILD_TRANSITIONS, ChildState, allowed
 
 log = structlog.get_logger("roomd.pool")
 child_log = structlog.get_logger("roomd.child")
@@ -174,10 +174,8 @@ class ChildProcess:
 
     def _transition(self, new: ChildState, why: str = "") -> None:
         old = self._state
-        if old is new:
+        if not allowed(CHILD_TRANSITIONS, old, new, f"child {self.pid}"):
             return
-        if new not in CHILD_TRANSITIONS[old]:
-            raise IllegalTransition(f"child {self.pid}: {old.name} -> {new.name}")
         self._state = new
         self._log.debug("child state", old=old.value, new=new.value, why=why or None)
 
@@ -495,7 +493,7 @@ class ChildProcess:
             if not pending.done():
                 pending.set_exception(ChildGone(f"child {self.pid} exited ({status.describe()})"))
         previous = self._state
-        self._state = ChildState.EXITED
+        self._transition(ChildState.EXITED, category)
         level = "info" if category in ("retired", "shutdown") else "warning"
         getattr(self._log, level)("child exited", exit=status.describe(), reason=category,
                                   previous_state=previous.value, detail=self._kill_reason or self._exiting_reason

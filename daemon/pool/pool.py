@@ -29,7 +29,7 @@ from roomd.ipc.worker import AcceptArguments, RequestDecision, accept_by_default
 from .child import ApiCredentials, ChildGone, ChildProcess, ChildStartError
 from .handle import PoolJobHandle
 from .reaper import enable_subreaper
-from .states import POOL_TRANSITIONS, ChildState, IllegalTransition, PoolState
+from .states import POOL_TRANSITIONS, ChildState, PoolState, allowed
 from .stats import PoolSnapshot, PoolStats, RttWindow
 from .zygote import Zygote, ZygoteError
 
@@ -122,10 +122,8 @@ class Pool:
 
     def _transition(self, new: PoolState, why: str = "") -> None:
         old = self._state
-        if old is new:
+        if not allowed(POOL_TRANSITIONS, old, new, f"pool {self.plugin}"):
             return
-        if new not in POOL_TRANSITIONS[old]:
-            raise IllegalTransition(f"pool {self.plugin}: {old.name} -> {new.name}")
         self._state = new
         level = "error" if new is PoolState.FATAL else "info"
         getattr(self._log, level)("pool state", old=old.value, new=new.value, why=why or None)
