@@ -29,7 +29,7 @@ from roomd.ipc.worker import AcceptArguments, RequestDecision, accept_by_default
 from .child import ApiCredentials, ChildGone, ChildProcess, ChildStartError
 from .handle import PoolJobHandle
 from .reaper import enable_subreaper
-from .states import POOL_TRANSITIONS, ChildState, PoolState, allowed
+from .states import POOL_TRANSITIONS, ChildState, ExitReason, PoolState, allowed
 from .stats import PoolSnapshot, PoolStats, RttWindow
 from .zygote import Zygote, ZygoteError
 
@@ -305,7 +305,7 @@ class Pool:
                 return
         self._idle.append(child)
 
-    def _child_exited(self, child: ChildProcess, reason: str) -> None:
+    def _child_exited(self, child: ChildProcess, reason: ExitReason) -> None:
         self._children.pop(child.pid, None)
         if child in self._idle:
             self._idle.remove(child)

@@ -40,6 +40,21 @@ class PoolState(enum.Enum):
     CLOSED = "closed"
 
 
+class ExitReason(enum.StrEnum):
+    """Why a child ended; the values are the ``reason`` label of the restart metrics and logs."""
+
+    RETIRED = "retired"  # served max_jobs_per_process jobs
+    SHUTDOWN = "shutdown"  # asked to stop, did so
+    INIT_FAILED = "init_failed"
+    INIT_TIMEOUT = "init_timeout"
+    PROTOCOL_ERROR = "protocol_error"
+    STOP_TIMEOUT = "stop_timeout"
+    UNRESPONSIVE = "unresponsive"
+    MEMORY_LIMIT = "memory_limit"
+    KILLED = "killed"  # a signal nobody in roomd sent
+    CRASHED = "crashed"
+
+
 POOL_TRANSITIONS: dict[PoolState, frozenset[PoolState]] = {
     PoolState.STARTING: frozenset({PoolState.READY, PoolState.BACKOFF, PoolState.FATAL, PoolState.CLOSING}),
     PoolState.READY: frozenset({PoolState.BACKOFF, PoolState.FATAL, PoolState.CLOSING}),
