@@ -125,7 +125,7 @@ class ChildProcess:
         generation: int,
         limits: PoolLimits,
         on_idle: Callable[[ChildProcess], None],
-        on_exit: Callable[[ChildProcess, str], None],
+        on_exit: Callable[[ChildProcess, ExitReason], None],
         rtt_sink: Callable[[float], None] = lambda _rtt: None,
         metrics_sink: Callable[[Sequence[MetricSample]], None] = lambda _samples: None,
     ) -> None:
