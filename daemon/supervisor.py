@@ -1,8 +1,8 @@
 """The supervisor: owns every long-lived resource and runs one loop of verbs.
 
 Like gunicorn's arbiter, signal handlers only queue what happened; the loop handles
-each event in order: ``handle_term`` (drain), ``handle_int`` (same), a second one
-(stop now), ``handle_hup`` (reload), and a link that gave up (exit 1). The signal
+each event in order: ``handle_term`` (drain, for SIGTERM and SIGINT alike), a second one
+(``stop_now``), ``handle_hup`` (reload), and a link that gave up (exit 1). The signal
 table is the operations manual:
 
   SIGTERM, SIGINT  drain: report FULL, refuse offers, wait for jobs (drain_timeout), stop
