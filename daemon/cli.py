@@ -11,8 +11,6 @@ from importlib.metadata import version as dist_version
 import click
 import tomli_w
 
-from roomd.ipc.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
-
 from .cli_config import config_or_exit
 from .cli_plugins import plugins_group
 from .cli_service import add_service_commands

@@ -20,7 +20,7 @@ import click
 import msgspec
 
 from roomd.daemon.plugins.discovery import Discovery, discover_plugins
-from roomd.ipc.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from roomd.ipc.exits import EXIT_FAILURE, EXIT_USAGE
 
 from .cli_config import config_or_exit, daemon_url
 from .config import Config

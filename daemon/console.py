@@ -117,7 +117,7 @@ class ConsoleSession:
         room.register_text_stream_handler(CHAT_TOPIC, self._on_text)
         room.on("track_subscribed", self._on_track)
         if self.options.output_wav is not None:
-            self._recorder = wave.open(str(self.options.output_wav), "wb")
+            self._recorder = wave.open(str(self.options.output_wav), "wb")  # noqa: SIM115 -- closed by aclose()
             self._recorder.setnchannels(1)
             self._recorder.setsampwidth(2)
             self._recorder.setframerate(RATE)
@@ -296,7 +296,8 @@ async def run_console(options: ConsoleOptions, *, exit_after_reply: bool, timeou
                 await session.play(read_wav_48k(options.input_wav))
                 if exit_after_reply:
                     await session.wait_for_line(
-                        lambda l: l.topic == TRANSCRIPTION_TOPIC and l.identity != options.identity and l.final,
+                        lambda line: line.topic == TRANSCRIPTION_TOPIC and line.identity != options.identity
+                        and line.final,
                         start=start,
                     )
                     await session.play_silence(1.0)  # let the reply's audio reach the recorder

@@ -11,12 +11,14 @@ from typing import Any, Literal
 
 import msgspec
 
+# The exit codes a child uses on purpose live in roomd.ipc.exits; re-exported with the messages.
+from .exits import EXIT_INIT_FAILED as EXIT_INIT_FAILED
+from .exits import EXIT_INTERNAL_ERROR as EXIT_INTERNAL_ERROR
+from .exits import EXIT_OK as EXIT_OK
+from .exits import EXIT_PROTOCOL_ERROR as EXIT_PROTOCOL_ERROR
+from .exits import EXIT_RETIRED as EXIT_RETIRED
+
 PROTOCOL_VERSION = 1
-
-# The exit codes a child uses on purpose (roomd.ipc.exits), re-exported with the messages.
-from .exits import EXIT_INIT_FAILED, EXIT_INTERNAL_ERROR, EXIT_OK, EXIT_PROTOCOL_ERROR, EXIT_RETIRED
-
-__all__ = ["EXIT_INIT_FAILED", "EXIT_INTERNAL_ERROR", "EXIT_OK", "EXIT_PROTOCOL_ERROR", "EXIT_RETIRED"]
 
 JobStatusName = Literal["SUCCESS", "FAILED"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]

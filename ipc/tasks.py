@@ -59,7 +59,7 @@ class TaskOwner:
         for task in tasks:
             task.cancel()
         if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=timeout)
+            _done, pending = await asyncio.wait(tasks, timeout=timeout)
             if pending:
                 log.error("tasks did not stop after cancel", owner=self._name,
                           tasks=[t.get_name() for t in pending])

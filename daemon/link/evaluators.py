@@ -6,7 +6,7 @@ tests of the link alone accept every job.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Protocol
 
 from livekit.protocol import agent as agent_pb

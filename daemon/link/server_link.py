@@ -68,7 +68,7 @@ class AgentRegistration:
     plugin: str
     agent_name: str
     worker_type: WorkerType = WorkerType.ROOM
-    permissions: WorkerPermissions = WorkerPermissions()
+    permissions: WorkerPermissions = dataclasses.field(default_factory=WorkerPermissions)
     version: str = ""
 
 

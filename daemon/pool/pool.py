@@ -172,7 +172,7 @@ class Pool:
         busy = [c for c in self._children.values() if c.job is not None]
         if not busy:
             return True
-        done, pending = await asyncio.wait([asyncio.ensure_future(c.job.outcome) for c in busy if c.job],
+        _done, pending = await asyncio.wait([asyncio.ensure_future(c.job.outcome) for c in busy if c.job],
                                            timeout=timeout)
         return not pending
 

@@ -63,7 +63,7 @@ async def wait_exit(pid: int) -> ExitStatus:
             if status is not None:
                 return status
             readable: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(pidfd, lambda: readable.done() or readable.set_result(None))
+            loop.add_reader(pidfd, lambda ready=readable: ready.done() or ready.set_result(None))
             try:
                 await readable
             finally:

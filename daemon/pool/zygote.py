@@ -210,7 +210,7 @@ class Zygote:
                 return
             except BlockingIOError:
                 writable: asyncio.Future[None] = loop.create_future()
-                loop.add_writer(self._control, lambda: writable.done() or writable.set_result(None))
+                loop.add_writer(self._control, lambda ready=writable: ready.done() or ready.set_result(None))
                 try:
                     await writable
                 finally:
