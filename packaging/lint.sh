@@ -4,7 +4,7 @@
 # Usage: bash packaging/lint.sh   (from the repository; uses .venv if it exists)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY="${PYTHON:-.venv/bin/python}"
+PY="${LINT_PYTHON:-.venv/bin/python}"
 [ -x "$PY" ] || PY=python3
 CLEAN=(daemon ipc child)
 "$PY" -m ruff check "${CLEAN[@]}"

@@ -57,6 +57,7 @@ from roomd.ipc.ratelimit import TokenBucket
 from roomd.ipc.tasks import TaskOwner
 
 from .reaper import ExitStatus, wait_exit
+from .handle import PoolJobHandle
 from .states import CHILD_TRANSITIONS, ChildState, ExitReason, allowed
 
 log = structlog.get_logger("roomd.pool")
@@ -98,22 +99,6 @@ class ChildSnapshot:
     ipc_rtt_seconds: float | None
 
 
-class JobRecord:
-    def __init__(self, launch: JobLaunch) -> None:
-        self.launch = launch
-        self.started = asyncio.Event()
-        self.outcome: asyncio.Future[JobOutcome] = asyncio.get_running_loop().create_future()
-        self.assigned_at = time.monotonic()
-
-    @property
-    def job_id(self) -> str:
-        return self.launch.job.id
-
-    def end(self, outcome: JobOutcome) -> None:
-        if not self.outcome.done():
-            self.outcome.set_result(outcome)
-
-
 class ChildProcess:
     def __init__(
         self,
@@ -147,7 +132,7 @@ class ChildProcess:
         self._kill_category: ExitReason | None = None
         self._stop_requested = False
         self._exiting_reason = ""
-        self._job: JobRecord | None = None
+        self._job: PoolJobHandle | None = None
         self._evaluations: dict[int, asyncio.Future[RequestEvaluated]] = {}
         self._log_bucket = TokenBucket(limits.log_rate * 2, limits.log_burst * 2)
         self._log = log.bind(pid=pid, plugin=plugin, generation=generation)
@@ -169,7 +154,7 @@ class ChildProcess:
         return self._state
 
     @property
-    def job(self) -> JobRecord | None:
+    def job(self) -> PoolJobHandle | None:
         return self._job
 
     def _transition(self, new: ChildState, why: str = "") -> None:
@@ -249,11 +234,11 @@ class ChildProcess:
                 raise ProtocolError(f"unexpected {type(message).__name__} before Initialized")
 
     # -- jobs -----------------------------------------------------------------------------
-    async def start_job(self, launch: JobLaunch, credentials: ApiCredentials | None) -> JobRecord:
+    async def start_job(self, launch: JobLaunch, credentials: ApiCredentials | None) -> PoolJobHandle:
         """Hand the job over in one StartJob message. ``ChildGone`` if the child cannot take it."""
         if self._state is not ChildState.IDLE or self._channel is None or self._channel.closed:
             raise ChildGone(f"child {self.pid} is {self._state.value}")
-        record = JobRecord(launch)
+        record = PoolJobHandle(self, launch)
         self._job = record
         self._transition(ChildState.ASSIGNED, launch.job.id)
         self._child_log = child_log.bind(pid=self.pid, plugin=self.plugin, generation=self.generation,

@@ -341,7 +341,7 @@ class Pool:
             record.outcome.add_done_callback(
                 lambda f: self._jobs_ended.update([f.result().status.name]) if not f.cancelled() else None)
             self._wake.set()  # refill toward the idle target
-            return PoolJobHandle(child, record)
+            return record
         raise LaunchError(f"no child of plugin {self.plugin!r} took job {launch.job.id}: {last}")
 
     async def _acquire(self) -> ChildProcess:
