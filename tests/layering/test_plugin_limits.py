@@ -12,6 +12,8 @@ from roomd.child.plugin import describe
 from roomd.daemon.config import load_config
 from roomd.daemon.plugins.limits import PoolLimits, operator_overrides, within_ceiling
 
+SERVER = {"LIVEKIT_URL": "ws://127.0.0.1:7880", "LIVEKIT_API_KEY": "key", "LIVEKIT_API_SECRET": "secret"}
+
 
 async def entrypoint(ctx: object) -> None:
     pass
@@ -24,7 +26,7 @@ def limit_for(plugin_asks: float | None, *, pool: float, per_plugin: float | Non
         text += f"[plugins.options.agent]\njob_memory_limit_mb = {per_plugin}\n"
     path = tmp_path / "roomd.toml"
     path.write_text(text)
-    config = load_config(path, environ={})
+    config = load_config(path, environ=SERVER)
     # The path the daemon takes: the zygote describes the plugin's WorkerOptions, the pool
     # resolves its limits from that description and the operator's settings.
     description = describe(WorkerOptions(entrypoint_fnc=entrypoint, job_memory_limit_mb=plugin_asks))
@@ -57,7 +59,7 @@ def test_within_ceiling_treats_zero_as_no_limit_on_either_side() -> None:
 
 
 def test_other_limits_still_follow_plugin_then_operator() -> None:
-    config = load_config(None, environ={}, overrides={"pool.num_idle_processes": 2})
+    config = load_config(None, environ=SERVER, overrides={"pool.num_idle_processes": 2})
     limits = PoolLimits.resolve(config.pool, {"num_idle_processes": 4.0, "job_memory_warn_mb": 900.0},
                                 {"num_idle_processes": 1})
     assert (limits.num_idle_processes, limits.job_memory_warn_mb) == (1, 900.0)
