@@ -12,7 +12,8 @@ from typing import Protocol
 
 from livekit.protocol import agent as agent_pb
 
-from roomd.ipc.worker import AcceptArguments, JobStatus
+from roomd.ipc.worker import AcceptArguments
+from roomd.ipc.worker import JobStatus as JobStatus  # re-exported: the link and the pool speak of it
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import functools
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -252,7 +253,8 @@ class Supervisor:
                     self._stop_requested += 1
                     starting.cancel()
                     await self.stop_now(f"link of plugin {event.plugin!r} failed")
-                elif isinstance(event, _DrainEnded) and self._state is not SupervisorState.STOPPED:
+                # The state changes while this loop awaits; mypy narrows it as if it could not.
+                elif isinstance(event, _DrainEnded) and self._state is not SupervisorState.STOPPED:  # type: ignore[comparison-overlap]
                     log.error("drain ended without stopping; stopping now")
                     self._exit_code = EXIT_FAILURE
                     await self.stop_now("drain failed")
@@ -354,7 +356,7 @@ class Supervisor:
         admission = self._plugin_admission(spec.name, description)
         previous = self.launcher.set_pool(pool)
         served = self._served.get(spec.name)
-        evaluator = PoolEvaluator(lambda name=spec.name: self.launcher.get(name),
+        evaluator = PoolEvaluator(functools.partial(self.launcher.get, spec.name),
                                   timeout=self.config.link.assignment_timeout)
         if served is not None and served.link.registration == registration:
             served.link.set_route(evaluator=evaluator, launcher=self.launcher)

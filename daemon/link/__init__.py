@@ -1,5 +1,7 @@
 """The supervisor's link to a LiveKit server: one registration per agent plugin."""
 
+from roomd.ipc.errors import ProtocolError
+
 from .evaluators import AcceptEveryJob, PoolEvaluator, RequestEvaluator
 from .job_record import JobState, LinkJob
 from .server_link import (
@@ -8,7 +10,6 @@ from .server_link import (
     LinkObserver,
     LinkSnapshot,
     NullObserver,
-    ProtocolError,
     ServerLink,
 )
 from .states import LINK_TRANSITIONS, LinkState

@@ -18,7 +18,7 @@ import collections
 import dataclasses
 import random
 import time
-from typing import Protocol
+from typing import Protocol, cast
 
 import aiohttp
 import structlog
@@ -404,7 +404,7 @@ class ServerLink:
         self._outbox = collections.deque(
             m for m in self._outbox if m.WhichOneof("message") != "update_worker")
         self._send(agent_pb.WorkerMessage(update_worker=agent_pb.UpdateWorkerStatus(
-            status=status, load=self._admission.load(), job_count=active)))
+            status=cast("agent_pb.WorkerStatus", status), load=self._admission.load(), job_count=active)))
 
     async def _ping_loop(self) -> None:
         while True:

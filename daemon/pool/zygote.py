@@ -19,7 +19,7 @@ from roomd.ipc.control import MAX_CONTROL_PACKET, ControlMessage, Fork, Forked, 
 from roomd.ipc.messages import PluginDescription
 from roomd.ipc.tasks import TaskOwner
 
-from .reaper import ExitStatus, wait_exit
+from .reaper import ExitStatus, wait_exit, wake
 
 log = structlog.get_logger("roomd.pool")
 
@@ -210,7 +210,7 @@ class Zygote:
                 return
             except BlockingIOError:
                 writable: asyncio.Future[None] = loop.create_future()
-                loop.add_writer(self._control, lambda ready=writable: ready.done() or ready.set_result(None))
+                loop.add_writer(self._control, wake, writable)
                 try:
                     await writable
                 finally:
