@@ -120,6 +120,13 @@ class Pool:
     def description(self) -> PluginDescription | None:
         return self._description
 
+    @property
+    def agent(self) -> str:
+        """The agent name this pool serves, every per-agent metric's label; the plugin name until
+        the plugin is described."""
+        description = self._description
+        return description.agent_name if description is not None and description.agent_name else self.plugin
+
     def _transition(self, new: PoolState, why: str = "") -> None:
         old = self._state
         if not allowed(POOL_TRANSITIONS, old, new, f"pool {self.plugin}"):
@@ -444,10 +451,7 @@ class Pool:
 
     # -- reporting ------------------------------------------------------------------------
     def _child_metrics(self, samples: Sequence[MetricSample]) -> None:
-        # Labelled like every per-agent metric: the agent name once described (see agent_of).
-        description = self._description
-        agent = description.agent_name if description is not None and description.agent_name else self.plugin
-        self._metrics_sink(agent, samples)
+        self._metrics_sink(self.agent, samples)
 
     def stats(self) -> PoolStats:
         children = list(self._children.values())
