@@ -138,7 +138,11 @@ class Zygote:
         loop = asyncio.get_running_loop()
         recv = loop.create_task(loop.sock_recv(self._control, MAX_CONTROL_PACKET))
         assert self._exit is not None
-        await asyncio.wait({recv, self._exit}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait({recv, self._exit}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # our caller gave up (start timeout, cancel): the read ends with us
+            recv.cancel()
+            raise
         if not recv.done():
             # The zygote exited; anything it sent is already queued on the socket.
             await asyncio.sleep(0)
