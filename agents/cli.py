@@ -23,16 +23,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from roomd.daemon.config import ConfigError
+from roomd.ipc.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 from .worker_options import WorkerOptions
 
 if TYPE_CHECKING:
     from .worker import Worker
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 _LEVELS = click.Choice(["debug", "info", "warning", "error"])
 
 
@@ -96,7 +93,7 @@ def build_cli(opts: WorkerOptions) -> click.Group:
         """Serve the agent and talk to it: stdin lines go to the room as chat, replies are
         printed; --input-wav speaks a recording, --mic your voice. Logs go to stderr."""
         if mic:
-            from roomd.daemon.console import require_microphone
+            from roomd.daemon.embed import require_microphone
 
             require_microphone()
         if exit_after_reply is None:
@@ -143,9 +140,7 @@ class _Talk:
 
 def _serve(opts: WorkerOptions, overrides: dict[str, Any], *, talk: _Talk | None = None,
            watch: bool = False) -> int:
-    from roomd.daemon.devserver import DevServerError, dev_server_for
-    from roomd.daemon.logging import configure_logging
-    from roomd.plugins.script import ScriptTargetError
+    from roomd.daemon.embed import ConfigError, DevServerError, ScriptTargetError, configure_logging, dev_server_for
 
     from .worker import Worker, worker_config
 
@@ -190,7 +185,7 @@ def _run_loop(main: Any, *, abandon_threads: bool = False) -> int:
 
 
 async def _run_worker(worker: Worker, watch: Path | None = None) -> int:
-    from roomd.daemon.pool.tasks import TaskOwner
+    from roomd.ipc.tasks import TaskOwner
 
     from .worker import WorkerError
 
@@ -242,8 +237,8 @@ async def _reload_on_change(worker: Worker, folder: Path, interval: float = 0.5)
 
 
 async def _run_console(worker: Worker, talk: _Talk) -> int:
-    from roomd.daemon.console import ConsoleOptions, run_console
-    from roomd.daemon.pool.tasks import TaskOwner
+    from roomd.daemon.embed import ConsoleOptions, run_console
+    from roomd.ipc.tasks import TaskOwner
 
     from .worker import WorkerError
 
@@ -286,7 +281,8 @@ async def _run_console(worker: Worker, talk: _Talk) -> int:
 async def _end_room(options: Any) -> None:
     from livekit import api
 
-    http_url = options.url.replace("ws://", "http://").replace("wss://", "https://")
-    async with api.LiveKitAPI(http_url, options.api_key, options.api_secret) as lkapi:
+    from roomd.ipc.urls import http_url
+
+    async with api.LiveKitAPI(http_url(options.url), options.api_key, options.api_secret) as lkapi:
         with contextlib.suppress(api.TwirpError):  # already gone
             await lkapi.room.delete_room(api.DeleteRoomRequest(room=options.room))

@@ -1,10 +1,14 @@
 """The error hierarchy from the reference API.
 
-Kept free of heavy imports so that the supervisor (which never imports agent code)
-can raise and catch these too.
+``AssignmentTimeoutError`` is the daemon's too: it lives in roomd.ipc and is re-exported here.
 """
 
 from __future__ import annotations
+
+from roomd.ipc.errors import AssignmentTimeoutError
+
+__all__ = ["APIConnectionError", "APIError", "APIStatusError", "APITimeoutError", "AssignmentTimeoutError",
+           "StopResponse", "ToolError"]
 
 
 class APIError(Exception):
@@ -58,10 +62,6 @@ class APIStatusError(APIError):
 
     def __str__(self) -> str:
         return f"{self.message} (status_code={self.status_code}, request_id={self.request_id})"
-
-
-class AssignmentTimeoutError(Exception):
-    """The server did not send the JobAssignment in time after we accepted a job."""
 
 
 class ToolError(Exception):

@@ -148,8 +148,9 @@ class JobContext:
                                    "job was not given")
             from livekit import api
 
-            url = self._info.url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
-            self._api = api.LiveKitAPI(url, self._info.api_key, self._info.api_secret)
+            from roomd.ipc.urls import http_url
+
+            self._api = api.LiveKitAPI(http_url(self._info.url), self._info.api_key, self._info.api_secret)
         return self._api
 
     # -- the room -------------------------------------------------------------------------

@@ -6,31 +6,12 @@ sends that decision to the supervisor as a typed message.
 
 from __future__ import annotations
 
-import dataclasses
-
 from livekit.protocol import agent as agent_pb
 from livekit.protocol import models as models_pb
 
+from roomd.ipc.worker import AcceptArguments, RequestDecision, default_identity
 
-@dataclasses.dataclass(frozen=True)
-class AcceptArguments:
-    """How the agent joins the room if the job is accepted."""
-
-    name: str = ""
-    identity: str = ""
-    metadata: str = ""
-    attributes: dict[str, str] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(frozen=True)
-class RequestDecision:
-    """The answer to an availability request. ``accept`` is None when rejected."""
-
-    accept: AcceptArguments | None
-
-    @property
-    def accepted(self) -> bool:
-        return self.accept is not None
+__all__ = ["AcceptArguments", "JobRequest", "RequestDecision"]
 
 
 class JobRequest:
@@ -76,7 +57,7 @@ class JobRequest:
             RequestDecision(
                 AcceptArguments(
                     name=name,
-                    identity=identity or f"agent-{self._job.id}",
+                    identity=identity or default_identity(self._job.id),
                     metadata=metadata,
                     attributes=dict(attributes or {}),
                 )

@@ -3,7 +3,7 @@
 The agent runs exactly as an installed plugin does: a zygote imports the script, prewarmed
 children take the jobs, one server link registers the agent name. Only discovery differs:
 instead of reading entry points, the supervisor is handed one plugin whose target
-describes these options by reference (roomd.plugins.script), because the functions live in
+describes these options by reference (roomd.ipc.script), because the functions live in
 a script the children must import again.
 """
 
@@ -14,16 +14,23 @@ import os
 import signal
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
-
-from roomd.daemon.config import Config, load_config
-from roomd.daemon.plugin_runtime import PluginState
-from roomd.daemon.supervisor import ReloadResult, Supervisor, SupervisorState
-from roomd.plugins.discovery import Discovery, PluginSpec
-from roomd.plugins.script import ScriptTarget, describe_options, encode_target
+from typing import TYPE_CHECKING, Any, Literal
 
 from .utils.events import EventEmitter
 from .worker_options import WorkerOptions
+
+if TYPE_CHECKING:
+    # The daemon is reached lazily, through roomd.daemon.embed only: importing the SDK
+    # must not import the daemon.
+    from roomd.daemon.embed import (
+        Config,
+        Discovery,
+        PluginSpec,
+        ReloadResult,
+        ScriptTarget,
+        Supervisor,
+        SupervisorState,
+    )
 
 EventTypes = Literal["worker_started", "worker_registered", "worker_draining"]
 
@@ -39,6 +46,8 @@ def worker_config(options: WorkerOptions, overrides: Mapping[str, Any] | None = 
     The options name a server the way the reference's do (``ws_url``, ``api_key``...), but a
     deployment's ``LIVEKIT_*`` variables and command-line flags must win over what the code says.
     """
+    from roomd.daemon.embed import load_config
+
     environ = os.environ if environ is None else environ
     layer: dict[str, Any] = {}
     for key, variable, value in (("livekit.url", "LIVEKIT_URL", options.ws_url),
@@ -62,10 +71,9 @@ def worker_config(options: WorkerOptions, overrides: Mapping[str, Any] | None = 
 
 def plugin_spec(options: WorkerOptions, target: ScriptTarget | None = None) -> PluginSpec:
     """The one plugin a Worker serves; ``ScriptTargetError`` if the options cannot travel."""
-    target = target or describe_options(options)
-    source = target.script or target.entrypoint_fnc.module
-    name = options.agent_name or (Path(target.script).stem if target.script else source)
-    return PluginSpec(name=name, target=encode_target(target), distribution=source, version="script")
+    from roomd.daemon.embed import describe_options, script_plugin
+
+    return script_plugin(target or describe_options(options), options.agent_name)
 
 
 class Worker(EventEmitter[EventTypes]):
@@ -79,6 +87,8 @@ class Worker(EventEmitter[EventTypes]):
                  loop: asyncio.AbstractEventLoop | None = None) -> None:
         # ``loop`` is accepted for the reference's signature; the worker runs on the loop
         # that awaits run(), where asyncio puts it anyway.
+        from roomd.daemon.embed import describe_options
+
         super().__init__()
         self._options = opts
         target = describe_options(opts)  # fails here, in the worker, if a function cannot travel
@@ -115,6 +125,8 @@ class Worker(EventEmitter[EventTypes]):
 
     @property
     def draining(self) -> bool:
+        from roomd.daemon.embed import SupervisorState
+
         return self._supervisor is not None and self._supervisor.state in (
             SupervisorState.DRAINING, SupervisorState.STOPPED)
 
@@ -123,6 +135,8 @@ class Worker(EventEmitter[EventTypes]):
         return self._supervisor
 
     def _discover(self) -> Discovery:
+        from roomd.daemon.embed import Discovery
+
         return Discovery(plugins=(self._spec,), problems=())
 
     async def run(self) -> None:
@@ -133,6 +147,8 @@ class Worker(EventEmitter[EventTypes]):
         if self._supervisor is not None:
             raise RuntimeError("Worker.run() can only be called once")
         from importlib.metadata import version
+
+        from roomd.daemon.embed import Supervisor
 
         supervisor = Supervisor(self._config, discover=self._discover, version=version("roomd"))
         supervisor.add_state_listener(self._on_state)
@@ -147,6 +163,8 @@ class Worker(EventEmitter[EventTypes]):
             raise WorkerError("the link to the LiveKit server failed; see the log for the cause")
 
     def _on_state(self, state: SupervisorState) -> None:
+        from roomd.daemon.embed import PluginState, SupervisorState
+
         assert self._supervisor is not None
         if state is SupervisorState.REGISTERING:
             self.emit("worker_started")

@@ -8,33 +8,16 @@ every agent and a plugin overrides only what it must.
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from livekit.protocol import agent as agent_pb
+from roomd.ipc.worker import WorkerPermissions, WorkerType
 
 if TYPE_CHECKING:
     from .job import JobContext, JobProcess
     from .job_request import JobRequest
 
-
-class WorkerType(enum.Enum):
-    """ROOM: one job per room. PUBLISHER: one job per publishing participant."""
-
-    ROOM = agent_pb.JT_ROOM
-    PUBLISHER = agent_pb.JT_PUBLISHER
-
-
-@dataclasses.dataclass(frozen=True)
-class WorkerPermissions:
-    """What the agent participant may do in the room (sent at registration)."""
-
-    can_publish: bool = True
-    can_subscribe: bool = True
-    can_publish_data: bool = True
-    can_update_metadata: bool = True
-    hidden: bool = False
+__all__ = ["WorkerOptions", "WorkerPermissions", "WorkerType"]
 
 
 async def _accept_every_job(request: JobRequest) -> None:

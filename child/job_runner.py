@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, cast
 
 import structlog
 
@@ -40,7 +41,8 @@ async def run_job(
     # Announce first, and flushed: an entrypoint that blocks the loop at once must not also
     # swallow the JobStarted that tells the supervisor whose job it is.
     await on_started()
-    entry = asyncio.create_task(entrypoint(ctx), name=f"entrypoint {ctx.job.id}")
+    # An async def entrypoint (WorkerOptions.validate): its call is a coroutine.
+    entry = asyncio.create_task(cast(Coroutine[Any, Any, None], entrypoint(ctx)), name=f"entrypoint {ctx.job.id}")
 
     status, error = "SUCCESS", ""
     shutdown_wait = asyncio.create_task(ctx._shutdown_requested.wait())

@@ -8,6 +8,7 @@ warning per second, so a flood shows up in the logs without being the flood.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, MutableMapping
@@ -71,10 +72,8 @@ class LogForwarder:
     def emit(self, level: str, event: str, logger: str, fields: dict[str, Any]) -> None:
         """Thread-safe: the livekit SDK logs from its own threads."""
         if threading.get_ident() != self._thread:
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the process is exiting
                 self._loop.call_soon_threadsafe(self.emit, level, event, logger, fields)
-            except RuntimeError:
-                pass  # the loop is closed: the process is exiting
             return
         if not self._bucket.take():
             self.dropped += 1

@@ -1,13 +1,33 @@
-"""Loading a plugin's WorkerOptions from its "module:attribute" target and describing it."""
+"""Loading a plugin in the zygote: import its WorkerOptions from a "module:attribute" target or
+rebuild a single-file agent's from its script target, and describe it for the supervisor.
+
+The one place plugin code is imported; the daemon only reads metadata (roomd.daemon.plugins).
+"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
+import sys
+from types import ModuleType
 from typing import Any
+
+import msgspec
 
 from roomd.agents.worker_options import WorkerOptions, WorkerType, _accept_every_job
 from roomd.ipc import PluginDescription
-from roomd.plugins.script import is_script_target, load_script_options
+from roomd.ipc.script import (
+    MAIN,
+    SCRIPT_MODULE,
+    FunctionRef,
+    ScriptTarget,
+    ScriptTargetError,
+    decode_target,
+    is_function_field,
+    is_script_target,
+    lookup,
+)
 
 # WorkerOptions field -> PoolConfig key it overrides for this plugin.
 LIMIT_FIELDS = {
@@ -53,7 +73,7 @@ def load_options(target: str) -> WorkerOptions:
 
 
 def _load_script(target: str) -> WorkerOptions:
-    """A single-file agent (``cli.run_app``): its functions by reference, see roomd.plugins.script."""
+    """A single-file agent (``cli.run_app``): its functions by reference, see roomd.ipc.script."""
     try:
         options = load_script_options(target)
         options.validate()
@@ -81,3 +101,67 @@ def describe(options: WorkerOptions) -> PluginDescription:
         overrides=overrides,
         custom_request_fnc=options.request_fnc is not _accept_every_job,
     )
+
+
+def load_script_options(target: str) -> WorkerOptions:
+    """Import what ``target`` refers to and rebuild the WorkerOptions from it."""
+    described = decode_target(target)
+    values: dict[str, Any] = {}
+    for field in msgspec.structs.fields(ScriptTarget):
+        if field.name == "script":
+            continue
+        value = getattr(described, field.name)
+        if is_function_field(field.name) and value is not None:
+            value = _resolve(field.name, value, described.script)
+        values[field.name] = value
+    return WorkerOptions(**values)
+
+
+def _resolve(field: str, ref: FunctionRef, script: str | None) -> Any:
+    if ref.module == MAIN:
+        if script is None:
+            raise ScriptTargetError(f"WorkerOptions.{field} names the script, but no script path was given")
+        module = _import_script(script)
+        where = os.path.basename(script)
+    else:
+        try:
+            module = importlib.import_module(ref.module)
+        except Exception as exc:
+            raise ScriptTargetError(
+                f"WorkerOptions.{field}: importing {ref.module!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        where = ref.module
+    value = lookup(module, ref.qualname)
+    if value is None:
+        raise ScriptTargetError(
+            f"WorkerOptions.{field}: {where}, imported as a module in the agent's processes, "
+            f"defines no {ref.qualname!r}. Code under `if __name__ == \"__main__\":` runs only "
+            f"in the worker; define {ref.qualname!r} at the top level of {where}")
+    if not callable(value):
+        raise ScriptTargetError(
+            f"WorkerOptions.{field}: {where}.{ref.qualname} is a {type(value).__name__}, not a function")
+    return value
+
+
+def _import_script(path: str) -> ModuleType:
+    loaded = sys.modules.get(SCRIPT_MODULE)
+    if loaded is not None:
+        return loaded
+    # As Python does for a script: its folder first on the path, so its own imports work.
+    folder = os.path.dirname(path)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(SCRIPT_MODULE, path)
+    if spec is None or spec.loader is None:
+        raise ScriptTargetError(f"cannot import {path}: not a Python source file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[SCRIPT_MODULE] = module  # dataclasses, pickle and typing look modules up here
+    try:
+        spec.loader.exec_module(module)
+    except FileNotFoundError:
+        del sys.modules[SCRIPT_MODULE]
+        raise ScriptTargetError(f"{path} does not exist any more") from None
+    except Exception as exc:
+        del sys.modules[SCRIPT_MODULE]
+        raise ScriptTargetError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+    return module

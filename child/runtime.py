@@ -56,6 +56,7 @@ from roomd.ipc import (
     ShutdownAck,
     StartJob,
 )
+from roomd.ipc.tasks import TaskOwner
 
 from . import logs
 from .job_runner import run_job
@@ -74,7 +75,7 @@ class ChildRuntime:
         self._options = options
         self._proc = proc
         self._target = target
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskOwner("child", on_error=self._task_failed)
         self._exit: asyncio.Future[tuple[int, str]] | None = None
         self._job_task: asyncio.Task[None] | None = None
         self._ctx: JobContext | None = None
@@ -83,22 +84,15 @@ class ChildRuntime:
         self._shutting_down = False
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
+        return self._tasks.spawn(coro, name)
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled() or task.exception() is None:
-            return
-        exc = task.exception()
+    def _task_failed(self, name: str, exc: BaseException) -> None:
         if isinstance(exc, ProtocolError):
             self._finish(EXIT_PROTOCOL_ERROR, f"protocol error: {exc}")
         elif isinstance(exc, ChannelClosed):
             self._finish(EXIT_OK, "supervisor closed the channel")
         else:
-            self._finish(EXIT_INTERNAL_ERROR, f"internal error in {task.get_name()}: {type(exc).__name__}: {exc}")
+            self._finish(EXIT_INTERNAL_ERROR, f"internal error in {name}: {type(exc).__name__}: {exc}")
 
     def _finish(self, code: int, reason: str) -> None:
         if self._exit is not None and not self._exit.done():
@@ -125,9 +119,7 @@ class ChildRuntime:
         except ChannelClosed:
             return EXIT_OK
         finally:
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._tasks.aclose(timeout=None)
             await channel.aclose(flush_timeout=1.0)
 
     async def _start(self) -> int | None:

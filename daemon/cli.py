@@ -16,10 +16,6 @@ from .cli_plugins import plugins_group
 from .cli_service import add_service_commands
 from .console import console
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-
 _CONFIG_HELP = "TOML configuration file (default: none; see etc/roomd.toml for every key)."
 
 

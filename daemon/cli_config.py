@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from .config import Config, ConfigError, load_config
+from roomd.ipc.exits import EXIT_USAGE
 
-EXIT_USAGE = 2
+from .config import Config, ConfigError, load_config
 
 
 def config_or_exit(path: str | None, overrides: Mapping[str, Any] | None = None, *,

@@ -19,16 +19,15 @@ from typing import TYPE_CHECKING
 import click
 import msgspec
 
-from roomd.plugins.discovery import Discovery, discover_plugins
+from roomd.daemon.plugins.discovery import Discovery, discover_plugins
+from roomd.ipc.exits import EXIT_FAILURE, EXIT_USAGE
 
-from .cli_config import EXIT_USAGE, config_or_exit, daemon_url
+from .cli_config import config_or_exit, daemon_url
 from .config import Config
 
 if TYPE_CHECKING:
     from .plugin_runtime import PluginStatus
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
 STATUS_TIMEOUT = 1.0
 
 

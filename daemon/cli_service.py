@@ -18,11 +18,9 @@ from pathlib import Path
 import click
 
 from .cli_config import config_or_exit, daemon_url
-from .ops.install import InstallPlan, Layout, default_source
+from roomd.ipc.exits import EXIT_FAILURE, EXIT_OK, EXIT_UNREACHABLE
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_UNREACHABLE = 2
+from .ops.install import InstallPlan, Layout, default_source
 RELOAD_TIMEOUT = 900.0  # a reload prewarms a new generation: initialize timeouts and backoffs
 
 

@@ -36,13 +36,13 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     pass
 
 
-class LiveKitConfig(_Section):
+class LiveKitConfig(_Section, frozen=True):
     url: str = ""
     api_key: str = ""
     api_secret: str = ""
 
 
-class DaemonConfig(_Section):
+class DaemonConfig(_Section, frozen=True):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     dev: bool = False
@@ -51,7 +51,7 @@ class DaemonConfig(_Section):
     http_port: Port = 8081
 
 
-class LinkConfig(_Section):
+class LinkConfig(_Section, frozen=True):
     namespace: str = ""
     max_retry: NonNegativeInt = 16
     reconnect_backoff_max: PositiveFloat = 30.0
@@ -60,12 +60,12 @@ class LinkConfig(_Section):
     ping_interval: PositiveFloat = 10.0
 
 
-class AdmissionConfig(_Section):
+class AdmissionConfig(_Section, frozen=True):
     max_jobs: NonNegativeInt = 0
     load_threshold: NonNegativeFloat = 0.7
 
 
-class PoolConfig(_Section):
+class PoolConfig(_Section, frozen=True):
     num_idle_processes: NonNegativeInt = 2
     max_jobs_per_process: PositiveInt = 1
     max_concurrent_spawns: PositiveInt = 2
@@ -80,13 +80,15 @@ class PoolConfig(_Section):
     start_backoff_max: PositiveFloat = 60.0
 
 
-class PluginOptions(_Section):
+class PluginOptions(_Section, frozen=True):
     num_idle_processes: NonNegativeInt | None = None
     max_jobs: NonNegativeInt | None = None
     load_threshold: NonNegativeFloat | None = None
+    # A ceiling for this plugin's jobs (0: none), in place of [pool] job_memory_limit_mb.
+    job_memory_limit_mb: NonNegativeFloat | None = None
 
 
-class PluginsConfig(_Section):
+class PluginsConfig(_Section, frozen=True):
     enabled: tuple[str, ...] = ()
     disabled: tuple[str, ...] = ()
     options: dict[str, PluginOptions] = msgspec.field(default_factory=dict)
@@ -97,7 +99,7 @@ class PluginsConfig(_Section):
         return not self.enabled or name in self.enabled
 
 
-class Config(_Section):
+class Config(_Section, frozen=True):
     livekit: LiveKitConfig = msgspec.field(default_factory=LiveKitConfig)
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
     link: LinkConfig = msgspec.field(default_factory=LinkConfig)
@@ -115,7 +117,7 @@ class Config(_Section):
 
     def masked(self) -> dict[str, Any]:
         """The effective configuration as plain data, secrets replaced by a mask."""
-        data = msgspec.to_builtins(self)
+        data: dict[str, Any] = msgspec.to_builtins(self)
         data.pop("_source", None)
         for key in SECRET_KEYS:
             if data["livekit"].get(key):

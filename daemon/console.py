@@ -21,6 +21,9 @@ from pathlib import Path
 import click
 import numpy as np
 
+from roomd.ipc.tasks import TaskOwner
+from roomd.ipc.urls import http_url
+
 RATE = 48000
 FRAME = RATE // 100  # 10 ms
 CHAT_TOPIC = "lk.chat"
@@ -80,7 +83,7 @@ class ConsoleSession:
     lines: list[Line] = field(default_factory=list)
     _room: object | None = None
     _source: object | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _tasks: TaskOwner = field(default_factory=lambda: TaskOwner("console"))
     _recorder: wave.Wave_write | None = None
     _line_event: asyncio.Event = field(default_factory=asyncio.Event)
     _speech: asyncio.Queue[tuple[np.ndarray, asyncio.Future[float]]] = field(default_factory=asyncio.Queue)
@@ -114,7 +117,7 @@ class ConsoleSession:
         room.register_text_stream_handler(CHAT_TOPIC, self._on_text)
         room.on("track_subscribed", self._on_track)
         if self.options.output_wav is not None:
-            self._recorder = wave.open(str(self.options.output_wav), "wb")
+            self._recorder = wave.open(str(self.options.output_wav), "wb")  # noqa: SIM115 -- closed by aclose()
             self._recorder.setnchannels(1)
             self._recorder.setsampwidth(2)
             self._recorder.setframerate(RATE)
@@ -132,16 +135,13 @@ class ConsoleSession:
     async def dispatch(self, agent_name: str) -> None:
         from livekit import api
 
-        http_url = self.options.url.replace("ws://", "http://").replace("wss://", "https://")
-        async with api.LiveKitAPI(http_url, self.options.api_key, self.options.api_secret) as lkapi:
+        async with api.LiveKitAPI(http_url(self.options.url), self.options.api_key, self.options.api_secret) as lkapi:
             await lkapi.agent_dispatch.create_dispatch(
                 api.CreateAgentDispatchRequest(agent_name=agent_name, room=self.options.room)
             )
 
     def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro, coro.__qualname__)
 
     def _on_text(self, reader, participant_identity: str) -> None:  # type: ignore[no-untyped-def]
         async def read() -> None:
@@ -243,9 +243,7 @@ class ConsoleSession:
             await self._line_event.wait()
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.aclose(timeout=None)
         if self._room is not None:
             await self._room.disconnect()  # type: ignore[attr-defined]
         if self._recorder is not None:
@@ -298,21 +296,20 @@ async def run_console(options: ConsoleOptions, *, exit_after_reply: bool, timeou
                 await session.play(read_wav_48k(options.input_wav))
                 if exit_after_reply:
                     await session.wait_for_line(
-                        lambda l: l.topic == TRANSCRIPTION_TOPIC and l.identity != options.identity and l.final,
+                        lambda line: line.topic == TRANSCRIPTION_TOPIC and line.identity != options.identity
+                        and line.final,
                         start=start,
                     )
                     await session.play_silence(1.0)  # let the reply's audio reach the recorder
                     return 0
-            if options.mic:
-                mic = asyncio.create_task(_mic(session))
-            else:
-                mic = None
-            lines = await _stdin_lines()
-            while (text := await lines.get()) is not None:
-                if text.strip():
-                    await session.send_text(text)
-            if mic is not None:
-                mic.cancel()
+            async with asyncio.TaskGroup() as group:
+                mic = group.create_task(_mic(session)) if options.mic else None
+                lines = await _stdin_lines()
+                while (text := await lines.get()) is not None:
+                    if text.strip():
+                        await session.send_text(text)
+                if mic is not None:
+                    mic.cancel()
             await asyncio.sleep(0)  # let the last text go out before leaving
             return 0
     except TimeoutError:

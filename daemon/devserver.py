@@ -24,6 +24,8 @@ from pathlib import Path
 import msgspec
 import structlog
 
+from roomd.ipc.urls import http_url
+
 from .config import Config, LiveKitConfig
 
 LIVEKIT_SERVER_MODULE = "github.com/livekit/livekit-server/cmd/server"
@@ -123,7 +125,7 @@ class DevServerAddress:
 
     @property
     def http_url(self) -> str:
-        return self.url.replace("ws://", "http://", 1)
+        return http_url(self.url)
 
 
 class DevServer:

@@ -8,20 +8,12 @@ The link decides *whether* to take a job; a ``JobLauncher`` decides *where* it r
 from __future__ import annotations
 
 import dataclasses
-import enum
 from typing import Protocol
 
 from livekit.protocol import agent as agent_pb
 
-from roomd.agents.job_request import AcceptArguments
-
-
-class JobStatus(enum.Enum):
-    """A job's status as reported to the server (``UpdateJobStatus``)."""
-
-    RUNNING = agent_pb.JS_RUNNING
-    SUCCESS = agent_pb.JS_SUCCESS
-    FAILED = agent_pb.JS_FAILED
+from roomd.ipc.worker import AcceptArguments
+from roomd.ipc.worker import JobStatus as JobStatus  # re-exported: the link and the pool speak of it
 
 
 @dataclasses.dataclass(frozen=True)

@@ -65,7 +65,7 @@ def configure_logging(
     renderer: structlog.types.Processor
     if resolved == "json":
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
-        final = [structlog.processors.format_exc_info, renderer]
+        final: list[structlog.types.Processor] = [structlog.processors.format_exc_info, renderer]
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
         final = [renderer]

@@ -11,21 +11,23 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 import structlog
 
-from roomd.agents.worker_options import WorkerPermissions, WorkerType
 from roomd.daemon.config import Config
 from roomd.daemon.jobs import LaunchError
 from roomd.daemon.link import AgentRegistration
 from roomd.daemon.pool import ApiCredentials, Pool, PoolState
 from roomd.daemon.pool.pool import ChildMetricsSink
+from roomd.daemon.pool.states import allowed
 from roomd.ipc import PluginDescription
-from roomd.plugins.discovery import PluginSpec
+from roomd.ipc.worker import WorkerPermissions, WorkerType
+
+from .plugins.discovery import PluginSpec
+from .plugins.limits import operator_overrides
 
 log = structlog.get_logger("roomd.plugins")
 
@@ -39,6 +41,18 @@ class PluginState(enum.Enum):
     FAILED = "failed"
     DISABLED = "disabled"
     STOPPED = "stopped"
+
+
+# A plugin's record outlives its generations: any state but SERVING may start again on a
+# reload; SERVING ends only by being retired (FAILED when its link gave up) or by the shutdown.
+PLUGIN_TRANSITIONS: dict[PluginState, frozenset[PluginState]] = {
+    PluginState.STARTING: frozenset({PluginState.SERVING, PluginState.FAILED, PluginState.DISABLED,
+                                     PluginState.STOPPED}),
+    PluginState.SERVING: frozenset({PluginState.FAILED, PluginState.DISABLED, PluginState.STOPPED}),
+    PluginState.FAILED: frozenset({PluginState.STARTING, PluginState.DISABLED, PluginState.STOPPED}),
+    PluginState.DISABLED: frozenset({PluginState.STARTING, PluginState.FAILED, PluginState.STOPPED}),
+    PluginState.STOPPED: frozenset({PluginState.STARTING, PluginState.FAILED, PluginState.DISABLED}),
+}
 
 
 class PluginStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,7 +85,7 @@ class PluginRecord:
                             generation=self.generation, last_error=self.last_error)
 
     def transition(self, new: PluginState, error: str = "") -> None:
-        if new is not self.state:
+        if allowed(PLUGIN_TRANSITIONS, self.state, new, f"plugin {self.spec.name!r}"):
             (log.error if new is PluginState.FAILED else log.info)(
                 "plugin state", plugin=self.spec.name, old=self.state.value, new=new.value,
                 generation=self.generation, error=error or None)
@@ -90,28 +104,6 @@ def registration_for(spec: PluginSpec, description: PluginDescription, version: 
     worker_type = WorkerType.PUBLISHER if description.worker_type == "publisher" else WorkerType.ROOM
     return AgentRegistration(plugin=spec.name, agent_name=description.agent_name,
                              worker_type=worker_type, permissions=permissions, version=version)
-
-
-def operator_overrides(config: Config, plugin: str) -> Mapping[str, Any]:
-    options = config.plugins.options.get(plugin)
-    if options is None:
-        return {}
-    return {"num_idle_processes": options.num_idle_processes}
-
-
-def plugin_limits(config: Config, plugin: str, description: PluginDescription) -> tuple[int, float]:
-    """The plugin's own ``(max_jobs, load_threshold)`` inside the daemon's budget.
-
-    The operator's ``[plugins.options.<name>]`` wins over what the plugin's WorkerOptions
-    asks for; unset means no limit of its own (0 jobs, an infinite threshold). Dev mode
-    ignores load thresholds, like the daemon's own.
-    """
-    options = config.plugins.options.get(plugin)
-    max_jobs = options.max_jobs if options is not None and options.max_jobs is not None \
-        else int(description.overrides.get("max_jobs", 0))
-    threshold = options.load_threshold if options is not None and options.load_threshold is not None \
-        else description.overrides.get("load_threshold", math.inf)
-    return max_jobs, (math.inf if config.daemon.dev else threshold)
 
 
 async def start_pool(spec: PluginSpec, config: Config, generation: int,

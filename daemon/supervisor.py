@@ -1,8 +1,8 @@
 """The supervisor: owns every long-lived resource and runs one loop of verbs.
 
 Like gunicorn's arbiter, signal handlers only queue what happened; the loop handles
-each event in order: ``handle_term`` (drain), ``handle_int`` (same), a second one
-(stop now), ``handle_hup`` (reload), and a link that gave up (exit 1). The signal
+each event in order: ``handle_term`` (drain, for SIGTERM and SIGINT alike), a second one
+(``stop_now``), ``handle_hup`` (reload), and a link that gave up (exit 1). The signal
 table is the operations manual:
 
   SIGTERM, SIGINT  drain: report FULL, refuse offers, wait for jobs (drain_timeout), stop
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import functools
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -25,7 +26,8 @@ import structlog
 import uvloop
 
 from roomd.ipc import PluginDescription
-from roomd.plugins.discovery import Discovery, PluginSpec, discover_plugins
+from roomd.ipc.exits import EXIT_FAILURE, EXIT_OK
+from roomd.ipc.tasks import TaskOwner
 
 from .admission import Admission
 from .config import Config, ConfigError, LiveKitConfig, load_config
@@ -33,23 +35,22 @@ from .devserver import DevServerError, dev_server_for
 from .link import LinkFailed, PoolEvaluator, ServerLink
 from .load import LoadMonitor
 from .logging import configure_logging
+from .plugins.discovery import Discovery, PluginSpec, discover_plugins
+from .plugins.limits import plugin_limits
 from .plugin_runtime import (
     PluginRecord,
     PluginStartError,
     PluginState,
     PluginStatus,
-    plugin_limits,
     registration_for,
     start_pool,
 )
 from .ops import DaemonMetrics, PoolRoster, ServiceOps
 from .pool import Pool, PoolLauncher
-from .pool.tasks import TaskOwner
+from .pool.states import allowed
 
 log = structlog.get_logger("roomd.supervisor")
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
 # Pools of a previous generation get this long to finish their jobs before they are stopped.
 STOP_NOW_TIMEOUT = 5.0
 
@@ -63,7 +64,7 @@ class SupervisorState(enum.Enum):
     STOPPED = "stopped"
 
 
-_TRANSITIONS = {
+SUPERVISOR_TRANSITIONS = {
     SupervisorState.STARTING: {SupervisorState.REGISTERING, SupervisorState.DRAINING,
                                SupervisorState.STOPPED},
     SupervisorState.REGISTERING: {SupervisorState.READY, SupervisorState.DRAINING,
@@ -176,10 +177,8 @@ class Supervisor:
         self._listeners.append(listener)
 
     def _transition(self, new: SupervisorState, why: str = "") -> None:
-        if new is self._state:
+        if not allowed(SUPERVISOR_TRANSITIONS, self._state, new, "supervisor"):
             return
-        if new not in _TRANSITIONS[self._state]:
-            raise RuntimeError(f"supervisor: illegal transition {self._state.value} -> {new.value}")
         log.info("supervisor state", old=self._state.value, new=new.value, why=why or None)
         self._state = new
         if new is SupervisorState.READY:
@@ -254,7 +253,8 @@ class Supervisor:
                     self._stop_requested += 1
                     starting.cancel()
                     await self.stop_now(f"link of plugin {event.plugin!r} failed")
-                elif isinstance(event, _DrainEnded) and self._state is not SupervisorState.STOPPED:
+                # The state changes while this loop awaits; mypy narrows it as if it could not.
+                elif isinstance(event, _DrainEnded) and self._state is not SupervisorState.STOPPED:  # type: ignore[comparison-overlap]
                     log.error("drain ended without stopping; stopping now")
                     self._exit_code = EXIT_FAILURE
                     await self.stop_now("drain failed")
@@ -356,7 +356,7 @@ class Supervisor:
         admission = self._plugin_admission(spec.name, description)
         previous = self.launcher.set_pool(pool)
         served = self._served.get(spec.name)
-        evaluator = PoolEvaluator(lambda name=spec.name: self.launcher.get(name),
+        evaluator = PoolEvaluator(functools.partial(self.launcher.get, spec.name),
                                   timeout=self.config.link.assignment_timeout)
         if served is not None and served.link.registration == registration:
             served.link.set_route(evaluator=evaluator, launcher=self.launcher)

@@ -99,7 +99,7 @@ class Channel:
         write_sock.setblocking(False)
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.connect_read_pipe(lambda: _FrameProtocol(max_frame_size), sock)
-        return cls(transport, protocol, write_sock,  # type: ignore[arg-type]
+        return cls(transport, protocol, write_sock,
                    send_queue_size=send_queue_size, max_frame_size=max_frame_size)
 
     async def recv(self) -> Message:

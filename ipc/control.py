@@ -17,23 +17,23 @@ class _Control(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     pass
 
 
-class ZygoteReady(_Control):
+class ZygoteReady(_Control, frozen=True):
     pid: int
     description: PluginDescription | None = None
     error: str = ""  # the plugin could not be imported or is not a valid WorkerOptions
     threads: int = 1  # threads alive in the zygote; more than 1 makes fork unsafe
 
 
-class Fork(_Control):
+class Fork(_Control, frozen=True):
     child_id: int
 
 
-class Forked(_Control):
+class Forked(_Control, frozen=True):
     child_id: int
     pid: int
 
 
-class ForkFailed(_Control):
+class ForkFailed(_Control, frozen=True):
     child_id: int
     error: str
 

@@ -11,14 +11,14 @@ from typing import Any, Literal
 
 import msgspec
 
-PROTOCOL_VERSION = 1
+# The exit codes a child uses on purpose live in roomd.ipc.exits; re-exported with the messages.
+from .exits import EXIT_INIT_FAILED as EXIT_INIT_FAILED
+from .exits import EXIT_INTERNAL_ERROR as EXIT_INTERNAL_ERROR
+from .exits import EXIT_OK as EXIT_OK
+from .exits import EXIT_PROTOCOL_ERROR as EXIT_PROTOCOL_ERROR
+from .exits import EXIT_RETIRED as EXIT_RETIRED
 
-# Exit codes a child uses on purpose, so logs and metrics can tell them from crashes.
-EXIT_OK = 0  # asked to shut down, did so
-EXIT_RETIRED = 75  # served max_jobs_per_process jobs: recycled on purpose
-EXIT_PROTOCOL_ERROR = 76  # the supervisor sent something it could not decode
-EXIT_INIT_FAILED = 77  # initialize_process_fnc / prewarm_fnc raised or timed out
-EXIT_INTERNAL_ERROR = 70  # a bug in roomd's own child code (EX_SOFTWARE), not the plugin's
+PROTOCOL_VERSION = 1
 
 JobStatusName = Literal["SUCCESS", "FAILED"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -28,7 +28,7 @@ class _Message(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     pass
 
 
-class Hello(_Message):
+class Hello(_Message, frozen=True):
     protocol_version: int
     pid: int
 
@@ -44,7 +44,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     log_burst: int = 1000
 
 
-class Initialize(_Message):
+class Initialize(_Message, frozen=True):
     target: str  # "module:attribute" naming the plugin's WorkerOptions
     plugin: str
     generation: int
@@ -52,16 +52,16 @@ class Initialize(_Message):
     run_prewarm: bool = True  # False for a plugin-host child that only evaluates job requests
 
 
-class Initialized(_Message):
+class Initialized(_Message, frozen=True):
     error: str = ""  # empty when initialize_process_fnc and prewarm_fnc succeeded
 
 
-class Ping(_Message):
+class Ping(_Message, frozen=True):
     seq: int
     supervisor_ts: float  # time.monotonic() when sent; CLOCK_MONOTONIC is system-wide
 
 
-class Pong(_Message):
+class Pong(_Message, frozen=True):
     seq: int
     supervisor_ts: float  # echoed
     child_ts: float  # time.monotonic() when the child's loop handled the Ping
@@ -76,7 +76,7 @@ class ParticipantInfo(msgspec.Struct, frozen=True, kw_only=True):
     attributes: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-class StartJob(_Message):
+class StartJob(_Message, frozen=True):
     job: bytes  # livekit.protocol.agent.Job, serialized
     url: str
     token: str
@@ -90,31 +90,31 @@ class StartJob(_Message):
         return f"StartJob(url={self.url!r}, worker_id={self.worker_id!r}, <{len(self.job)} job bytes>)"
 
 
-class JobStarted(_Message):
+class JobStarted(_Message, frozen=True):
     job_id: str
 
 
-class JobEnded(_Message):
+class JobEnded(_Message, frozen=True):
     job_id: str
     status: JobStatusName
     error: str = ""
     reason: str = ""  # why it ended (entrypoint returned, shutdown(...), room disconnected)
 
 
-class Shutdown(_Message):
+class Shutdown(_Message, frozen=True):
     reason: str
 
 
-class ShutdownAck(_Message):
+class ShutdownAck(_Message, frozen=True):
     pass
 
 
-class Exiting(_Message):
+class Exiting(_Message, frozen=True):
     reason: str
     exit_code: int = 0
 
 
-class Log(_Message):
+class Log(_Message, frozen=True):
     level: LogLevel
     event: str
     logger: str = ""
@@ -128,15 +128,15 @@ class MetricSample(msgspec.Struct, frozen=True, kw_only=True):
     labels: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-class Metrics(_Message):
+class Metrics(_Message, frozen=True):
     samples: list[MetricSample]
 
 
-class DumpStacks(_Message):
+class DumpStacks(_Message, frozen=True):
     reason: str = ""
 
 
-class PluginDescription(_Message):
+class PluginDescription(_Message, frozen=True):
     agent_name: str
     worker_type: Literal["room", "publisher"]
     permissions: dict[str, bool] | None = None
@@ -146,12 +146,12 @@ class PluginDescription(_Message):
     error: str = ""
 
 
-class EvaluateRequest(_Message):
+class EvaluateRequest(_Message, frozen=True):
     request_id: int
     job: bytes  # livekit.protocol.agent.Job, serialized
 
 
-class RequestEvaluated(_Message):
+class RequestEvaluated(_Message, frozen=True):
     request_id: int
     accept: ParticipantInfo | None = None  # None: rejected (or failed, see error)
     error: str = ""
@@ -163,4 +163,4 @@ Message = (
     | EvaluateRequest | RequestEvaluated
 )
 
-ALL_MESSAGE_TYPES: tuple[type[Any], ...] = Message.__args__  # type: ignore[attr-defined]
+ALL_MESSAGE_TYPES: tuple[type[Any], ...] = Message.__args__

@@ -7,6 +7,8 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import Any, Generic, TypeVar
 
+from roomd.ipc.tasks import TaskOwner as _TaskOwner
+
 _T = TypeVar("_T")
 
 
@@ -70,25 +72,19 @@ async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
-class TaskOwner:
+class TaskOwner(_TaskOwner):
     """Owns background tasks: each is cancelled and awaited in ``aclose``.
 
-    For long-lived components whose lifetime is not a single ``async with`` block
-    (so a TaskGroup does not fit).
+    roomd's one task owner (roomd.ipc.tasks) with the SDK's spelling: ``create_task`` with an
+    optional name, and an ``aclose`` that waits as long as the tasks take. For long-lived
+    components whose lifetime is not a single ``async with`` block (so a TaskGroup does not fit).
     """
 
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[Any]] = set()
+    def __init__(self, name: str = "agents") -> None:
+        super().__init__(name)
 
     def create_task(self, coro: Coroutine[Any, Any, _T], *, name: str | None = None) -> asyncio.Task[_T]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self.spawn(coro, name or getattr(coro, "__qualname__", "task"))
 
-    @property
-    def tasks(self) -> frozenset[asyncio.Task[Any]]:
-        return frozenset(self._tasks)
-
-    async def aclose(self) -> None:
-        await cancel_and_wait(*self._tasks)
+    async def aclose(self, timeout: float | None = None) -> None:
+        await super().aclose(timeout)

@@ -1,21 +1,22 @@
 """The supervisor's link to a LiveKit server: one registration per agent plugin."""
 
-from .evaluators import AcceptEveryJob, InProcessEvaluator, PoolEvaluator, RequestEvaluator
+from roomd.ipc.errors import ProtocolError
+
+from .evaluators import AcceptEveryJob, PoolEvaluator, RequestEvaluator
 from .job_record import JobState, LinkJob
 from .server_link import (
     AgentRegistration,
     LinkFailed,
     LinkObserver,
     LinkSnapshot,
-    LinkState,
     NullObserver,
-    ProtocolError,
     ServerLink,
 )
+from .states import LINK_TRANSITIONS, LinkState
 from .url import agent_websocket_url
 
 __all__ = [
-    "AcceptEveryJob", "AgentRegistration", "InProcessEvaluator", "JobState", "LinkFailed",
+    "LINK_TRANSITIONS", "AcceptEveryJob", "AgentRegistration", "JobState", "LinkFailed",
     "LinkJob", "LinkObserver", "LinkSnapshot", "LinkState", "NullObserver", "PoolEvaluator",
     "ProtocolError", "RequestEvaluator", "ServerLink", "agent_websocket_url",
 ]

@@ -1,17 +1,17 @@
 """Who answers "do you want this job?" after admission said there is room.
 
-In the daemon the plugin's ``request_fnc`` runs in a child (the pool's plugin host);
-single-file mode and tests may run it in-process.
+The plugin's ``request_fnc`` runs in a child (the pool's plugin host), never in the daemon;
+tests of the link alone accept every job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Protocol
 
 from livekit.protocol import agent as agent_pb
 
-from roomd.agents.job_request import AcceptArguments, JobRequest, RequestDecision
+from roomd.ipc.worker import RequestDecision, accept_by_default
 
 
 class RequestEvaluator(Protocol):
@@ -21,21 +21,7 @@ class RequestEvaluator(Protocol):
 
 class AcceptEveryJob:
     async def evaluate(self, job: agent_pb.Job) -> RequestDecision:
-        return RequestDecision(AcceptArguments(identity=f"agent-{job.id}"))
-
-
-class InProcessEvaluator:
-    """Runs a ``request_fnc`` in this process through the reference ``JobRequest`` API."""
-
-    def __init__(self, request_fnc: Callable[[JobRequest], Awaitable[None]]) -> None:
-        self._request_fnc = request_fnc
-
-    async def evaluate(self, job: agent_pb.Job) -> RequestDecision:
-        request = JobRequest(job)
-        await self._request_fnc(request)
-        if request.decision is None:
-            raise RuntimeError("request_fnc returned without calling accept() or reject()")
-        return request.decision
+        return accept_by_default(job.id)
 
 
 class PoolEvaluator:

@@ -10,6 +10,7 @@ from livekit.protocol import agent as agent_pb
 
 from roomd.daemon.admission import Slot
 from roomd.daemon.jobs import JobHandle, JobOutcome, JobStatus
+from roomd.daemon.pool.states import allowed
 
 log = structlog.get_logger("roomd.link.job")
 
@@ -21,7 +22,7 @@ class JobState(enum.Enum):
     ENDED = "ended"  # final status known (and queued for the server)
 
 
-_ALLOWED = {
+JOB_TRANSITIONS: dict[JobState, set[JobState]] = {
     JobState.OFFERED: {JobState.LAUNCHING, JobState.ENDED},
     JobState.LAUNCHING: {JobState.RUNNING, JobState.ENDED},
     JobState.RUNNING: {JobState.ENDED},
@@ -44,8 +45,8 @@ class LinkJob:
         return self.job.id
 
     def transition(self, new: JobState, why: str = "") -> None:
-        if new not in _ALLOWED[self.state]:
-            raise RuntimeError(f"job {self.id}: illegal transition {self.state.value} -> {new.value}")
+        if not allowed(JOB_TRANSITIONS, self.state, new, f"job {self.id}"):
+            return
         log.debug("job state", job_id=self.id, room=self.job.room.name,
                   old=self.state.value, new=new.value, why=why)
         self.state = new

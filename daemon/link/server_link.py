@@ -16,10 +16,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import enum
 import random
 import time
-from typing import Protocol
+from typing import Protocol, cast
 
 import aiohttp
 import structlog
@@ -27,9 +26,6 @@ from livekit import api
 from livekit.protocol import agent as agent_pb
 from livekit.protocol import models as models_pb
 
-from roomd.agents.errors import AssignmentTimeoutError
-from roomd.agents.job_request import RequestDecision
-from roomd.agents.worker_options import WorkerPermissions, WorkerType
 from roomd.daemon.admission import Admission, Decision, Refusal
 from roomd.daemon.config import LinkConfig, LiveKitConfig
 from roomd.daemon.jobs import (
@@ -40,10 +36,14 @@ from roomd.daemon.jobs import (
     JobStatus,
     LaunchError,
 )
-from roomd.daemon.pool.tasks import TaskOwner
+from roomd.daemon.pool.states import allowed
+from roomd.ipc.errors import AssignmentTimeoutError, ProtocolError
+from roomd.ipc.tasks import TaskOwner
+from roomd.ipc.worker import RequestDecision, WorkerPermissions, WorkerType
 
 from .evaluators import RequestEvaluator
 from .job_record import JobState, LinkJob
+from .states import LINK_TRANSITIONS, LinkState
 from .url import agent_websocket_url
 
 log = structlog.get_logger("roomd.link")
@@ -51,15 +51,6 @@ log = structlog.get_logger("roomd.link")
 REGISTER_TIMEOUT = 10.0
 CLOSE_FLUSH_TIMEOUT = 2.0
 FULL_WARNING_INTERVAL = 60.0  # seconds between warnings that we report FULL
-
-
-class LinkState(enum.Enum):
-    CONNECTING = "connecting"
-    REGISTERING = "registering"
-    REGISTERED = "registered"
-    RECONNECTING = "reconnecting"
-    CLOSED = "closed"
-    FAILED = "failed"
 
 
 class LinkFailed(RuntimeError):
@@ -70,10 +61,6 @@ class OfferWithdrawn(Exception):
     """An accepted offer ended before its JobAssignment arrived (terminated, or we stop)."""
 
 
-class ProtocolError(RuntimeError):
-    """The server sent something the protocol does not allow here."""
-
-
 @dataclasses.dataclass(frozen=True)
 class AgentRegistration:
     """What we register as: one plugin's identity on the server."""
@@ -81,7 +68,7 @@ class AgentRegistration:
     plugin: str
     agent_name: str
     worker_type: WorkerType = WorkerType.ROOM
-    permissions: WorkerPermissions = WorkerPermissions()
+    permissions: WorkerPermissions = dataclasses.field(default_factory=WorkerPermissions)
     version: str = ""
 
 
@@ -170,7 +157,9 @@ class ServerLink:
         return dict(self._jobs)
 
     def _transition(self, new: LinkState, why: str = "") -> None:
-        if new is self._state:
+        if self._closing and new is not LinkState.CLOSED:
+            return  # a connect attempt that ends after aclose() began is not news
+        if not allowed(LINK_TRANSITIONS, self._state, new, f"link {self.registration.agent_name!r}"):
             return
         log.info("link state", agent=self.registration.agent_name, old=self._state.value,
                  new=new.value, why=why)
@@ -415,7 +404,7 @@ class ServerLink:
         self._outbox = collections.deque(
             m for m in self._outbox if m.WhichOneof("message") != "update_worker")
         self._send(agent_pb.WorkerMessage(update_worker=agent_pb.UpdateWorkerStatus(
-            status=status, load=self._admission.load(), job_count=active)))
+            status=cast("agent_pb.WorkerStatus", status), load=self._admission.load(), job_count=active)))
 
     async def _ping_loop(self) -> None:
         while True:

@@ -52,7 +52,7 @@ def default_source() -> str:
         return "roomd"
     direct = dist.read_text("direct_url.json")
     if direct:
-        url = json.loads(direct).get("url", "")
+        url = str(json.loads(direct).get("url", ""))
         if url.startswith("file://"):
             return url.removeprefix("file://")
     return f"roomd=={dist.version}"

@@ -15,13 +15,6 @@ import dataclasses
 from roomd.daemon.pool import Pool, PoolSnapshot, PoolState, PoolStats
 
 
-def agent_of(pool: Pool) -> str:
-    """The agent name a pool serves (its metric label); the plugin name until described."""
-    description = pool.description
-    return description.agent_name if description is not None and description.agent_name \
-        else pool.plugin
-
-
 @dataclasses.dataclass
 class PoolTotals:
     """Counts that only grow, per agent, summed over every generation."""
@@ -70,10 +63,10 @@ class PoolRoster:
         for pool in list(self._live):
             snapshot = pool.snapshot()
             if pool.state is PoolState.CLOSED:
-                self._closed[agent_of(pool)].add(snapshot.stats)
+                self._closed[pool.agent].add(snapshot.stats)
                 self._live.remove(pool)
                 continue
-            result.append(LivePool(agent_of(pool), pool, snapshot))
+            result.append(LivePool(pool.agent, pool, snapshot))
         return result
 
     def totals(self, live: list[LivePool]) -> dict[str, PoolTotals]:

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import structlog
 
-from roomd.daemon.pool.tasks import TaskOwner
+from roomd.ipc.tasks import TaskOwner
 
 from .http import OpsHttpServer
 from .metrics import DaemonMetrics

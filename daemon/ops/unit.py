@@ -23,7 +23,7 @@ def stop_timeout_seconds(drain_timeout: float = DaemonConfig().drain_timeout,
     The daemon also asks for more time (EXTEND_TIMEOUT_USEC) within that budget, so a
     larger ``drain_timeout`` in roomd.toml does not need this edited.
     """
-    return int(math.ceil(drain_timeout + 2 * shutdown_timeout + 60))
+    return math.ceil(drain_timeout + 2 * shutdown_timeout + 60)
 
 
 def render_unit(venv: str = "/opt/roomd/venv") -> str:

@@ -1,8 +1,8 @@
 """What the operations layer reads from the daemon: a narrow, structural view.
 
 The supervisor satisfies this protocol; the ops modules depend on it instead of on the
-supervisor module, so they import no daemon machinery and can be tested against a
-hand-built view.
+supervisor module, so they never import the supervisor and can be tested against a hand-built
+view. The view's fields are the daemon's own types (admission, links, pools, plugin records).
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """The process pool: prewarmed children per plugin and generation, forked from a zygote."""
 
+from roomd.daemon.plugins.limits import PoolLimits
+
 from .child import ApiCredentials, ChildSnapshot
 from .handle import PoolJobHandle
 from .launcher import PoolLauncher
-from .limits import PoolLimits
 from .pool import Pool, RequestEvaluationError
-from .states import ChildState, PoolState
+from .states import ChildState, ExitReason, PoolState
 from .stats import PoolSnapshot, PoolStats
 
 __all__ = [
-    "ApiCredentials", "ChildSnapshot", "ChildState", "Pool", "PoolJobHandle", "PoolLauncher",
+    "ApiCredentials", "ChildSnapshot", "ChildState", "ExitReason", "Pool", "PoolJobHandle", "PoolLauncher",
     "PoolLimits", "PoolSnapshot", "PoolState", "PoolStats", "RequestEvaluationError",
 ]

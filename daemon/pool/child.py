@@ -22,6 +22,7 @@ import psutil
 import structlog
 
 from roomd.daemon.jobs import JobLaunch, JobOutcome, JobStatus, LaunchError
+from roomd.daemon.plugins.limits import PoolLimits
 from roomd.ipc import (
     EXIT_INIT_FAILED,
     EXIT_OK,
@@ -53,11 +54,11 @@ from roomd.ipc import (
     StartJob,
 )
 from roomd.ipc.ratelimit import TokenBucket
+from roomd.ipc.tasks import TaskOwner
 
-from .limits import PoolLimits
 from .reaper import ExitStatus, wait_exit
-from .states import CHILD_TRANSITIONS, ChildState, IllegalTransition
-from .tasks import TaskOwner
+from .handle import PoolJobHandle
+from .states import CHILD_TRANSITIONS, ChildState, ExitReason, allowed
 
 log = structlog.get_logger("roomd.pool")
 child_log = structlog.get_logger("roomd.child")
@@ -98,22 +99,6 @@ class ChildSnapshot:
     ipc_rtt_seconds: float | None
 
 
-class JobRecord:
-    def __init__(self, launch: JobLaunch) -> None:
-        self.launch = launch
-        self.started = asyncio.Event()
-        self.outcome: asyncio.Future[JobOutcome] = asyncio.get_running_loop().create_future()
-        self.assigned_at = time.monotonic()
-
-    @property
-    def job_id(self) -> str:
-        return self.launch.job.id
-
-    def end(self, outcome: JobOutcome) -> None:
-        if not self.outcome.done():
-            self.outcome.set_result(outcome)
-
-
 class ChildProcess:
     def __init__(
         self,
@@ -125,7 +110,7 @@ class ChildProcess:
         generation: int,
         limits: PoolLimits,
         on_idle: Callable[[ChildProcess], None],
-        on_exit: Callable[[ChildProcess, str], None],
+        on_exit: Callable[[ChildProcess, ExitReason], None],
         rtt_sink: Callable[[float], None] = lambda _rtt: None,
         metrics_sink: Callable[[Sequence[MetricSample]], None] = lambda _samples: None,
     ) -> None:
@@ -144,10 +129,10 @@ class ChildProcess:
         self._channel: Channel | None = None
         self._exited: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
         self._kill_reason: str | None = None
-        self._kill_category: str | None = None
+        self._kill_category: ExitReason | None = None
         self._stop_requested = False
         self._exiting_reason = ""
-        self._job: JobRecord | None = None
+        self._job: PoolJobHandle | None = None
         self._evaluations: dict[int, asyncio.Future[RequestEvaluated]] = {}
         self._log_bucket = TokenBucket(limits.log_rate * 2, limits.log_burst * 2)
         self._log = log.bind(pid=pid, plugin=plugin, generation=generation)
@@ -159,7 +144,7 @@ class ChildProcess:
         self.last_rtt: float | None = None
         self.logs_dropped = 0
         self.exit_status: ExitStatus | None = None
-        self.exit_reason: str | None = None  # category: retired, shutdown, crashed, unresponsive, ...
+        self.exit_reason: ExitReason | None = None
         self._last_pong = time.monotonic()
         self._reader: asyncio.Task[None] | None = None
 
@@ -169,15 +154,13 @@ class ChildProcess:
         return self._state
 
     @property
-    def job(self) -> JobRecord | None:
+    def job(self) -> PoolJobHandle | None:
         return self._job
 
     def _transition(self, new: ChildState, why: str = "") -> None:
         old = self._state
-        if old is new:
+        if not allowed(CHILD_TRANSITIONS, old, new, f"child {self.pid}"):
             return
-        if new not in CHILD_TRANSITIONS[old]:
-            raise IllegalTransition(f"child {self.pid}: {old.name} -> {new.name}")
         self._state = new
         self._log.debug("child state", old=old.value, new=new.value, why=why or None)
 
@@ -201,19 +184,19 @@ class ChildProcess:
             async with asyncio.timeout(timeout):
                 initialized = await self._handshake(run_prewarm)
         except TimeoutError:
-            await self.kill(f"did not initialize within {timeout}s", "init_timeout", dump_stacks=True)
+            await self.kill(f"did not initialize within {timeout}s", ExitReason.INIT_TIMEOUT, dump_stacks=True)
             raise ChildStartError(f"child did not initialize within {timeout}s (killed)") from None
         except ProtocolError as exc:
-            await self.kill(f"protocol error: {exc}", "protocol_error")
+            await self.kill(f"protocol error: {exc}", ExitReason.PROTOCOL_ERROR)
             raise ChildStartError(f"protocol error during initialization: {exc}") from None
         except ChannelClosed:
             status = await self._wait_exited(EXIT_WAIT_AFTER_KILL)
             raise ChildStartError(f"child exited during initialization ({status})") from None
         if initialized.error:
-            self._kill_category = "init_failed"
+            self._kill_category = ExitReason.INIT_FAILED
             await self._wait_exited(2.0)
             if self.exit_status is None:
-                await self.kill(initialized.error, "init_failed")
+                await self.kill(initialized.error, ExitReason.INIT_FAILED)
             raise ChildStartError(initialized.error)
         self._last_pong = time.monotonic()
         self._transition(ChildState.IDLE, "prewarmed")
@@ -251,11 +234,11 @@ class ChildProcess:
                 raise ProtocolError(f"unexpected {type(message).__name__} before Initialized")
 
     # -- jobs -----------------------------------------------------------------------------
-    async def start_job(self, launch: JobLaunch, credentials: ApiCredentials | None) -> JobRecord:
+    async def start_job(self, launch: JobLaunch, credentials: ApiCredentials | None) -> PoolJobHandle:
         """Hand the job over in one StartJob message. ``ChildGone`` if the child cannot take it."""
         if self._state is not ChildState.IDLE or self._channel is None or self._channel.closed:
             raise ChildGone(f"child {self.pid} is {self._state.value}")
-        record = JobRecord(launch)
+        record = PoolJobHandle(self, launch)
         self._job = record
         self._transition(ChildState.ASSIGNED, launch.job.id)
         self._child_log = child_log.bind(pid=self.pid, plugin=self.plugin, generation=self.generation,
@@ -284,7 +267,7 @@ class ChildProcess:
         if self._exited.done():
             return
         if self._state is ChildState.SPAWNING or self._channel is None:
-            await self.kill(reason, "shutdown")
+            await self.kill(reason, ExitReason.SHUTDOWN)
             return
         timeout = self._limits.shutdown_timeout if timeout is None else timeout
         self._stop_requested = True
@@ -298,13 +281,13 @@ class ChildProcess:
             return
         self._log.warning("child did not exit after Shutdown; sending SIGTERM", timeout=timeout, reason=reason)
         self._kill_reason = self._kill_reason or f"did not stop within {timeout}s of Shutdown ({reason})"
-        self._kill_category = self._kill_category or "stop_timeout"
+        self._kill_category = self._kill_category or ExitReason.STOP_TIMEOUT
         self._signal(signal.SIGTERM)
         if await self._wait_exited(self._limits.kill_grace) is not None:
             return
         await self.kill(self._kill_reason, self._kill_category)
 
-    async def kill(self, reason: str, category: str, *, dump_stacks: bool = False) -> None:
+    async def kill(self, reason: str, category: ExitReason, *, dump_stacks: bool = False) -> None:
         """SIGKILL now (after a stack dump if asked), recording why; wait (bounded) until reaped."""
         if self._exited.done():
             return
@@ -361,7 +344,7 @@ class ChildProcess:
                 self._dispatch(await self._channel.recv())
         except ProtocolError as exc:
             self._log.error("protocol error from child; ending it", error=str(exc))
-            await self.kill(f"protocol error: {exc}", "protocol_error")
+            await self.kill(f"protocol error: {exc}", ExitReason.PROTOCOL_ERROR)
         except ChannelClosed:
             pass  # the exit watcher records how it ended
 
@@ -420,7 +403,7 @@ class ChildProcess:
 
     async def _expect_exit(self, timeout: float) -> None:
         if await self._wait_exited(timeout) is None:
-            await self.kill(f"did not exit within {timeout}s after its last job", "stop_timeout")
+            await self.kill(f"did not exit within {timeout}s after its last job", ExitReason.STOP_TIMEOUT)
 
     async def _ping_loop(self) -> None:
         assert self._channel is not None
@@ -432,7 +415,7 @@ class ChildProcess:
             if silent > deadline:
                 self._log.error("child unresponsive", silent_seconds=round(silent, 2), ping_timeout=deadline,
                                 job_id=self._job.job_id if self._job else None)
-                self._owner.spawn(self.kill(f"unresponsive (no pong for {silent:.1f}s)", "unresponsive",
+                self._owner.spawn(self.kill(f"unresponsive (no pong for {silent:.1f}s)", ExitReason.UNRESPONSIVE,
                                             dump_stacks=True), "kill unresponsive")
                 return
             seq += 1
@@ -460,7 +443,7 @@ class ChildProcess:
                 self._log.error("child over memory limit; killing it", memory_mb=round(mb, 1),
                                 limit_mb=lim.job_memory_limit_mb,
                                 job_id=self._job.job_id if self._job else None)
-                self._owner.spawn(self.kill(reason, "memory_limit"), "kill over memory")
+                self._owner.spawn(self.kill(reason, ExitReason.MEMORY_LIMIT), "kill over memory")
                 return
             now = time.monotonic()
             if (lim.job_memory_warn_mb and mb > lim.job_memory_warn_mb
@@ -485,7 +468,7 @@ class ChildProcess:
         job = self._job
         if job is not None and not job.outcome.done():
             error = self._kill_reason or f"child exited unexpectedly ({status.describe()})"
-            if self._kill_category == "memory_limit" or self._kill_category == "unresponsive":
+            if self._kill_category == ExitReason.MEMORY_LIMIT or self._kill_category == ExitReason.UNRESPONSIVE:
                 error = self._kill_reason or error
             job.end(JobOutcome(JobStatus.FAILED, error))
             job.started.set()
@@ -495,8 +478,8 @@ class ChildProcess:
             if not pending.done():
                 pending.set_exception(ChildGone(f"child {self.pid} exited ({status.describe()})"))
         previous = self._state
-        self._state = ChildState.EXITED
-        level = "info" if category in ("retired", "shutdown") else "warning"
+        self._transition(ChildState.EXITED, category)
+        level = "info" if category in (ExitReason.RETIRED, ExitReason.SHUTDOWN) else "warning"
         getattr(self._log, level)("child exited", exit=status.describe(), reason=category,
                                   previous_state=previous.value, detail=self._kill_reason or self._exiting_reason
                                   or None)
@@ -507,20 +490,20 @@ class ChildProcess:
             self._sock.close()
         await self._owner.aclose(timeout=1.0)
 
-    def _classify(self, status: ExitStatus) -> str:
+    def _classify(self, status: ExitStatus) -> ExitReason:
         if self._kill_category is not None:
             return self._kill_category
         if status.exit_code == EXIT_RETIRED:
-            return "retired"
+            return ExitReason.RETIRED
         if status.exit_code == EXIT_OK and self._stop_requested:
-            return "shutdown"
+            return ExitReason.SHUTDOWN
         if status.exit_code == EXIT_INIT_FAILED:
-            return "init_failed"
+            return ExitReason.INIT_FAILED
         if status.exit_code == EXIT_PROTOCOL_ERROR:
-            return "protocol_error"
+            return ExitReason.PROTOCOL_ERROR
         if status.signal is not None:
-            return "killed"
-        return "crashed"
+            return ExitReason.KILLED
+        return ExitReason.CRASHED
 
     def _emit_child_log(self, message: Log) -> None:
         if not self._log_bucket.take():
@@ -538,4 +521,4 @@ class ChildProcess:
         """Stop (bounded) and make sure the process is reaped."""
         await self.stop("pool closing")
         if not self._exited.done():
-            await self.kill("pool closing", "shutdown")
+            await self.kill("pool closing", ExitReason.SHUTDOWN)

@@ -1,22 +1,32 @@
-"""``PoolJobHandle``: the link's view of one job running in a pool child (a ``JobHandle``)."""
+"""``PoolJobHandle``: one job in a pool child, the pool side's only job type.
+
+The child process records on it what it learns (the entrypoint started, the outcome) and the
+link follows the job through it (it is a ``JobHandle``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import TYPE_CHECKING
 
-from roomd.daemon.jobs import JobEndedEarly, JobOutcome
+from roomd.daemon.jobs import JobEndedEarly, JobLaunch, JobOutcome
 
-from .child import ChildProcess, JobRecord
+if TYPE_CHECKING:
+    from .child import ChildProcess
 
 
 class PoolJobHandle:
-    def __init__(self, child: ChildProcess, record: JobRecord) -> None:
+    def __init__(self, child: ChildProcess, launch: JobLaunch) -> None:
         self._child = child
-        self._record = record
+        self.launch = launch
+        self.started = asyncio.Event()
+        self.outcome: asyncio.Future[JobOutcome] = asyncio.get_running_loop().create_future()
+        self.assigned_at = time.monotonic()
 
     @property
     def job_id(self) -> str:
-        return self._record.job_id
+        return self.launch.job.id
 
     @property
     def pid(self) -> int:
@@ -24,19 +34,23 @@ class PoolJobHandle:
 
     @property
     def ended(self) -> bool:
-        return self._record.outcome.done()
+        return self.outcome.done()
+
+    def end(self, outcome: JobOutcome) -> None:
+        if not self.outcome.done():
+            self.outcome.set_result(outcome)
 
     async def wait_running(self) -> None:
-        await self._record.started.wait()
-        if self._record.outcome.done():
-            raise JobEndedEarly(self._record.outcome.result())
+        await self.started.wait()
+        if self.outcome.done():
+            raise JobEndedEarly(self.outcome.result())
 
     async def wait_ended(self) -> JobOutcome:
-        return await asyncio.shield(self._record.outcome)
+        return await asyncio.shield(self.outcome)
 
     async def terminate(self, reason: str) -> None:
         """Shutdown -> wait ``shutdown_timeout`` -> SIGTERM -> SIGKILL; returns once the job has ended."""
-        if self._record.outcome.done():
+        if self.outcome.done():
             return
         await self._child.stop(reason)
-        await asyncio.shield(self._record.outcome)
+        await asyncio.shield(self.outcome)

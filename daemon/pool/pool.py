@@ -19,18 +19,18 @@ from typing import Any
 import structlog
 from livekit.protocol import agent as agent_pb
 
-from roomd.agents.job_request import AcceptArguments, RequestDecision
 from roomd.daemon.config import PoolConfig
 from roomd.daemon.jobs import JobLaunch, LaunchError
+from roomd.daemon.plugins.limits import PoolLimits
 from roomd.ipc import MetricSample, PluginDescription
+from roomd.ipc.tasks import TaskOwner
+from roomd.ipc.worker import AcceptArguments, RequestDecision, accept_by_default
 
 from .child import ApiCredentials, ChildGone, ChildProcess, ChildStartError
 from .handle import PoolJobHandle
-from .limits import PoolLimits
 from .reaper import enable_subreaper
-from .states import POOL_TRANSITIONS, ChildState, IllegalTransition, PoolState
+from .states import POOL_TRANSITIONS, ChildState, ExitReason, PoolState, allowed
 from .stats import PoolSnapshot, PoolStats, RttWindow
-from .tasks import TaskOwner
 from .zygote import Zygote, ZygoteError
 
 log = structlog.get_logger("roomd.pool")
@@ -77,6 +77,8 @@ class Pool:
         self._limits = PoolLimits.resolve(config, None, self._operator_overrides, log_level=log_level)
         self._state = PoolState.STARTING
         self._owner = TaskOwner(f"pool {plugin}#{generation}")
+        # Spawns have their own owner: closing waits for them before it cancels the rest.
+        self._spawns = TaskOwner(f"pool {plugin}#{generation} spawns")
         self._wake = asyncio.Event()
         self._described = asyncio.Event()
         self._state_changed = asyncio.Event()
@@ -86,7 +88,6 @@ class Pool:
         self._idle: collections.deque[ChildProcess] = collections.deque()
         self._waiters: collections.deque[asyncio.Future[ChildProcess]] = collections.deque()
         self._spawning = 0
-        self._spawn_tasks: set[asyncio.Task[None]] = set()
         self._draining = False
         self._consecutive_failures = 0
         self._start_failures_total = 0
@@ -119,12 +120,17 @@ class Pool:
     def description(self) -> PluginDescription | None:
         return self._description
 
+    @property
+    def agent(self) -> str:
+        """The agent name this pool serves, every per-agent metric's label; the plugin name until
+        the plugin is described."""
+        description = self._description
+        return description.agent_name if description is not None and description.agent_name else self.plugin
+
     def _transition(self, new: PoolState, why: str = "") -> None:
         old = self._state
-        if old is new:
+        if not allowed(POOL_TRANSITIONS, old, new, f"pool {self.plugin}"):
             return
-        if new not in POOL_TRANSITIONS[old]:
-            raise IllegalTransition(f"pool {self.plugin}: {old.name} -> {new.name}")
         self._state = new
         level = "error" if new is PoolState.FATAL else "info"
         getattr(self._log, level)("pool state", old=old.value, new=new.value, why=why or None)
@@ -173,7 +179,7 @@ class Pool:
         busy = [c for c in self._children.values() if c.job is not None]
         if not busy:
             return True
-        done, pending = await asyncio.wait([asyncio.ensure_future(c.job.outcome) for c in busy if c.job],
+        _done, pending = await asyncio.wait([asyncio.ensure_future(c.job.outcome) for c in busy if c.job],
                                            timeout=timeout)
         return not pending
 
@@ -192,10 +198,11 @@ class Pool:
             await asyncio.gather(*(c.aclose() for c in children), return_exceptions=True)
         # Spawns in flight end quickly now (their children were killed, or they stop what they
         # started): let them finish rather than abandon a just-forked child.
-        if self._spawn_tasks:
-            await asyncio.wait(set(self._spawn_tasks), timeout=self._limits.initialize_timeout + 2.0)
+        if self._spawns.tasks:
+            await asyncio.wait(self._spawns.tasks, timeout=self._limits.initialize_timeout + 2.0)
         leftovers = list(self._children.values())
         await asyncio.gather(*(c.aclose() for c in leftovers), return_exceptions=True)
+        await self._spawns.aclose(timeout=5.0)
         await self._owner.aclose(timeout=5.0)
         if self._zygote is not None:
             await self._zygote.aclose(timeout=2.0)
@@ -233,9 +240,7 @@ class Pool:
         room = self._limits.max_concurrent_spawns - self._spawning
         for _ in range(max(0, min(want, room))):
             self._spawning += 1
-            task = self._owner.spawn(self._spawn_child(), "spawn")
-            self._spawn_tasks.add(task)
-            task.add_done_callback(self._spawn_tasks.discard)
+            self._spawns.spawn(self._spawn_child(), "spawn")
 
     async def _start_zygote(self) -> None:
         if self._zygote is not None:
@@ -307,7 +312,7 @@ class Pool:
                 return
         self._idle.append(child)
 
-    def _child_exited(self, child: ChildProcess, reason: str) -> None:
+    def _child_exited(self, child: ChildProcess, reason: ExitReason) -> None:
         self._children.pop(child.pid, None)
         if child in self._idle:
             self._idle.remove(child)
@@ -343,7 +348,7 @@ class Pool:
             record.outcome.add_done_callback(
                 lambda f: self._jobs_ended.update([f.result().status.name]) if not f.cancelled() else None)
             self._wake.set()  # refill toward the idle target
-            return PoolJobHandle(child, record)
+            return record
         raise LaunchError(f"no child of plugin {self.plugin!r} took job {launch.job.id}: {last}")
 
     async def _acquire(self) -> ChildProcess:
@@ -404,7 +409,7 @@ class Pool:
         description = await self.describe(timeout)
         if not description.custom_request_fnc:
             # The default request_fnc accepts with the default identity: no need to ask a child.
-            return RequestDecision(AcceptArguments(identity=f"agent-{job.id}"))
+            return accept_by_default(job.id)
         host = await self._plugin_host(timeout)
         try:
             answer = await host.evaluate(next(self._request_ids), job.SerializeToString(), timeout)
@@ -446,10 +451,7 @@ class Pool:
 
     # -- reporting ------------------------------------------------------------------------
     def _child_metrics(self, samples: Sequence[MetricSample]) -> None:
-        # Labelled like every per-agent metric: the agent name once described (see agent_of).
-        description = self._description
-        agent = description.agent_name if description is not None and description.agent_name else self.plugin
-        self._metrics_sink(agent, samples)
+        self._metrics_sink(self.agent, samples)
 
     def stats(self) -> PoolStats:
         children = list(self._children.values())

@@ -50,6 +50,12 @@ class ExitStatus:
         return f"exit code {self.exit_code}"
 
 
+def wake(future: asyncio.Future[None]) -> None:
+    """A reader/writer callback: resolve ``future`` once (the loop may call it again first)."""
+    if not future.done():
+        future.set_result(None)
+
+
 async def wait_exit(pid: int) -> ExitStatus:
     """Wait until ``pid`` (our child) exits and reap it. Cancel-safe: the pidfd is closed."""
     loop = asyncio.get_running_loop()
@@ -63,7 +69,7 @@ async def wait_exit(pid: int) -> ExitStatus:
             if status is not None:
                 return status
             readable: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(pidfd, lambda: readable.done() or readable.set_result(None))
+            loop.add_reader(pidfd, wake, readable)
             try:
                 await readable
             finally:

@@ -1,8 +1,14 @@
-"""The states of a pool child and of a plugin's pool, each with its allowed transitions."""
+"""The states of a pool child and of a plugin's pool, each with its allowed transitions, and the
+one check every state machine of the daemon applies to its table (pool, child, link, link job,
+plugin, supervisor)."""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Set
+from typing import TypeVar
+
+_S = TypeVar("_S", bound=enum.Enum)
 
 
 class ChildState(enum.Enum):
@@ -34,6 +40,21 @@ class PoolState(enum.Enum):
     CLOSED = "closed"
 
 
+class ExitReason(enum.StrEnum):
+    """Why a child ended; the values are the ``reason`` label of the restart metrics and logs."""
+
+    RETIRED = "retired"  # served max_jobs_per_process jobs
+    SHUTDOWN = "shutdown"  # asked to stop, did so
+    INIT_FAILED = "init_failed"
+    INIT_TIMEOUT = "init_timeout"
+    PROTOCOL_ERROR = "protocol_error"
+    STOP_TIMEOUT = "stop_timeout"
+    UNRESPONSIVE = "unresponsive"
+    MEMORY_LIMIT = "memory_limit"
+    KILLED = "killed"  # a signal nobody in roomd sent
+    CRASHED = "crashed"
+
+
 POOL_TRANSITIONS: dict[PoolState, frozenset[PoolState]] = {
     PoolState.STARTING: frozenset({PoolState.READY, PoolState.BACKOFF, PoolState.FATAL, PoolState.CLOSING}),
     PoolState.READY: frozenset({PoolState.BACKOFF, PoolState.FATAL, PoolState.CLOSING}),
@@ -45,4 +66,14 @@ POOL_TRANSITIONS: dict[PoolState, frozenset[PoolState]] = {
 
 
 class IllegalTransition(RuntimeError):
-    pass
+    """A state machine was asked for a change its table does not allow: a bug, said loudly."""
+
+
+def allowed(table: Mapping[_S, Set[_S]], old: _S, new: _S, what: str) -> bool:
+    """True if ``old -> new`` is a change ``table`` allows, False if there is no change (staying
+    is always allowed); ``IllegalTransition`` naming ``what`` otherwise."""
+    if old is new:
+        return False
+    if new not in table[old]:
+        raise IllegalTransition(f"{what}: {old.name} -> {new.name}")
+    return True

@@ -17,8 +17,9 @@ import structlog
 
 from roomd.ipc.control import MAX_CONTROL_PACKET, ControlMessage, Fork, Forked, ForkFailed, ZygoteReady
 from roomd.ipc.messages import PluginDescription
+from roomd.ipc.tasks import TaskOwner
 
-from .reaper import ExitStatus, wait_exit
+from .reaper import ExitStatus, wait_exit, wake
 
 log = structlog.get_logger("roomd.pool")
 
@@ -74,8 +75,10 @@ class Zygote:
         self._decoder = msgspec.msgpack.Decoder(ControlMessage)
         self._encoder = msgspec.msgpack.Encoder()
         self.description: PluginDescription | None = None
+        # Forks run shielded from their caller; a failed one is the caller's error, not a log line.
+        self._forks = TaskOwner(f"zygote {plugin} forks", on_error=lambda _name, _exc: None)
         # Reapers of children whose spawner was cancelled mid-fork (awaited by aclose).
-        self._abandoned: set[asyncio.Task[ExitStatus]] = set()
+        self._reapers = TaskOwner(f"zygote {plugin} reapers")
 
     @property
     def pid(self) -> int | None:
@@ -135,7 +138,11 @@ class Zygote:
         loop = asyncio.get_running_loop()
         recv = loop.create_task(loop.sock_recv(self._control, MAX_CONTROL_PACKET))
         assert self._exit is not None
-        await asyncio.wait({recv, self._exit}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait({recv, self._exit}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # our caller gave up (start timeout, cancel): the read ends with us
+            recv.cancel()
+            raise
         if not recv.done():
             # The zygote exited; anything it sent is already queued on the socket.
             await asyncio.sleep(0)
@@ -159,7 +166,7 @@ class Zygote:
         if not self.alive:
             raise ZygoteError("zygote is not running")
         # Shielded: a forked child must never be abandoned half-way by a cancelled caller.
-        task = asyncio.get_running_loop().create_task(self._fork())
+        task = self._forks.spawn(self._fork(), "fork")
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -207,7 +214,7 @@ class Zygote:
                 return
             except BlockingIOError:
                 writable: asyncio.Future[None] = loop.create_future()
-                loop.add_writer(self._control, lambda: writable.done() or writable.set_result(None))
+                loop.add_writer(self._control, wake, writable)
                 try:
                     await writable
                 finally:
@@ -224,17 +231,16 @@ class Zygote:
         """Kill a child nobody will use, and reap it (we are its subreaper: no zombie)."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        reap = asyncio.get_running_loop().create_task(wait_exit(pid))
-        self._abandoned.add(reap)
-        reap.add_done_callback(self._abandoned.discard)
+        self._reapers.spawn(wait_exit(pid), f"reap {pid}")
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """Close the control socket (the zygote exits on end of stream); escalate if it lingers."""
-        if self._abandoned:
-            await asyncio.wait(set(self._abandoned), timeout=timeout)
+        if self._reapers.tasks:
+            await asyncio.wait(self._reapers.tasks, timeout=timeout)
         if self._control is not None:
             self._control.close()
             self._control = None
+        await self._forks.aclose(timeout=1.0)  # a fork in flight cannot finish without the socket
         if self._exit is None or self._proc is None:
             return
         for sig in (None, signal.SIGTERM, signal.SIGKILL):

@@ -68,7 +68,7 @@ def test_decisions_are_counted_for_the_plugin_and_the_daemon() -> None:
 
 def test_plugin_limits_prefer_the_operator_then_the_plugin_and_dev_ignores_load() -> None:
     from roomd.daemon.config import load_config
-    from roomd.daemon.plugin_runtime import plugin_limits
+    from roomd.daemon.plugins.limits import plugin_limits
     from roomd.ipc import PluginDescription
 
     asks = PluginDescription(agent_name="a", worker_type="room",

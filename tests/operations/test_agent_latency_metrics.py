@@ -11,7 +11,7 @@ from roomd.daemon.config import Config, DaemonConfig
 from roomd.daemon.ops.metrics import AGENT_LATENCIES, MAX_COMPONENTS_PER_AGENT, DaemonMetrics
 from roomd.daemon.supervisor import Supervisor
 from roomd.ipc import MetricSample
-from roomd.plugins.discovery import Discovery
+from roomd.daemon.plugins.discovery import Discovery
 
 
 def _metrics() -> DaemonMetrics:

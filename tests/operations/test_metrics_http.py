@@ -19,7 +19,7 @@ from roomd.daemon.ops.http import OpsHttpServer, is_loopback
 from roomd.daemon.ops.pools import PoolRoster
 from roomd.daemon.pool import PoolState
 from roomd.daemon.supervisor import Supervisor
-from roomd.plugins.discovery import Discovery
+from roomd.daemon.plugins.discovery import Discovery
 
 from daemon_process import parse_metrics, value
 from notify_listener import NotifyListener

@@ -14,7 +14,7 @@ from roomd.daemon.config import Config, DaemonConfig
 from roomd.daemon.ops.notify import Notifier, WatchdogSettings, monotonic_usec, run_watchdog
 from roomd.daemon.pool.zygote import child_environment
 from roomd.daemon.supervisor import Supervisor
-from roomd.plugins.discovery import Discovery
+from roomd.daemon.plugins.discovery import Discovery
 
 from notify_listener import NotifyListener, significant
 

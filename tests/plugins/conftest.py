@@ -18,7 +18,7 @@ from plugin_factory import PluginInstaller  # noqa: E402
 
 from roomd.daemon.devserver import DevServerAddress  # noqa: E402
 from roomd.daemon.supervisor import Supervisor  # noqa: E402
-from roomd.plugins.discovery import discover_plugins  # noqa: E402
+from roomd.daemon.plugins.discovery import discover_plugins  # noqa: E402
 
 pytestmark = pytest.mark.livekit_server
 

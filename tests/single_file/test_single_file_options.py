@@ -16,13 +16,13 @@ import pytest
 from roomd.agents import WorkerOptions, WorkerPermissions, WorkerType
 from roomd.agents.worker import plugin_spec, worker_config
 from roomd.child.plugin import PluginLoadError, describe, load_options
-from roomd.plugins.script import (
+from roomd.daemon.plugins.script import describe_options
+from roomd.ipc.script import (
     PARENT_ONLY_FIELDS,
     SCRIPT_MODULE,
     FunctionRef,
     ScriptTarget,
     ScriptTargetError,
-    describe_options,
     encode_target,
 )
 
