@@ -2,7 +2,7 @@
 
 from .fallback import AvailabilityChangedEvent, FallbackAdapter
 from .metrics import STTMetrics
-from .stream_adapter import StreamAdapter
+from .stream_adapter import StreamAdapter, StreamAdapterWrapper
 from .stt import (
     STT,
     RecognitionUsage,
@@ -12,12 +12,15 @@ from .stt import (
     SpeechEventType,
     SpeechStream,
     STTCapabilities,
+    STTError,
 )
 
 __all__ = [
     "AvailabilityChangedEvent",
     "FallbackAdapter",
     "StreamAdapter",
+    "StreamAdapterWrapper",
+    "STTError",
     "RecognitionUsage",
     "RecognizeStream",
     "STT",

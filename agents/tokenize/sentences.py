@@ -162,7 +162,7 @@ class SentenceStream:
         return self
 
     async def __anext__(self) -> TokenData:
-        return await self._out.recv()
+        return await self._out.__anext__()
 
 
 def _drop_prefix_words(buffer: str, consumed: str) -> str:

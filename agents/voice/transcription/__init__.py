@@ -1,0 +1,1 @@
+"""Agent transcripts kept in step with the audio being heard."""
