@@ -1,5 +1,6 @@
-"""Text tokenizers: sentences for streaming TTS, words for interruption thresholds."""
+"""Text tokenizers: sentences for streaming TTS, words and syllables for transcripts."""
 
+from . import basic, utils
 from .sentences import (
     DEFAULT_ABBREVIATIONS,
     SentenceBuffer,
@@ -8,12 +9,21 @@ from .sentences import (
     TokenData,
     split_words,
 )
+from .basic import WordTokenizer
+from .token_stream import BufferedSentenceStream, BufferedTokenStream, BufferedWordStream, WordStream
 
 __all__ = [
+    "BufferedSentenceStream",
+    "BufferedTokenStream",
+    "BufferedWordStream",
     "DEFAULT_ABBREVIATIONS",
     "SentenceBuffer",
     "SentenceStream",
     "SentenceTokenizer",
     "TokenData",
+    "WordStream",
+    "WordTokenizer",
+    "basic",
     "split_words",
+    "utils",
 ]

@@ -12,7 +12,7 @@ import asyncio
 import functools
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Generic, ParamSpec, TypeVar
 
 _T = TypeVar("_T")
@@ -139,35 +139,94 @@ async def gracefully_cancel(*futures: asyncio.Future[Any]) -> None:
     await cancel_and_wait(*futures)
 
 
-async def sleep(delay: float) -> None:
-    """``asyncio.sleep`` (the reference wraps it to use a timer handle; same effect)."""
-    await asyncio.sleep(delay)
+class SleepFinished(Exception):
+    """``Sleep.reset`` after the sleep has already ended."""
+
+
+class Sleep:
+    """An awaitable sleep whose deadline can be moved while someone waits on it
+    (an inactivity timeout that restarts on activity): ``reset(new_delay)`` restarts the
+    countdown from now; ``cancel()`` makes the waiter raise ``CancelledError``."""
+
+    def __init__(self, delay: float) -> None:
+        self._delay = delay
+        self._deadline: float | None = None
+        self._changed = asyncio.Event()
+        self._finished = False
+        self._cancelled = False
+
+    def reset(self, new_delay: float | None = None) -> None:
+        if new_delay is not None:
+            self._delay = new_delay
+        if self._deadline is None:
+            return  # not awaited yet: the new delay counts from the await
+        if self._finished:
+            raise SleepFinished("the sleep has already ended")
+        self._deadline = asyncio.get_running_loop().time() + self._delay
+        self._changed.set()
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._changed.set()
+
+    async def _wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + self._delay
+        while not self._cancelled:
+            remaining = self._deadline - loop.time()
+            if remaining <= 0:
+                self._finished = True
+                return
+            self._changed.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._changed.wait()
+            except TimeoutError:
+                pass
+        raise asyncio.CancelledError()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._wait().__await__()
+
+
+def sleep(delay: float) -> Sleep:
+    """An awaitable like ``asyncio.sleep(delay)`` that can also be ``reset``."""
+    return Sleep(delay)
 
 
 class Interval:
-    """Ticks every ``interval`` seconds: ``await tick()`` or ``async for count in ...``.
+    """Ticks every ``interval`` seconds: ``await tick()`` or ``async for i in ...``.
 
-    The first tick is immediate, as in the reference; later ticks keep to the schedule
-    (a slow consumer gets the next tick at once rather than drifting)."""
+    The first tick returns 0 at once; each later one comes ``interval`` after the
+    previous tick (not after the consumer got round to asking) and returns 1, 2, ...
+    ``reset()`` restarts the count of the current wait from now."""
 
     def __init__(self, interval: float) -> None:
         if interval <= 0:
             raise ValueError(f"interval must be > 0, got {interval}")
         self._interval = interval
-        self._count = 0
-        self._next: float | None = None
+        self._count = -1
+        self._last: float | None = None
+        self._sleep: Sleep | None = None
 
     def reset(self) -> None:
-        self._next = None
+        if self._sleep is not None:
+            try:
+                self._sleep.reset(self._interval)
+                return
+            except SleepFinished:
+                pass
+        self._last = None
 
     async def tick(self) -> int:
         loop = asyncio.get_running_loop()
-        if self._next is None:
-            self._next = loop.time()
-        delay = self._next - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        self._next = max(self._next + self._interval, loop.time())
+        if self._last is not None:
+            self._sleep = Sleep(self._last + self._interval - loop.time())
+            try:
+                await self._sleep
+            finally:
+                self._sleep = None
+        self._last = loop.time()
         self._count += 1
         return self._count
 
@@ -275,6 +334,8 @@ __all__ = [
     "ChanEmpty",
     "ChanFull",
     "Interval",
+    "Sleep",
+    "SleepFinished",
     "TaskOwner",
     "TaskSet",
     "cancel_and_wait",
