@@ -183,9 +183,11 @@ class AudioEmitter:
             self.__encoded.clear()
         for frame in self.__bytes.flush():
             self.__emit(frame)
+        if not final:
+            return  # the last frame stays held: only the end says it is final
         if self.__held is not None:
             held, self.__held = self.__held, None
-            held.is_final = final
+            held.is_final = True
             self.__dst.send_nowait(held)
 
     def __emit(self, frame: rtc.AudioFrame) -> None:
