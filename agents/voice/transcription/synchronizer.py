@@ -59,6 +59,7 @@ class TranscriptSynchronizer:
         self._next_text = next_in_chain_text
         self._speed = speed
         self._hyphenate = hyphenate_word
+        hyphenate_word("warm")  # loads the patterns now, not in the middle of a sentence
         self._word_tokenizer = word_tokenizer if is_given(word_tokenizer) else basic.WordTokenizer(ignore_punctuation=True)
         self._enabled = True
         self._closed = False

@@ -286,3 +286,63 @@ async def test_reference_style_components_run_a_turn_in_a_session(streaming_tts:
         assert summary.tts_characters_count >= len(reply) - 1 and summary.stt_audio_duration > 0.3
     finally:
         await asyncio.wait_for(h.session.aclose(), TIMEOUT)
+
+
+# -- the daemon's histograms ------------------------------------------------------------
+
+
+async def test_reference_style_components_feed_the_daemons_latency_samples() -> None:
+    from roomd.agents.voice.metrics_report import latency_sample
+
+    emitted: list[Any] = []
+    chime, parrot = ChimeTTS(), ParrotLLM()
+    chime.on("metrics_collected", emitted.append)
+    parrot.on("metrics_collected", emitted.append)
+    await chime.synthesize("latency").collect()
+    await parrot.chat(chat_ctx=ChatContext().append(role="user", content="hi")).collect()
+    samples = [latency_sample(m) for m in emitted]
+    assert [(s.name, s.component) for s in samples if s is not None] == [
+        ("tts_ttfb_seconds", chime.label),
+        ("llm_ttft_seconds", parrot.label),
+    ]
+    realtime = metrics.RealtimeModelMetrics(
+        label="acme.Realtime", request_id="r", timestamp=0.0, duration=1.0, ttft=0.3, cancelled=False,
+        input_tokens=10, output_tokens=5, total_tokens=15, tokens_per_second=5.0,
+    )
+    sample = latency_sample(realtime)
+    assert sample is not None and (sample.name, sample.seconds) == ("llm_ttft_seconds", 0.3)
+
+
+def test_usage_collector_and_log_metrics(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    usage = metrics.UsageCollector()
+    llm_m = metrics.LLMMetrics(label="l", request_id="r", timestamp=0, duration=1, ttft=0.1, cancelled=False,
+                               completion_tokens=5, prompt_tokens=10, prompt_cached_tokens=3, total_tokens=15,
+                               tokens_per_second=5)
+    rt = metrics.RealtimeModelMetrics(
+        label="rt", request_id="r", timestamp=0, duration=1, ttft=0.1, cancelled=False, input_tokens=4,
+        output_tokens=2, total_tokens=6, tokens_per_second=2,
+        input_token_details=metrics.RealtimeModelMetrics.InputTokenDetails(audio_tokens=3, cached_tokens=1),
+        output_token_details=metrics.RealtimeModelMetrics.OutputTokenDetails(audio_tokens=2),
+    )
+    tts_m = metrics.TTSMetrics(label="t", request_id="r", timestamp=0, ttfb=0.2, duration=1, audio_duration=2.5,
+                               cancelled=False, characters_count=30, streamed=False)
+    stt_m = metrics.STTMetrics(label="s", request_id="r", timestamp=0, duration=0, audio_duration=1.5, streamed=True)
+    for m in (llm_m, rt, tts_m, stt_m, metrics.VADMetrics(label="v", timestamp=0, idle_time=0,
+                                                          inference_duration_total=0.1, inference_count=31)):
+        usage(m)
+    summary = usage.get_summary()
+    assert summary == metrics.UsageSummary(
+        llm_prompt_tokens=14, llm_prompt_cached_tokens=4, llm_input_audio_tokens=3, llm_completion_tokens=7,
+        llm_output_audio_tokens=2, tts_characters_count=30, tts_audio_duration=2.5, stt_audio_duration=1.5,
+    )
+    summary.llm_prompt_tokens = 0
+    assert usage.get_summary().llm_prompt_tokens == 14  # a copy
+    assert llm_m.model_dump()["prompt_cached_tokens"] == 3 and '"type": "tts_metrics"' in tts_m.model_dump_json()
+    log = logging.getLogger("test.metrics")
+    with caplog.at_level(logging.INFO, logger="test.metrics"):
+        metrics.log_metrics(llm_m, logger=log)
+        metrics.log_metrics(tts_m, logger=log)
+    assert [r.getMessage() for r in caplog.records] == ["LLM metrics", "TTS metrics"]
+    assert caplog.records[0].prompt_cached_tokens == 3  # type: ignore[attr-defined]
