@@ -6,6 +6,8 @@ can raise and catch these too.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class APIError(Exception):
     """A call to a model provider (LLM, STT, TTS, ...) failed.
@@ -78,3 +80,15 @@ class ToolError(Exception):
 
 class StopResponse(Exception):
     """Raised by a tool or a turn hook: the agent does not reply to this turn."""
+
+
+@dataclass(slots=True, kw_only=True)
+class ComponentErrorEvent:
+    """What a component's ``error`` event carries: one failed attempt of ``label``'s call,
+    ``recoverable`` when a retry follows. ``LLMError``, ``STTError`` and ``TTSError`` add
+    their ``type``."""
+
+    timestamp: float
+    label: str
+    error: Exception
+    recoverable: bool

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from ..errors import APIError
+from ..errors import APIError, ComponentErrorEvent
 from ..types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
 from ..utils.events import EventEmitter
 from ..utils.ids import shortuuid
@@ -55,15 +55,8 @@ class CompletionUsage:
 
 
 @dataclass(slots=True, kw_only=True)
-class LLMError:
-    """Payload of an LLM's ``error`` event: one failed attempt (``recoverable`` when a
-    retry follows)."""
-
+class LLMError(ComponentErrorEvent):
     type: Literal["llm_error"] = "llm_error"
-    timestamp: float
-    label: str
-    error: Exception
-    recoverable: bool
 
 
 @dataclass(slots=True)

@@ -18,7 +18,7 @@ from typing import Literal, TypeAlias
 
 from livekit import rtc
 
-from ..errors import APIError
+from ..errors import APIError, ComponentErrorEvent
 from ..metrics.base import STTMetrics
 from ..types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr, is_given
 from ..utils.audio import AudioBuffer, buffer_duration, frame_duration
@@ -70,15 +70,8 @@ class STTCapabilities:
 
 
 @dataclass(slots=True, kw_only=True)
-class STTError:
-    """Payload of an STT's ``error`` event: one failed attempt (``recoverable`` when a
-    retry follows)."""
-
+class STTError(ComponentErrorEvent):
     type: Literal["stt_error"] = "stt_error"
-    timestamp: float
-    label: str
-    error: Exception
-    recoverable: bool
 
 
 class STT(ABC, EventEmitter[STTEvents]):

@@ -23,7 +23,7 @@ from typing import Literal, TypeAlias
 
 from livekit import rtc
 
-from ..errors import APIError
+from ..errors import APIError, ComponentErrorEvent
 from ..metrics.base import TTSMetrics
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 from ..utils.audio import frame_duration
@@ -42,15 +42,8 @@ class TTSCapabilities:
 
 
 @dataclass(slots=True, kw_only=True)
-class TTSError:
-    """Payload of a TTS's ``error`` event: one failed attempt (``recoverable`` when a
-    retry follows)."""
-
+class TTSError(ComponentErrorEvent):
     type: Literal["tts_error"] = "tts_error"
-    timestamp: float
-    label: str
-    error: Exception
-    recoverable: bool
 
 
 class TTS(ABC, EventEmitter[TTSEvents]):

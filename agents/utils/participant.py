@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from livekit import rtc
+
+_T = TypeVar("_T")
 
 
 def _matches(value: Any, wanted: Any) -> bool:
@@ -16,6 +19,27 @@ def _matches(value: Any, wanted: Any) -> bool:
     return bool(value == wanted)
 
 
+async def _first(
+    room: rtc.Room, event: str, present: Iterable[tuple[Any, ...]], pick: Callable[..., _T | None], what: str
+) -> _T:
+    """The first ``pick(*args)`` that is not None, among ``present`` then ``event``s."""
+    if not room.isconnected():
+        raise RuntimeError(f"{what}: the room is not connected")
+    found: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+
+    def check(*args: Any) -> None:
+        if not found.done() and (result := pick(*args)) is not None:
+            found.set_result(result)
+
+    room.on(event, check)
+    try:
+        for args in present:
+            check(*args)
+        return await found
+    finally:
+        room.off(event, check)
+
+
 async def wait_for_participant(
     room: rtc.Room,
     *,
@@ -24,23 +48,14 @@ async def wait_for_participant(
 ) -> rtc.RemoteParticipant:
     """The first remote participant with ``identity`` (any, if None) and ``kind``;
     returns at once if one is already in the room."""
-    if not room.isconnected():
-        raise RuntimeError("wait_for_participant: the room is not connected")
-    found: asyncio.Future[rtc.RemoteParticipant] = asyncio.get_running_loop().create_future()
 
-    def check(participant: rtc.RemoteParticipant) -> None:
-        if found.done():
-            return
+    def pick(participant: rtc.RemoteParticipant) -> rtc.RemoteParticipant | None:
         if (identity is None or participant.identity == identity) and _matches(participant.kind, kind):
-            found.set_result(participant)
+            return participant
+        return None
 
-    room.on("participant_connected", check)
-    try:
-        for participant in list(room.remote_participants.values()):
-            check(participant)
-        return await found
-    finally:
-        room.off("participant_connected", check)
+    present = [(p,) for p in list(room.remote_participants.values())]
+    return await _first(room, "participant_connected", present, pick, "wait_for_participant")
 
 
 async def wait_for_track_publication(
@@ -51,21 +66,15 @@ async def wait_for_track_publication(
 ) -> rtc.RemoteTrackPublication:
     """The first track published by ``identity`` (anyone, if None) of ``kind``;
     returns at once if one is already published."""
-    if not room.isconnected():
-        raise RuntimeError("wait_for_track_publication: the room is not connected")
-    found: asyncio.Future[rtc.RemoteTrackPublication] = asyncio.get_running_loop().create_future()
 
-    def check(publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
-        if found.done():
-            return
+    def pick(publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> rtc.RemoteTrackPublication | None:
         if (identity is None or participant.identity == identity) and _matches(publication.kind, kind):
-            found.set_result(publication)
+            return publication
+        return None
 
-    room.on("track_published", check)
-    try:
-        for participant in list(room.remote_participants.values()):
-            for publication in list(participant.track_publications.values()):
-                check(publication, participant)
-        return await found
-    finally:
-        room.off("track_published", check)
+    present = [
+        (publication, participant)
+        for participant in list(room.remote_participants.values())
+        for publication in list(participant.track_publications.values())
+    ]
+    return await _first(room, "track_published", present, pick, "wait_for_track_publication")

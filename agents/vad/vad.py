@@ -65,14 +65,6 @@ class VAD(ABC, EventEmitter[VADEvents]):
     def label(self) -> str:
         return self._label
 
-    @property
-    def model(self) -> str:
-        return "unknown"
-
-    @property
-    def provider(self) -> str:
-        return "unknown"
-
     @abstractmethod
     def stream(self) -> VADStream: ...
 
