@@ -476,3 +476,37 @@ class ClockedAudioOutput(io.AudioOutput):
     @property
     def heard_duration(self) -> float:
         return sum(f.duration for f in self.heard)
+
+
+# -- audio input and text output --------------------------------------------------------
+
+
+class QueueAudioInput(io.AudioInput):
+    """Frames put by the caller, handed out by ``__anext__`` (the reference's hook)."""
+
+    def __init__(self) -> None:
+        super().__init__(label="queue")
+        self._frames: utils.aio.Chan[rtc.AudioFrame] = utils.aio.Chan()
+
+    def put(self, frame: rtc.AudioFrame) -> None:
+        self._frames.send_nowait(frame)
+
+    async def __anext__(self) -> rtc.AudioFrame:
+        return await self._frames.__anext__()
+
+
+class ListTextOutput(io.TextOutput):
+    """Segments of the agent's transcript; ``flush`` is a plain method, as in the reference."""
+
+    def __init__(self) -> None:
+        super().__init__(label="list", next_in_chain=None)
+        self._current: list[str] = []
+        self.segments: list[str] = []
+
+    async def capture_text(self, text: str) -> None:
+        self._current.append(text)
+
+    def flush(self) -> None:
+        if self._current:
+            self.segments.append("".join(self._current))
+            self._current = []

@@ -14,13 +14,15 @@ from reference_style import (
     ChimeTTS,
     ClockedAudioOutput,
     LevelVAD,
+    ListTextOutput,
     ParrotLLM,
     PhraseSTT,
+    QueueAudioInput,
 )
 
 from roomd.agents import APIConnectionError, APIConnectOptions, metrics, stt, tts, vad
 from roomd.agents.llm import ChatContext
-from roomd.agents.voice import Agent, AgentSession, MemoryAudioInput, MemoryTextOutput
+from roomd.agents.voice import Agent, AgentSession
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "voice"))
 from voice_audio import quiet, tone, utterance  # noqa: E402
@@ -239,9 +241,9 @@ class Session:
         self.session: AgentSession[Any] = AgentSession(
             vad=self.level, stt=self.phrase, llm=self.parrot, tts=self.chime, min_endpointing_delay=0.05
         )
-        self.audio_in = MemoryAudioInput()
+        self.audio_in = QueueAudioInput()
         self.audio_out = ClockedAudioOutput(speed=4.0)
-        self.text_out = MemoryTextOutput()
+        self.text_out = ListTextOutput()
         self.session.input.audio = self.audio_in
         self.session.output.audio = self.audio_out
         self.session.output.transcription = self.text_out
@@ -267,7 +269,9 @@ async def test_reference_style_components_run_a_turn_in_a_session(streaming_tts:
     h = Session(streaming_tts=streaming_tts)
     await h.session.start(Agent(instructions="Repeat the user."))
     try:
-        await h.audio_in.push_realtime(utterance(speech=0.5, pause=0.8), speed=4.0)
+        for frame in utterance(speech=0.5, pause=0.8):
+            h.audio_in.put(frame)
+            await asyncio.sleep(frame.duration / 4)  # a microphone, four times as fast
         await asyncio.wait_for(h.replied.wait(), TIMEOUT)
         reply = "You said: what time is it."
         assert [(m.role, m.text_content) for m in h.session.history.messages] == [
