@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ..tokenize.sentences import SentenceTokenizer
 from ..types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr, is_given
-from ..utils.aio import Chan
+from ..utils.aio import Chan, ChanClosed, ChanEmpty
 from ..utils.audio import frame_duration
 from ..utils.ids import shortuuid
 from ..utils.streams import FLUSH
@@ -123,7 +123,8 @@ class StreamAdapterWrapper(SynthesizeStream):
             held: SynthesizedAudio | None = None  # the last frame waits to learn if it is final
             separator = ""  # the tokenizer strips the space between sentences; the transcript needs it
             clock = _AudioClock()
-            async for item in sentences:
+            ahead = _Lookahead(sentences)
+            while (item := await ahead.next()) is not None:
                 if isinstance(item, _SegmentEnd):
                     if held is not None:
                         held.is_final = True
@@ -135,7 +136,7 @@ class StreamAdapterWrapper(SynthesizeStream):
                     continue
                 text = item
                 if adapter._pacer is not None and clock.started:
-                    text = await self.__gather(text, sentences, adapter._pacer, clock)
+                    text = await self.__gather(text, ahead, adapter._pacer, clock)
                 async with adapter._tts.synthesize(text, conn_options=self._conn_options) as chunked:
                     first = True
                     async for audio in chunked:
@@ -154,25 +155,47 @@ class StreamAdapterWrapper(SynthesizeStream):
         await run_together(split(), speak())
 
     @staticmethod
-    async def __gather(
-        text: str, sentences: Chan[str | _SegmentEnd], pacer: SentenceStreamPacer, clock: _AudioClock
-    ) -> str:
+    async def __gather(text: str, ahead: _Lookahead, pacer: SentenceStreamPacer, clock: _AudioClock) -> str:
         """Wait while more than ``min_remaining_audio`` is queued ahead of the listener,
         then join the sentences that arrived meanwhile (up to ``max_text_length``)."""
         wait = clock.remaining() - pacer.min_remaining_audio
         if wait > 0:
             await asyncio.sleep(wait)
         while len(text) < pacer.max_text_length:
-            nxt = _peek(sentences)
+            nxt = ahead.peek_nowait()
             if not isinstance(nxt, str) or len(text) + 1 + len(nxt) > pacer.max_text_length:
                 break
-            sentences.recv_nowait()
+            ahead.consume()
             text = f"{text} {nxt}"
         return text
 
 
-def _peek(chan: Chan[str | _SegmentEnd]) -> str | _SegmentEnd | None:
-    return chan._items[0] if chan._items else None
+class _Lookahead:
+    """A channel reader that can look at the next item already there without taking it."""
+
+    def __init__(self, chan: Chan[str | _SegmentEnd]) -> None:
+        self._chan = chan
+        self._peeked: list[str | _SegmentEnd] = []
+
+    async def next(self) -> str | _SegmentEnd | None:
+        """The next item, or None once the channel is closed and drained."""
+        if self._peeked:
+            return self._peeked.pop()
+        try:
+            return await self._chan.recv()
+        except ChanClosed:
+            return None
+
+    def peek_nowait(self) -> str | _SegmentEnd | None:
+        if not self._peeked:
+            try:
+                self._peeked.append(self._chan.recv_nowait())
+            except (ChanEmpty, ChanClosed):
+                return None
+        return self._peeked[0]
+
+    def consume(self) -> None:
+        self._peeked.pop()
 
 
 class _AudioClock:
