@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 from ..errors import APIError, ComponentErrorEvent
+from ..metrics.base import LLMMetrics
 from ..types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
 from ..utils.events import EventEmitter
 from ..utils.ids import shortuuid
 from ..utils.streams import OutputStream
 from .chat_context import ChatContext
-from ..metrics.base import LLMMetrics
 from .tools import Tool
 
 ToolChoice: TypeAlias = Literal["auto", "required", "none"] | dict[str, Any]

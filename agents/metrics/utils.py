@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import logging
 
-from .base import AgentMetrics, EOUMetrics, LLMMetrics, RealtimeModelMetrics, STTMetrics, TTSMetrics, VADMetrics
+from .base import (
+    AgentMetrics,
+    EOUMetrics,
+    LLMMetrics,
+    RealtimeModelMetrics,
+    STTMetrics,
+    TTSMetrics,
+    VADMetrics,
+)
 
 _default_logger = logging.getLogger("roomd.agents")
 

@@ -16,18 +16,18 @@ from .stt import (
 )
 
 __all__ = [
+    "STT",
     "AvailabilityChangedEvent",
     "FallbackAdapter",
-    "StreamAdapter",
-    "StreamAdapterWrapper",
-    "STTError",
     "RecognitionUsage",
     "RecognizeStream",
-    "STT",
     "STTCapabilities",
+    "STTError",
     "STTMetrics",
     "SpeechData",
     "SpeechEvent",
     "SpeechEventType",
     "SpeechStream",
+    "StreamAdapter",
+    "StreamAdapterWrapper",
 ]

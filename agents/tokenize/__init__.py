@@ -1,6 +1,7 @@
 """Text tokenizers: sentences for streaming TTS, words and syllables for transcripts."""
 
 from . import basic, utils
+from .basic import WordTokenizer
 from .sentences import (
     DEFAULT_ABBREVIATIONS,
     SentenceBuffer,
@@ -9,14 +10,18 @@ from .sentences import (
     TokenData,
     split_words,
 )
-from .basic import WordTokenizer
-from .token_stream import BufferedSentenceStream, BufferedTokenStream, BufferedWordStream, WordStream
+from .token_stream import (
+    BufferedSentenceStream,
+    BufferedTokenStream,
+    BufferedWordStream,
+    WordStream,
+)
 
 __all__ = [
+    "DEFAULT_ABBREVIATIONS",
     "BufferedSentenceStream",
     "BufferedTokenStream",
     "BufferedWordStream",
-    "DEFAULT_ABBREVIATIONS",
     "SentenceBuffer",
     "SentenceStream",
     "SentenceTokenizer",

@@ -7,6 +7,7 @@ from .stream_adapter import SentenceStreamPacer, StreamAdapter, StreamAdapterWra
 from .tts import TTS, ChunkedStream, SynthesizedAudio, SynthesizeStream, TTSCapabilities, TTSError
 
 __all__ = [
+    "TTS",
     "AudioEmitter",
     "AvailabilityChangedEvent",
     "ChunkedStream",
@@ -16,7 +17,6 @@ __all__ = [
     "StreamAdapterWrapper",
     "SynthesizeStream",
     "SynthesizedAudio",
-    "TTS",
     "TTSCapabilities",
     "TTSError",
     "TTSMetrics",

@@ -23,6 +23,7 @@ from .participant import wait_for_participant, wait_for_track_publication
 from .retry import call_with_retries
 
 __all__ = [
+    "NOT_GIVEN",
     "AudioBuffer",
     "AudioByteStream",
     "BoundedDict",
@@ -31,7 +32,6 @@ __all__ = [
     "EventEmitter",
     "ExpFilter",
     "MovingAverage",
-    "NOT_GIVEN",
     "NotGiven",
     "NotGivenOr",
     "TaskOwner",

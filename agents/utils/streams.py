@@ -21,7 +21,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from ..errors import APIError, APITimeoutError
 from ..types import APIConnectOptions
@@ -29,7 +29,6 @@ from .aio import Chan, cancel_and_wait
 
 _T = TypeVar("_T")
 _In = TypeVar("_In")
-_Self = TypeVar("_Self", bound="OutputStream[Any]")
 
 logger = logging.getLogger("roomd.agents")
 
@@ -167,7 +166,7 @@ class OutputStream(ABC, Generic[_T]):
     def exception(self) -> BaseException | None:
         return self.__error
 
-    def __aiter__(self: _Self) -> _Self:
+    def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> _T:
@@ -177,7 +176,7 @@ class OutputStream(ABC, Generic[_T]):
         await cancel_and_wait(self._task)
         self._event_ch.close()
 
-    async def __aenter__(self: _Self) -> _Self:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

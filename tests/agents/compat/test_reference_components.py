@@ -19,13 +19,12 @@ from reference_style import (
     PhraseSTT,
     QueueAudioInput,
 )
-
 from roomd.agents import APIConnectionError, APIConnectOptions, metrics, stt, tts, vad
 from roomd.agents.llm import ChatContext
 from roomd.agents.voice import Agent, AgentSession
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "voice"))
-from voice_audio import quiet, tone, utterance  # noqa: E402
+from voice_audio import tone, utterance
 
 TIMEOUT = 10.0
 FAST_RETRY = APIConnectOptions(max_retry=2, retry_interval=0.01)

@@ -8,7 +8,6 @@ import time
 import pytest
 from livekit import rtc
 from reference_style import ClockedAudioOutput
-
 from roomd.agents.utils.audio import sine
 from roomd.agents.voice.io import MemoryTextOutput, TextOutput
 from roomd.agents.voice.transcription import TranscriptSynchronizer

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pytest
 from livekit import rtc
-
 from roomd.agents import utils
 from roomd.agents.tokenize import BufferedSentenceStream, WordStream, basic
 from roomd.agents.tokenize.utils import replace_words
@@ -19,7 +18,7 @@ from roomd.agents.types import NOT_GIVEN, NotGiven
 from roomd.agents.utils import aio
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "voice"))
-from room_helpers import Participant, connect  # noqa: E402
+from room_helpers import Participant, connect
 
 # -- NOT_GIVEN --------------------------------------------------------------------------
 
