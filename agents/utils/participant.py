@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from livekit import rtc
 
@@ -20,7 +20,9 @@ def _matches(value: Any, wanted: Any) -> bool:
 
 
 async def _first(
-    room: rtc.Room, event: str, present: Iterable[tuple[Any, ...]], pick: Callable[..., _T | None], what: str
+    room: rtc.Room,
+    event: Literal["participant_connected", "track_published"],
+    present: Iterable[tuple[Any, ...]], pick: Callable[..., _T | None], what: str
 ) -> _T:
     """The first ``pick(*args)`` that is not None, among ``present`` then ``event``s."""
     if not room.isconnected():

@@ -17,6 +17,7 @@ reference's base classes give their subclasses (``_event_ch``, ``_input_ch``,
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -33,14 +34,15 @@ _In = TypeVar("_In")
 logger = logging.getLogger("roomd.agents")
 
 
-class FlushSentinel:
-    """Marks the end of a segment in an input channel (``stream.flush()``)."""
+class FlushSentinel(enum.Enum):
+    """Marks the end of a segment in an input channel (``stream.flush()``). An enum, so that
+    roomd's ``item is FLUSH`` narrows types and livekit-agents' ``isinstance(item,
+    self._FlushSentinel)`` holds for the same object."""
 
-    def __repr__(self) -> str:
-        return "FLUSH"
+    FLUSH = "FLUSH"
 
 
-FLUSH = FlushSentinel()
+FLUSH = FlushSentinel.FLUSH
 Flush = FlushSentinel
 
 
