@@ -349,3 +349,31 @@ def test_usage_collector_and_log_metrics(caplog: pytest.LogCaptureFixture) -> No
         metrics.log_metrics(tts_m, logger=log)
     assert [r.getMessage() for r in caplog.records] == ["LLM metrics", "TTS metrics"]
     assert caplog.records[0].prompt_cached_tokens == 3  # type: ignore[attr-defined]
+
+
+# -- private names ----------------------------------------------------------------------
+
+# What livekit-agents' base classes give their subclasses; anything else the base keeps is
+# name-mangled, so a plugin's own self._attempt, self._opts, self._listeners... are safe.
+SHARED = {
+    "_tts", "_stt", "_vad", "_llm", "_input_text", "_chat_ctx", "_tools", "_conn_options",
+    "_input_ch", "_event_ch", "_task", "_label", "_capabilities", "_sample_rate", "_num_channels",
+    "_request_id", "_language", "_last_activity_time",
+}
+
+
+async def test_base_classes_keep_their_state_out_of_the_subclass_namespace() -> None:
+    def plain(obj: object) -> set[str]:
+        return {n for n in vars(obj) if n.startswith("_") and not n.startswith("__") and "__" not in n[1:]}
+
+    chime, phrase, level, parrot = ChimeTTS(streaming=True), PhraseSTT(phrase="x"), LevelVAD.load(), ParrotLLM()
+    # the plugin's own names, set after the base's __init__
+    own = {"_opts", "_attempt", "_streams", "_tts", "_model", "_speaking", "_request_id", "_exp_filter",
+           "_input_sample_rate", "_client", "_llm"}
+    objects: list[object] = [chime, phrase, level, parrot, chime.synthesize("x"), chime.stream(), phrase.stream(),
+                             level.stream(), parrot.chat(chat_ctx=ChatContext()), ClockedAudioOutput()]
+    for obj in objects:
+        leaked = plain(obj) - SHARED - own - {"requests", "_queue", "_speed", "_segment_open", "_position"}
+        assert not leaked, f"{type(obj).__name__} base class uses plain private names {leaked}"
+    for obj in objects[4:9]:
+        await obj.aclose()  # type: ignore[attr-defined]
