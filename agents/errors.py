@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from roomd.ipc.errors import AssignmentTimeoutError
 
 __all__ = ["APIConnectionError", "APIError", "APIStatusError", "APITimeoutError", "AssignmentTimeoutError",
-           "StopResponse", "ToolError"]
+           "ComponentErrorEvent", "StopResponse", "ToolError"]
 
 
 class APIError(Exception):
@@ -78,3 +80,15 @@ class ToolError(Exception):
 
 class StopResponse(Exception):
     """Raised by a tool or a turn hook: the agent does not reply to this turn."""
+
+
+@dataclass(slots=True, kw_only=True)
+class ComponentErrorEvent:
+    """What a component's ``error`` event carries: one failed attempt of ``label``'s call,
+    ``recoverable`` when a retry follows. ``LLMError``, ``STTError`` and ``TTSError`` add
+    their ``type``."""
+
+    timestamp: float
+    label: str
+    error: Exception
+    recoverable: bool

@@ -20,6 +20,7 @@ from .llm import (
     ChoiceDelta,
     CompletionUsage,
     FunctionToolCall,
+    LLMError,
     LLMStream,
     ToolChoice,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "INTERNAL_ERROR_OUTPUT",
     "ImageContent",
     "LLM",
+    "LLMError",
     "LLMMetrics",
     "LLMStream",
     "RawFunctionTool",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import APIConnectionError
-from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from ..types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr, is_given
 from ..utils.availability import Availability
 from .chat_context import ChatContext
 from .llm import LLM, LLMStream, ToolChoice
@@ -38,7 +38,7 @@ class FallbackAdapter(LLM):
         self,
         llm: Sequence[LLM],
         *,
-        attempt_timeout: float = 10.0,
+        attempt_timeout: float = 5.0,
         max_retry_per_llm: int = 0,
         retry_interval: float = 0.5,
         retry_on_chunk_sent: bool = False,
@@ -77,16 +77,15 @@ class FallbackAdapter(LLM):
         chat_ctx: ChatContext,
         tools: Sequence[Tool] | None = None,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
-        tool_choice: ToolChoice | None = None,
-        parallel_tool_calls: bool | None = None,
+        parallel_tool_calls: NotGivenOr[bool | None] = NOT_GIVEN,
+        tool_choice: NotGivenOr[ToolChoice | None] = NOT_GIVEN,
+        extra_kwargs: NotGivenOr[dict[str, Any]] = NOT_GIVEN,
     ) -> LLMStream:
-        return _FallbackStream(
-            self,
-            chat_ctx=chat_ctx,
-            tools=tools,
-            conn_options=conn_options,
-            extra={"tool_choice": tool_choice, "parallel_tool_calls": parallel_tool_calls},
-        )
+        # Only what the caller gave is passed on: an inner LLM written for the reference
+        # tells "not given" from None.
+        given = {"parallel_tool_calls": parallel_tool_calls, "tool_choice": tool_choice, "extra_kwargs": extra_kwargs}
+        extra = {k: v for k, v in given.items() if is_given(v) and v is not None}
+        return _FallbackStream(self, chat_ctx=chat_ctx, tools=tools, conn_options=conn_options, extra=extra)
 
     async def aclose(self) -> None:
         for inner in self.llms:

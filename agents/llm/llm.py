@@ -1,19 +1,26 @@
-"""The LLM interface: ``chat()`` returns a stream of chunks (text and tool-call deltas)."""
+"""The LLM interface: ``chat()`` returns a stream of chunks (text and tool-call deltas).
+
+An ``LLMStream`` subclass implements ``_run`` and puts ``ChatChunk``s with
+``self._event_ch.send_nowait`` (as for livekit-agents) or ``self._send``; the base class
+retries per ``APIConnectOptions`` and emits ``metrics_collected`` (``LLMMetrics``) and
+``error`` (``LLMError``) on the ``LLM``.
+"""
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from ..errors import APIError, ComponentErrorEvent
+from ..metrics.base import LLMMetrics
+from ..types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
 from ..utils.events import EventEmitter
 from ..utils.ids import shortuuid
 from ..utils.streams import OutputStream
 from .chat_context import ChatContext
-from .metrics import LLMMetrics
 from .tools import Tool
 
 ToolChoice: TypeAlias = Literal["auto", "required", "none"] | dict[str, Any]
@@ -32,7 +39,7 @@ class FunctionToolCall:
 
 @dataclass(slots=True)
 class ChoiceDelta:
-    role: Literal["assistant"] | None = "assistant"
+    role: Literal["developer", "system", "user", "assistant"] | None = None
     content: str | None = None
     tool_calls: list[FunctionToolCall] = field(default_factory=list)
 
@@ -42,6 +49,14 @@ class CompletionUsage:
     completion_tokens: int
     prompt_tokens: int
     total_tokens: int
+    prompt_cached_tokens: int = 0
+    cache_creation_tokens: int = 0
+    cache_read_tokens: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class LLMError(ComponentErrorEvent):
+    type: Literal["llm_error"] = "llm_error"
 
 
 @dataclass(slots=True)
@@ -60,10 +75,11 @@ class LLM(ABC, EventEmitter[LLMEvents]):
 
     def __init__(self) -> None:
         super().__init__()
+        self._label = f"{type(self).__module__}.{type(self).__name__}"
 
     @property
     def label(self) -> str:
-        return f"{type(self).__module__}.{type(self).__name__}"
+        return self._label
 
     @property
     def model(self) -> str:
@@ -80,8 +96,9 @@ class LLM(ABC, EventEmitter[LLMEvents]):
         chat_ctx: ChatContext,
         tools: Sequence[Tool] | None = None,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
-        tool_choice: ToolChoice | None = None,
-        parallel_tool_calls: bool | None = None,
+        parallel_tool_calls: NotGivenOr[bool] = NOT_GIVEN,
+        tool_choice: NotGivenOr[ToolChoice] = NOT_GIVEN,
+        extra_kwargs: NotGivenOr[dict[str, Any]] = NOT_GIVEN,
     ) -> LLMStream: ...
 
     def prewarm(self) -> None:
@@ -98,7 +115,7 @@ class LLM(ABC, EventEmitter[LLMEvents]):
 
 
 class LLMStream(OutputStream[ChatChunk]):
-    """Chunks of one completion. Subclasses implement ``_run`` and call ``self._send``.
+    """Chunks of one completion.
 
     Retryable ``APIError``s are retried (per ``conn_options``) as long as no chunk has
     been delivered; ``conn_options.timeout`` bounds the wait for the first chunk.
@@ -116,9 +133,9 @@ class LLMStream(OutputStream[ChatChunk]):
         self._chat_ctx = chat_ctx
         self._tools = list(tools or [])
         self._request_id = shortuuid("llm_")
-        self._started_at = time.perf_counter()
-        self._ttft = -1.0
-        self._usage: CompletionUsage | None = None
+        self.__started_at = time.perf_counter()
+        self.__ttft = -1.0
+        self.__usage: CompletionUsage | None = None
         super().__init__(conn_options=conn_options, label=llm.label)
 
     @property
@@ -133,31 +150,51 @@ class LLMStream(OutputStream[ChatChunk]):
     def request_id(self) -> str:
         return self._request_id
 
-    def _send(self, item: ChatChunk) -> None:
-        if self._ttft < 0:
-            self._ttft = time.perf_counter() - self._started_at
+    def _on_output(self, item: ChatChunk) -> None:
+        if self.__ttft < 0:
+            self.__ttft = time.perf_counter() - self.__started_at
         if item.usage is not None:
-            self._usage = item.usage
-        super()._send(item)
+            self.__usage = item.usage
+
+    def _on_failed_attempt(self, error: APIError, *, recoverable: bool) -> None:
+        self._emit_error(error, recoverable)
+
+    def _emit_error(self, api_error: Exception, recoverable: bool) -> None:
+        self._llm.emit(
+            "error",
+            LLMError(timestamp=time.time(), label=self._llm.label, error=api_error, recoverable=recoverable),
+        )
 
     def _on_done(self, *, cancelled: bool) -> None:
-        duration = time.perf_counter() - self._started_at
-        usage = self._usage or CompletionUsage(0, 0, 0)
+        duration = time.perf_counter() - self.__started_at
+        usage = self.__usage or CompletionUsage(0, 0, 0)
         self._llm.emit(
             "metrics_collected",
             LLMMetrics(
                 label=self._llm.label,
                 request_id=self._request_id,
                 timestamp=time.time(),
-                ttft=self._ttft,
+                ttft=self.__ttft,
                 duration=duration,
                 cancelled=cancelled,
                 completion_tokens=usage.completion_tokens,
                 prompt_tokens=usage.prompt_tokens,
+                prompt_cached_tokens=usage.prompt_cached_tokens,
                 total_tokens=usage.total_tokens,
                 tokens_per_second=usage.completion_tokens / duration if duration > 0 else 0.0,
             ),
         )
+
+    def to_str_iterable(self) -> AsyncIterable[str]:
+        """The text of the completion, piece by piece (tool calls and usage left out)."""
+
+        async def texts() -> AsyncIterable[str]:
+            async with self:
+                async for chunk in self:
+                    if chunk.delta is not None and chunk.delta.content:
+                        yield chunk.delta.content
+
+        return texts()
 
     async def collect(self) -> tuple[str, list[FunctionToolCall]]:
         """Read the whole stream: the text and the tool calls."""

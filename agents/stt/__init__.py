@@ -2,7 +2,7 @@
 
 from .fallback import AvailabilityChangedEvent, FallbackAdapter
 from .metrics import STTMetrics
-from .stream_adapter import StreamAdapter
+from .stream_adapter import StreamAdapter, StreamAdapterWrapper
 from .stt import (
     STT,
     RecognitionUsage,
@@ -12,19 +12,22 @@ from .stt import (
     SpeechEventType,
     SpeechStream,
     STTCapabilities,
+    STTError,
 )
 
 __all__ = [
+    "STT",
     "AvailabilityChangedEvent",
     "FallbackAdapter",
-    "StreamAdapter",
     "RecognitionUsage",
     "RecognizeStream",
-    "STT",
     "STTCapabilities",
+    "STTError",
     "STTMetrics",
     "SpeechData",
     "SpeechEvent",
     "SpeechEventType",
     "SpeechStream",
+    "StreamAdapter",
+    "StreamAdapterWrapper",
 ]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from livekit import rtc
 
 from ..errors import APIConnectionError
-from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from ..types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
 from ..utils.audio import AudioBuffer
 from ..utils.availability import Availability
 from ..utils.streams import FLUSH
@@ -43,7 +43,7 @@ class FallbackAdapter(STT):
         vad: VAD | None = None,
         attempt_timeout: float = 10.0,
         max_retry_per_stt: int = 1,
-        retry_interval: float = 0.5,
+        retry_interval: float = 5.0,
         recovery_delay: float = 30.0,
     ) -> None:
         streaming = all(s.capabilities.streaming for s in stt) or vad is not None
@@ -78,7 +78,7 @@ class FallbackAdapter(STT):
         return self._availability.is_available(stt)
 
     async def _recognize_impl(
-        self, buffer: AudioBuffer, *, language: str | None, conn_options: APIConnectOptions
+        self, buffer: AudioBuffer, *, language: NotGivenOr[str] = NOT_GIVEN, conn_options: APIConnectOptions
     ) -> SpeechEvent:
         failures: list[str] = []
         for stt in self._availability.candidates():
@@ -97,7 +97,7 @@ class FallbackAdapter(STT):
         self,
         buffer: AudioBuffer,
         *,
-        language: str | None = None,
+        language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> SpeechEvent:
         # No outer retries or metrics: the inner STTs have their own.
@@ -106,7 +106,7 @@ class FallbackAdapter(STT):
     def stream(
         self,
         *,
-        language: str | None = None,
+        language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> RecognizeStream:
         if not self.capabilities.streaming:
@@ -119,7 +119,7 @@ class FallbackAdapter(STT):
 
 
 class _FallbackStream(RecognizeStream):
-    def __init__(self, *, adapter: FallbackAdapter, conn_options: APIConnectOptions, language: str | None) -> None:
+    def __init__(self, *, adapter: FallbackAdapter, conn_options: APIConnectOptions, language: NotGivenOr[str]) -> None:
         self._adapter = adapter
         super().__init__(stt=adapter, conn_options=conn_options, language=language)
 

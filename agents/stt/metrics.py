@@ -1,15 +1,5 @@
-from __future__ import annotations
+"""Kept for imports of the stt metrics from here; the class lives in ``roomd.agents.metrics``."""
 
-from dataclasses import dataclass
-from typing import Literal
+from ..metrics.base import STTMetrics
 
-
-@dataclass(frozen=True, slots=True)
-class STTMetrics:
-    label: str
-    request_id: str
-    timestamp: float
-    duration: float  # processing time (batch: the recognize call; stream: 0)
-    audio_duration: float  # seconds of audio recognised
-    streamed: bool
-    type: Literal["stt_metrics"] = "stt_metrics"
+__all__ = ["STTMetrics"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from livekit import rtc
 
-from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from ..types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
 from ..utils.aio import Chan
 from ..utils.audio import AudioBuffer
 from ..utils.streams import FLUSH
@@ -37,7 +37,7 @@ class StreamAdapter(STT):
         return f"StreamAdapter({self._stt.label})"
 
     async def _recognize_impl(
-        self, buffer: AudioBuffer, *, language: str | None, conn_options: APIConnectOptions
+        self, buffer: AudioBuffer, *, language: NotGivenOr[str] = NOT_GIVEN, conn_options: APIConnectOptions
     ) -> SpeechEvent:
         return await self._stt.recognize(buffer, language=language, conn_options=conn_options)
 
@@ -45,7 +45,7 @@ class StreamAdapter(STT):
         self,
         buffer: AudioBuffer,
         *,
-        language: str | None = None,
+        language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> SpeechEvent:
         # The wrapped STT retries and emits metrics itself.
@@ -54,25 +54,39 @@ class StreamAdapter(STT):
     def stream(
         self,
         *,
-        language: str | None = None,
+        language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> RecognizeStream:
-        return _AdapterStream(adapter=self, conn_options=conn_options, language=language)
+        return StreamAdapterWrapper(
+            self, vad=self._vad, wrapped_stt=self._stt, language=language, conn_options=conn_options
+        )
 
     async def aclose(self) -> None:
         self._stt.off("metrics_collected", self._forward_metrics)
 
 
-class _AdapterStream(RecognizeStream):
-    def __init__(self, *, adapter: StreamAdapter, conn_options: APIConnectOptions, language: str | None) -> None:
-        self._adapter = adapter
-        super().__init__(stt=adapter, conn_options=conn_options, language=language)
+class StreamAdapterWrapper(RecognizeStream):
+    """The stream ``StreamAdapter.stream()`` returns: ``vad`` cuts the audio into
+    utterances, ``wrapped_stt`` recognises each one."""
+
+    def __init__(
+        self,
+        stt: STT,
+        *,
+        vad: VAD,
+        wrapped_stt: STT,
+        language: NotGivenOr[str] = NOT_GIVEN,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+    ) -> None:
+        self.__vad = vad
+        self.__wrapped = wrapped_stt
+        super().__init__(stt=stt, conn_options=conn_options, language=language)
 
     def _on_done(self, *, cancelled: bool) -> None:
         pass  # each recognize() reports its own metrics
 
     async def _run(self) -> None:
-        vad_stream = self._adapter._vad.stream()
+        vad_stream = self.__vad.stream()
         segments: Chan[list[rtc.AudioFrame]] = Chan()
 
         async def feed() -> None:
@@ -97,7 +111,7 @@ class _AdapterStream(RecognizeStream):
             async for frames in segments:
                 if not frames:
                     continue
-                event = await self._adapter._stt.recognize(
+                event = await self.__wrapped.recognize(
                     frames, language=self._language, conn_options=self._conn_options
                 )
                 if event.alternatives and event.alternatives[0].text.strip():

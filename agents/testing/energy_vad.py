@@ -8,7 +8,7 @@ from livekit import rtc
 
 from ..utils.audio import frame_duration, frame_rms
 from ..utils.streams import FLUSH
-from ..vad.vad import VAD, VADCapabilities, VADEvent, VADEventType, VADMetrics, VADStream
+from ..vad.vad import VAD, VADCapabilities, VADEvent, VADEventType, VADStream
 
 
 class EnergyVAD(VAD):
@@ -47,7 +47,6 @@ class _EnergyVADStream(VADStream):
         samples = 0
         prefix: list[rtc.AudioFrame] = []  # recent frames before speech started
         segment: list[rtc.AudioFrame] = []
-        inference_total, inference_count, last_report = 0.0, 0, 0.0
 
         def event(kind: VADEventType, probability: float, frames: list[rtc.AudioFrame], took: float) -> VADEvent:
             return VADEvent(
@@ -72,8 +71,6 @@ class _EnergyVADStream(VADStream):
             pushed += duration
             samples += item.samples_per_channel
             took = time.perf_counter() - started
-            inference_total += took
-            inference_count += 1
             if probability >= 0.5:
                 speech += duration
                 silence = 0.0
@@ -96,13 +93,3 @@ class _EnergyVADStream(VADStream):
                 speaking = False
                 self._send(event(VADEventType.END_OF_SPEECH, probability, segment, 0.0))
                 segment, speech, silence = [], 0.0, 0.0
-            if pushed - last_report >= 1.0:
-                last_report = pushed
-                vad.emit(
-                    "metrics_collected",
-                    VADMetrics(
-                        label=vad.label, timestamp=time.time(), idle_time=0.0,
-                        inference_duration_total=inference_total, inference_count=inference_count,
-                    ),
-                )
-                inference_total, inference_count = 0.0, 0

@@ -1,5 +1,7 @@
-"""Text tokenizers: sentences for streaming TTS, words for interruption thresholds."""
+"""Text tokenizers: sentences for streaming TTS, words and syllables for transcripts."""
 
+from . import basic, utils
+from .basic import WordTokenizer
 from .sentences import (
     DEFAULT_ABBREVIATIONS,
     SentenceBuffer,
@@ -8,12 +10,25 @@ from .sentences import (
     TokenData,
     split_words,
 )
+from .token_stream import (
+    BufferedSentenceStream,
+    BufferedTokenStream,
+    BufferedWordStream,
+    WordStream,
+)
 
 __all__ = [
     "DEFAULT_ABBREVIATIONS",
+    "BufferedSentenceStream",
+    "BufferedTokenStream",
+    "BufferedWordStream",
     "SentenceBuffer",
     "SentenceStream",
     "SentenceTokenizer",
     "TokenData",
+    "WordStream",
+    "WordTokenizer",
+    "basic",
     "split_words",
+    "utils",
 ]

@@ -25,8 +25,8 @@ _NEWLINES = re.compile(r"\n\s*\n")
 
 @dataclass(frozen=True, slots=True)
 class TokenData:
-    token: str
     segment_id: str = ""
+    token: str = ""
 
 
 class SentenceTokenizer:
@@ -140,13 +140,13 @@ class SentenceStream:
         if self._out.closed:
             raise RuntimeError("sentence stream already ended")
         for sentence in self._buffer.push(text):
-            self._out.send_nowait(TokenData(sentence, self._segment_id))
+            self._out.send_nowait(TokenData(segment_id=self._segment_id, token=sentence))
 
     def flush(self) -> None:
         if self._out.closed:
             raise RuntimeError("sentence stream already ended")
         for sentence in self._buffer.flush():
-            self._out.send_nowait(TokenData(sentence, self._segment_id))
+            self._out.send_nowait(TokenData(segment_id=self._segment_id, token=sentence))
         self._segment_id = shortuuid("seg_")
 
     def end_input(self) -> None:
@@ -162,7 +162,7 @@ class SentenceStream:
         return self
 
     async def __anext__(self) -> TokenData:
-        return await self._out.recv()
+        return await self._out.__anext__()
 
 
 def _drop_prefix_words(buffer: str, consumed: str) -> str:

@@ -1,18 +1,23 @@
 """Text-to-speech interface and adapters."""
 
+from .emitter import AudioEmitter
 from .fallback import AvailabilityChangedEvent, FallbackAdapter
 from .metrics import TTSMetrics
-from .stream_adapter import StreamAdapter
-from .tts import TTS, ChunkedStream, SynthesizedAudio, SynthesizeStream, TTSCapabilities
+from .stream_adapter import SentenceStreamPacer, StreamAdapter, StreamAdapterWrapper
+from .tts import TTS, ChunkedStream, SynthesizedAudio, SynthesizeStream, TTSCapabilities, TTSError
 
 __all__ = [
+    "TTS",
+    "AudioEmitter",
     "AvailabilityChangedEvent",
-    "FallbackAdapter",
-    "StreamAdapter",
     "ChunkedStream",
+    "FallbackAdapter",
+    "SentenceStreamPacer",
+    "StreamAdapter",
+    "StreamAdapterWrapper",
     "SynthesizeStream",
     "SynthesizedAudio",
-    "TTS",
     "TTSCapabilities",
+    "TTSError",
     "TTSMetrics",
 ]

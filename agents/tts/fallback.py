@@ -45,8 +45,8 @@ class _Resampler:
 class FallbackAdapter(TTS):
     """Tries the TTSs in order; a failing one is marked unavailable (event
     ``tts_availability_changed``), skipped for ``recovery_delay`` seconds, then tried
-    again. Audio comes out at the highest sample rate among them (others are
-    resampled). A request only switches TTS while none of its audio has been sent:
+    again. Audio comes out at ``sample_rate``, by default the highest sample rate among
+    them (others are resampled). A request only switches TTS while none of its audio has been sent:
     half a sentence in one voice and the rest in another would be worse than an error.
     Non-streaming TTSs stream through ``StreamAdapter`` with ``sentence_tokenizer``.
     """
@@ -57,18 +57,21 @@ class FallbackAdapter(TTS):
         *,
         sentence_tokenizer: SentenceTokenizer | None = None,
         attempt_timeout: float = 10.0,
-        max_retry_per_tts: int = 1,
+        max_retry_per_tts: int = 2,
+        sample_rate: int | None = None,
         retry_interval: float = 0.5,
         recovery_delay: float = 30.0,
     ) -> None:
         if not tts:
             raise ValueError("a FallbackAdapter needs at least one TTS")
+        if sample_rate is not None and sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
         channels = {t.num_channels for t in tts}
         if len(channels) > 1:
             raise ValueError(f"all TTSs must have the same number of channels, got {sorted(channels)}")
         super().__init__(
             capabilities=TTSCapabilities(streaming=True),
-            sample_rate=max(t.sample_rate for t in tts),
+            sample_rate=sample_rate if sample_rate is not None else max(t.sample_rate for t in tts),
             num_channels=channels.pop(),
         )
         self._availability: Availability[TTS] = Availability(

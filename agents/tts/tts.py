@@ -1,21 +1,36 @@
-"""The TTS interface: ``synthesize`` (one text) and ``stream`` (text pushed over time)."""
+"""The TTS interface: ``synthesize`` (one text) and ``stream`` (text pushed over time).
+
+Two ways to write a stream's ``_run``, both supported by the same base classes:
+
+- livekit-agents style, ``async def _run(self, output_emitter)``: call
+  ``output_emitter.initialize(...)`` then ``push`` bytes (PCM or an encoded format);
+  streams also ``start_segment`` / ``end_segment`` (or ``flush``) per segment of text;
+- roomd style, ``async def _run(self)``: put ``SynthesizedAudio`` with ``self._send``.
+
+Either way the base class retries (``APIConnectOptions``), bounds the wait for the first
+audio of a one-shot request, and emits ``metrics_collected`` (``TTSMetrics``) and
+``error`` (``TTSError``) on the ``TTS``.
+"""
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections import deque
 from abc import ABC, abstractmethod
+from collections import deque
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
 from livekit import rtc
 
+from ..errors import APIError, ComponentErrorEvent
+from ..metrics.base import TTSMetrics
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 from ..utils.audio import frame_duration
 from ..utils.events import EventEmitter
 from ..utils.ids import shortuuid
 from ..utils.streams import InputOutputStream, OutputStream
-from .metrics import TTSMetrics
+from .emitter import AudioEmitter, SynthesizedAudio
 
 TTSEvents: TypeAlias = Literal["metrics_collected", "error", "tts_availability_changed"]
 
@@ -23,15 +38,12 @@ TTSEvents: TypeAlias = Literal["metrics_collected", "error", "tts_availability_c
 @dataclass(frozen=True, slots=True)
 class TTSCapabilities:
     streaming: bool
+    aligned_transcript: bool = False  # word timings come with the audio
 
 
-@dataclass(slots=True)
-class SynthesizedAudio:
-    frame: rtc.AudioFrame
-    request_id: str
-    is_final: bool = False  # the last frame of a request (chunked) or segment (stream)
-    segment_id: str = ""
-    delta_text: str = ""  # text this audio speaks, on the first frame of each piece
+@dataclass(slots=True, kw_only=True)
+class TTSError(ComponentErrorEvent):
+    type: Literal["tts_error"] = "tts_error"
 
 
 class TTS(ABC, EventEmitter[TTSEvents]):
@@ -42,6 +54,7 @@ class TTS(ABC, EventEmitter[TTSEvents]):
         self._capabilities = capabilities
         self._sample_rate = sample_rate
         self._num_channels = num_channels
+        self._label = f"{type(self).__module__}.{type(self).__name__}"
 
     @property
     def capabilities(self) -> TTSCapabilities:
@@ -57,7 +70,7 @@ class TTS(ABC, EventEmitter[TTSEvents]):
 
     @property
     def label(self) -> str:
-        return f"{type(self).__module__}.{type(self).__name__}"
+        return self._label
 
     @property
     def model(self) -> str:
@@ -83,10 +96,33 @@ class TTS(ABC, EventEmitter[TTSEvents]):
     async def aclose(self) -> None:
         """Release resources (optional)."""
 
+    async def __aenter__(self) -> TTS:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _takes_emitter(cls: type) -> bool:
+    """Whether ``cls._run`` is written livekit-agents style (``_run(self, output_emitter)``)."""
+    cached = cls.__dict__.get("_roomd_takes_emitter")
+    if cached is None:
+        params = list(inspect.signature(cls._run).parameters.values())  # type: ignore[attr-defined]
+        cached = len(params) >= 2
+        type.__setattr__(cls, "_roomd_takes_emitter", cached)
+    return bool(cached)
+
+
+def _report_error(tts: TTS, error: Exception, recoverable: bool) -> None:
+    tts.emit(
+        "error",
+        TTSError(timestamp=time.time(), label=tts.label, error=error, recoverable=recoverable),
+    )
+
 
 class ChunkedStream(OutputStream[SynthesizedAudio]):
-    """Audio for one text. Implement ``_run`` calling ``self._send``. Retries happen only
-    before the first frame; ``conn_options.timeout`` bounds the wait for it."""
+    """Audio for one text. Retries happen only before the first frame;
+    ``conn_options.timeout`` bounds the wait for it."""
 
     def __init__(
         self,
@@ -98,9 +134,9 @@ class ChunkedStream(OutputStream[SynthesizedAudio]):
         self._tts = tts
         self._input_text = input_text
         self._request_id = shortuuid("tts_")
-        self._started_at = time.perf_counter()
-        self._ttfb = -1.0
-        self._audio_duration = 0.0
+        self.__started_at = time.perf_counter()
+        self.__ttfb = -1.0
+        self.__audio_duration = 0.0
         super().__init__(conn_options=conn_options, label=tts.label)
 
     @property
@@ -111,11 +147,30 @@ class ChunkedStream(OutputStream[SynthesizedAudio]):
     def request_id(self) -> str:
         return self._request_id
 
-    def _send(self, item: SynthesizedAudio) -> None:
-        if self._ttfb < 0:
-            self._ttfb = time.perf_counter() - self._started_at
-        self._audio_duration += frame_duration(item.frame)
-        super()._send(item)
+    async def _run_attempt(self) -> None:
+        if not _takes_emitter(type(self)):
+            await self._run()
+            return
+        emitter = AudioEmitter(label=self._tts.label, dst_ch=self._event_ch)
+        try:
+            await self._run(emitter)  # type: ignore[call-arg]
+            emitter.end_input()
+            await emitter.join()
+            if self._input_text.strip() and emitter.pushed_duration() <= 0.0:
+                raise APIError(f"{self._tts.label}: no audio for {self._input_text!r}")
+        finally:
+            await emitter.aclose()
+
+    def _on_output(self, item: SynthesizedAudio) -> None:
+        if self.__ttfb < 0:
+            self.__ttfb = time.perf_counter() - self.__started_at
+        self.__audio_duration += frame_duration(item.frame)
+
+    def _on_failed_attempt(self, error: APIError, *, recoverable: bool) -> None:
+        _report_error(self._tts, error, recoverable)
+
+    def _emit_error(self, api_error: Exception, recoverable: bool) -> None:
+        _report_error(self._tts, api_error, recoverable)
 
     def _on_done(self, *, cancelled: bool) -> None:
         self._tts.emit(
@@ -124,9 +179,9 @@ class ChunkedStream(OutputStream[SynthesizedAudio]):
                 label=self._tts.label,
                 request_id=self._request_id,
                 timestamp=time.time(),
-                ttfb=self._ttfb,
-                duration=time.perf_counter() - self._started_at,
-                audio_duration=self._audio_duration,
+                ttfb=self.__ttfb,
+                duration=time.perf_counter() - self.__started_at,
+                audio_duration=self.__audio_duration,
                 characters_count=len(self._input_text),
                 cancelled=cancelled,
                 streamed=False,
@@ -144,9 +199,12 @@ class ChunkedStream(OutputStream[SynthesizedAudio]):
 class SynthesizeStream(InputOutputStream[str, SynthesizedAudio]):
     """Text in (``push_text``; ``flush`` ends a segment), audio out.
 
-    Implement ``_run`` reading ``self._input_ch`` (text and ``FLUSH``) and calling
-    ``self._send``; call ``self._segment_done(segment_id)`` after a segment's last
-    frame so its ``TTSMetrics`` (ttfb from the segment's first text) are emitted.
+    ``_run`` reads ``self._input_ch`` (text, and ``self._FlushSentinel`` instances at
+    segment ends). A roomd-style ``_run(self)`` calls ``self._segment_done(segment_id)``
+    after a segment's last frame so its ``TTSMetrics`` are emitted (ttfb from the
+    segment's first text); with an ``AudioEmitter`` that happens at ``end_segment``.
+    An emitter-based stream's audio carries, on the first frame of each segment, the
+    text pushed for it (``delta_text``), which the session shows as the transcript.
     """
 
     def __init__(self, *, tts: TTS, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS) -> None:
@@ -154,7 +212,10 @@ class SynthesizeStream(InputOutputStream[str, SynthesizedAudio]):
         self._request_id = shortuuid("tts_")
         # Input runs ahead of output: one record per segment pushed, the oldest being
         # the one whose audio is coming out.
-        self._segments: deque[_SegmentStats] = deque([_SegmentStats()])
+        self.__segments: deque[_SegmentStats] = deque([_SegmentStats()])
+        self.__texts: deque[str] = deque()  # emitter streams: text of each flushed segment
+        self.__text = ""
+        self.__output_segment: str | None = None
         super().__init__(conn_options=conn_options, label=tts.label)
 
     @property
@@ -162,28 +223,55 @@ class SynthesizeStream(InputOutputStream[str, SynthesizedAudio]):
         return self._request_id
 
     def push_text(self, token: str) -> None:
-        current = self._segments[-1]
+        current = self.__segments[-1]
         if current.first_text_at is None and token:
             current.first_text_at = time.perf_counter()
         current.chars += len(token)
+        self.__text += token
         self._push(token)
 
     def flush(self) -> None:
         super().flush()
-        self._segments.append(_SegmentStats())
+        self.__segments.append(_SegmentStats())
+        self.__texts.append(self.__text)
+        self.__text = ""
 
-    def _send(self, item: SynthesizedAudio) -> None:
-        oldest = self._segments[0]
+    async def _run_attempt(self) -> None:
+        if not _takes_emitter(type(self)):
+            await self._run()
+            return
+        emitter = AudioEmitter(
+            label=self._tts.label, dst_ch=self._event_ch, on_segment_end=self._segment_done
+        )
+        try:
+            await self._run(emitter)  # type: ignore[call-arg]
+            emitter.end_input()
+            await emitter.join()
+        finally:
+            await emitter.aclose()
+
+    def _on_output(self, item: SynthesizedAudio) -> None:
+        if _takes_emitter(type(self)) and item.segment_id != self.__output_segment:
+            self.__output_segment = item.segment_id
+            text = self.__texts.popleft() if self.__texts else ""
+            if not item.delta_text:
+                item.delta_text = text
+        oldest = self.__segments[0]
         if oldest.ttfb < 0 and oldest.first_text_at is not None:
             oldest.ttfb = time.perf_counter() - oldest.first_text_at
         oldest.audio += frame_duration(item.frame)
-        super()._send(item)
+
+    def _on_failed_attempt(self, error: APIError, *, recoverable: bool) -> None:
+        _report_error(self._tts, error, recoverable)
+
+    def _emit_error(self, api_error: Exception, recoverable: bool) -> None:
+        _report_error(self._tts, api_error, recoverable)
 
     def _segment_done(self, segment_id: str, *, cancelled: bool = False) -> None:
-        if len(self._segments) > 1:
-            stats = self._segments.popleft()
+        if len(self.__segments) > 1:
+            stats = self.__segments.popleft()
         else:  # the segment still being fed (no flush yet)
-            stats, self._segments[0] = self._segments[0], _SegmentStats()
+            stats, self.__segments[0] = self.__segments[0], _SegmentStats()
         started = stats.first_text_at
         self._tts.emit(
             "metrics_collected",

@@ -76,3 +76,43 @@ def split_frame(frame: rtc.AudioFrame, frame_duration_s: float) -> list[rtc.Audi
             rtc.AudioFrame(chunk.tobytes(), frame.sample_rate, frame.num_channels, chunk.size // frame.num_channels)
         )
     return out
+
+
+class AudioByteStream:
+    """Cuts a stream of 16-bit PCM bytes into frames of ``samples_per_channel``
+    (default 100 ms): ``push`` returns the whole frames available, ``flush`` the rest."""
+
+    def __init__(self, sample_rate: int, num_channels: int, samples_per_channel: int | None = None) -> None:
+        if sample_rate <= 0 or num_channels <= 0:
+            raise ValueError(f"need a positive sample rate and channel count, got {sample_rate}, {num_channels}")
+        self._sample_rate = sample_rate
+        self._num_channels = num_channels
+        self._samples_per_channel = samples_per_channel or sample_rate // 10
+        self._bytes_per_frame = self._samples_per_channel * num_channels * 2
+        self._buf = bytearray()
+
+    def push(self, data: bytes | bytearray | memoryview) -> list[rtc.AudioFrame]:
+        self._buf.extend(data)
+        frames = []
+        while len(self._buf) >= self._bytes_per_frame:
+            chunk = bytes(self._buf[: self._bytes_per_frame])
+            del self._buf[: self._bytes_per_frame]
+            frames.append(rtc.AudioFrame(chunk, self._sample_rate, self._num_channels, self._samples_per_channel))
+        return frames
+
+    write = push
+
+    def flush(self) -> list[rtc.AudioFrame]:
+        whole = len(self._buf) - len(self._buf) % (2 * self._num_channels)  # drop a torn sample
+        if whole == 0:
+            self._buf.clear()
+            return []
+        chunk = bytes(self._buf[:whole])
+        self._buf.clear()
+        samples = whole // (2 * self._num_channels)
+        return [rtc.AudioFrame(chunk, self._sample_rate, self._num_channels, samples)]
+
+
+def combine_frames(buffer: AudioBuffer) -> rtc.AudioFrame:
+    """One frame from a frame or a list of frames (the reference's ``utils.combine_frames``)."""
+    return merge_frames(buffer)

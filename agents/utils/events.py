@@ -14,13 +14,14 @@ logger = logging.getLogger("roomd.agents")
 
 class EventEmitter(Generic[T_contra]):
     """``on``/``once``/``off``/``emit``, callbacks run synchronously in registration order.
+    (Its table is name-mangled: a subclass may have its own ``_listeners``.)
 
     A callback that raises is logged and does not stop the others: one broken listener
     (a metrics exporter, say) must not break the voice pipeline that emitted the event.
     """
 
     def __init__(self) -> None:
-        self._listeners: dict[T_contra, list[Callable[..., Any]]] = {}
+        self.__listeners: dict[T_contra, list[Callable[..., Any]]] = {}
 
     def on(self, event: T_contra, callback: _Callback | None = None) -> Any:
         """Register ``callback``; without one, return a decorator."""
@@ -31,7 +32,7 @@ class EventEmitter(Generic[T_contra]):
                 return fn
 
             return decorator
-        self._listeners.setdefault(event, []).append(callback)
+        self.__listeners.setdefault(event, []).append(callback)
         return callback
 
     def once(self, event: T_contra, callback: _Callback | None = None) -> Any:
@@ -52,18 +53,18 @@ class EventEmitter(Generic[T_contra]):
         return self.on(event, wrapper)
 
     def off(self, event: T_contra, callback: Callable[..., Any]) -> None:
-        listeners = self._listeners.get(event, [])
+        listeners = self.__listeners.get(event, [])
         for i, registered in enumerate(listeners):
             if registered is callback or getattr(registered, "__wrapped__", None) is callback:
                 del listeners[i]
                 return
 
     def emit(self, event: T_contra, *args: Any) -> None:
-        for callback in list(self._listeners.get(event, ())):
+        for callback in list(self.__listeners.get(event, ())):
             try:
                 callback(*args)
             except Exception:
                 logger.exception("event listener failed", extra={"event": str(event)})
 
     def listener_count(self, event: T_contra) -> int:
-        return len(self._listeners.get(event, ()))
+        return len(self.__listeners.get(event, ()))

@@ -15,7 +15,7 @@ from ..types import APIConnectOptions
 from ..utils.aio import Chan
 from ..utils.audio import frame_duration
 from ..utils.taskgroup import run_together
-from .io import AudioOutput, TextOutput
+from .io import AudioOutput, TextOutput, flush_text_output
 
 
 @dataclass(slots=True)
@@ -84,7 +84,7 @@ class Playout:
                 if self._transcript is not None:
                     await self._transcript.capture_text(piece)
             if self._transcript is not None:
-                await self._transcript.flush()
+                await flush_text_output(self._transcript)
             joined = "".join(self._given)
             return PlayoutResult(joined, joined, False, None)
         await self._synthesize(text, self._tts, self._audio)
@@ -137,7 +137,7 @@ class Playout:
         else:
             heard = "".join(p.text for p in self._pieces if p.offset <= position + 1e-6) if interrupted else given
         if self._transcript is not None:
-            await self._transcript.flush()
+            await flush_text_output(self._transcript)
         return PlayoutResult(given, heard.strip() if interrupted else heard, interrupted, self._first_frame_at)
 
 

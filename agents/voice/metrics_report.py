@@ -1,7 +1,9 @@
 """Which of a session's metrics the daemon records, and how a job hands them over.
 
 Operators see per-agent turn latencies in the supervisor's ``/metrics``; the session only
-knows its own events. Inside a job the child runtime puts a reporter on the ``JobContext``
+knows its own events. The samples are read from the very objects the components emit as
+``metrics_collected`` (``roomd.agents.metrics``), so a third-party component's calls feed
+the daemon's histograms without doing anything: its base class emits them. Inside a job the child runtime puts a reporter on the ``JobContext``
 (it sends IPC ``Metrics``); outside a job (tests, notebooks) nothing is reported.
 
 The mapping is the whole contract with the supervisor, which accepts exactly these names:
@@ -15,10 +17,7 @@ import dataclasses
 import math
 
 from ..job import get_job_context
-from ..llm.metrics import LLMMetrics
-from ..stt.metrics import STTMetrics
-from ..tts.metrics import TTSMetrics
-from .metrics import EOUMetrics
+from ..metrics.base import EOUMetrics, LLMMetrics, RealtimeModelMetrics, STTMetrics, TTSMetrics
 
 MAX_COMPONENT_LENGTH = 64  # a label value; component labels are class names, not prose
 EOU_COMPONENT = "session"  # end of utterance is measured by the session, not a component
@@ -45,7 +44,7 @@ def latency_sample(metrics: object) -> LatencySample | None:
     Negative values mean "never happened" (no first token, no audio: an error or a
     cancellation) and are not latencies. A streamed STT has no per-request duration.
     """
-    if isinstance(metrics, LLMMetrics):
+    if isinstance(metrics, LLMMetrics | RealtimeModelMetrics):
         return _sample(LLM_TTFT, metrics.ttft, metrics.label)
     if isinstance(metrics, TTSMetrics):
         return _sample(TTS_TTFB, metrics.ttfb, metrics.label)

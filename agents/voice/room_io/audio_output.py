@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from livekit import rtc
 
-from ..io import AudioOutput
+from ..io import QueuedAudioOutput
 from .options import RoomOutputOptions
 
 
-class RoomAudioOutput(AudioOutput):
+class RoomAudioOutput(QueuedAudioOutput):
     """Publishes one local audio track; frames go to its ``AudioSource``, whose queue
     (``audio_queue_size_ms``) paces the writes at real time."""
 
