@@ -3,6 +3,7 @@
 from .aio import Chan, ChanClosed, TaskOwner, cancel_and_wait
 from .audio import (
     AudioBuffer,
+    audio_frames_from_file,
     buffer_duration,
     frame_duration,
     frame_rms,
@@ -21,6 +22,7 @@ __all__ = [
     "ChanClosed",
     "EventEmitter",
     "TaskOwner",
+    "audio_frames_from_file",
     "buffer_duration",
     "call_with_retries",
     "cancel_and_wait",

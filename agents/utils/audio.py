@@ -76,3 +76,8 @@ def split_frame(frame: rtc.AudioFrame, frame_duration_s: float) -> list[rtc.Audi
             rtc.AudioFrame(chunk.tobytes(), frame.sample_rate, frame.num_channels, chunk.size // frame.num_channels)
         )
     return out
+
+
+# The reference exposes file decoding here; it lives in its own module (PyAV is only
+# imported when a file is decoded).
+from .audio_decode import audio_frames_from_file  # noqa: E402
