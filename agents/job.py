@@ -124,6 +124,17 @@ def get_job_context() -> JobContext:
                            "called from an entrypoint)") from None
 
 
+get_current_job_context = get_job_context  # the reference's older name
+JobAcceptArguments = AcceptArguments  # the reference's name for what request.accept() takes
+
+
+def __getattr__(name: str) -> Any:
+    # DEFAULT_PARTICIPANT_KINDS needs livekit.rtc, which this module only imports in the job
+    if name == "DEFAULT_PARTICIPANT_KINDS":
+        return _default_participant_kinds()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _default_participant_kinds() -> list[int]:
     from livekit import rtc
 
@@ -269,26 +280,10 @@ class JobContext:
         """The first remote participant with ``identity`` (any, if None) of the given kinds
         (SIP and standard by default); returns at once if one is already in the room.
         Waits as long as it takes: wrap it in ``asyncio.wait_for`` to bound it."""
-        if not self._room.isconnected():
-            raise RuntimeError("wait_for_participant() needs a connected room: call ctx.connect() first")
+        from .utils.participant import wait_for_participant
+
         kinds = _default_participant_kinds() if kind is None else kind
-
-        def matches(p: rtc.RemoteParticipant) -> bool:
-            return (identity is None or p.identity == identity) and _kind_matches(kinds, p)
-
-        found: asyncio.Future[rtc.RemoteParticipant] = asyncio.get_running_loop().create_future()
-
-        def on_connected(p: rtc.RemoteParticipant) -> None:
-            if matches(p) and not found.done():
-                found.set_result(p)
-
-        self._room.on("participant_connected", on_connected)
-        try:
-            for participant in self._room.remote_participants.values():
-                on_connected(participant)
-            return await found
-        finally:
-            self._room.off("participant_connected", on_connected)
+        return await wait_for_participant(self._room, identity=identity, kind=kinds)
 
     def add_participant_entrypoint(
         self,

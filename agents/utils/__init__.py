@@ -3,6 +3,9 @@
 from .aio import Chan, ChanClosed, TaskOwner, cancel_and_wait
 from .audio import (
     AudioBuffer,
+    AudioByteStream,
+    calculate_audio_duration,
+    combine_frames,
     audio_frames_from_file,
     buffer_duration,
     frame_duration,
@@ -14,10 +17,14 @@ from .audio import (
 )
 from .events import EventEmitter
 from .ids import shortuuid
+from .participant import wait_for_participant, wait_for_track_publication
 from .retry import call_with_retries
 
 __all__ = [
     "AudioBuffer",
+    "AudioByteStream",
+    "calculate_audio_duration",
+    "combine_frames",
     "Chan",
     "ChanClosed",
     "EventEmitter",
@@ -33,4 +40,6 @@ __all__ = [
     "silence",
     "sine",
     "split_frame",
+    "wait_for_participant",
+    "wait_for_track_publication",
 ]

@@ -78,6 +78,49 @@ def split_frame(frame: rtc.AudioFrame, frame_duration_s: float) -> list[rtc.Audi
     return out
 
 
+combine_frames = merge_frames  # the reference's other name for it
+
+
+def calculate_audio_duration(frames: AudioBuffer) -> float:
+    """Seconds of audio in a frame or list of frames."""
+    return buffer_duration(frames)
+
+
+class AudioByteStream:
+    """Cuts a stream of 16-bit PCM bytes into frames of ``samples_per_channel`` (default
+    50 ms): ``write``/``push`` return the frames completed so far, ``flush`` the rest."""
+
+    def __init__(self, sample_rate: int, num_channels: int, samples_per_channel: int | None = None) -> None:
+        if sample_rate <= 0 or num_channels <= 0:
+            raise ValueError(f"sample_rate and num_channels must be > 0, got {sample_rate}, {num_channels}")
+        self._rate = sample_rate
+        self._channels = num_channels
+        self._samples = samples_per_channel or sample_rate // 20
+        self._frame_bytes = self._samples * num_channels * 2
+        self._buf = bytearray()
+
+    def write(self, data: bytes | memoryview) -> list[rtc.AudioFrame]:
+        self._buf += data
+        frames = []
+        while len(self._buf) >= self._frame_bytes:
+            chunk, self._buf = bytes(self._buf[: self._frame_bytes]), self._buf[self._frame_bytes :]
+            frames.append(rtc.AudioFrame(chunk, self._rate, self._channels, self._samples))
+        return frames
+
+    push = write
+
+    def flush(self) -> list[rtc.AudioFrame]:
+        """The remaining whole samples as a last, shorter frame (a trailing partial sample is dropped)."""
+        whole = len(self._buf) - len(self._buf) % (2 * self._channels)
+        data, self._buf = bytes(self._buf[:whole]), bytearray()
+        if not data:
+            return []
+        return [rtc.AudioFrame(data, self._rate, self._channels, len(data) // (2 * self._channels))]
+
+    def clear(self) -> None:
+        self._buf.clear()
+
+
 # The reference exposes file decoding here; it lives in its own module (PyAV is only
 # imported when a file is decoded).
 from .audio_decode import audio_frames_from_file  # noqa: E402

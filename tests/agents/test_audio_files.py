@@ -103,3 +103,15 @@ async def test_builtin_clips_are_made_once_and_decode(tmp_path: Path, monkeypatc
         seconds, rates, _, loudest = await decode(path)
         assert seconds > shortest and rates == {48000}
         assert 0.005 < loudest < 0.6  # audible, not clipping
+
+
+def test_audio_byte_stream_cuts_bytes_into_equal_frames() -> None:
+    from roomd.agents.utils.audio import AudioByteStream, calculate_audio_duration, combine_frames
+
+    stream = AudioByteStream(16000, 2, samples_per_channel=160)  # 10 ms stereo frames
+    pcm = np.arange(16000 * 2 // 4 * 2 + 3, dtype=np.int16).tobytes()[:-1]  # odd byte count
+    frames = [f for start in range(0, len(pcm), 999) for f in stream.write(pcm[start:start + 999])]
+    frames += stream.flush()
+    assert all(f.samples_per_channel == 160 for f in frames[:-1]) and frames[-1].samples_per_channel < 160
+    assert bytes(combine_frames(frames).data) == pcm[: len(pcm) // 4 * 4]  # nothing lost but a half sample
+    assert calculate_audio_duration(frames) == pytest.approx((len(pcm) // 4) / 16000)

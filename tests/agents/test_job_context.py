@@ -91,7 +91,7 @@ async def test_connect_twice_joins_once_and_audio_only_subscribes_to_audio(livek
 
 async def test_wait_for_participant_filters_identity_and_kind(livekit_server: Any, room_name: str) -> None:
     ctx = make_context(livekit_server, room_name)
-    with pytest.raises(RuntimeError, match="connected room"):
+    with pytest.raises(RuntimeError, match="not connected"):
         await ctx.wait_for_participant()
     await ctx.connect()
     first = await join(livekit_server, room_name, "first")
