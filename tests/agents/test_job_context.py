@@ -130,8 +130,12 @@ async def test_participant_entrypoints_run_for_present_and_new_participants(live
         finally:
             finished.set()
 
+    async def breaks(job: JobContext, participant: rtc.RemoteParticipant) -> None:
+        raise RuntimeError("one participant's trouble")
+
     ctx.add_participant_entrypoint(greet)
     ctx.add_participant_entrypoint(stays)
+    ctx.add_participant_entrypoint(breaks)
     with pytest.raises(ValueError, match="already added"):
         ctx.add_participant_entrypoint(greet)
     late = None
@@ -141,6 +145,7 @@ async def test_participant_entrypoints_run_for_present_and_new_participants(live
         late = await join(livekit_server, room_name, "late")
         await until(lambda: ("greet", "late") in greeted and ("stays", "late") in greeted)
         assert sorted(greeted) == [("greet", "early"), ("greet", "late"), ("stays", "early"), ("stays", "late")]
+        assert ctx.shutdown_reason is None and ctx.room.isconnected()  # a failing one ends nothing
         await ctx._run_shutdown_callbacks(1.0)  # the job's end cancels what still runs
         assert finished.is_set()
     finally:
