@@ -39,6 +39,13 @@ def wav_bytes(buffer: AudioBuffer) -> bytes:
     return out.getvalue()
 
 
+def _update(options: Any, **changes: Any) -> None:
+    """Set the options given (the others are NOT_GIVEN)."""
+    for name, value in changes.items():
+        if is_given(value):
+            setattr(options, name, value)
+
+
 @dataclass(slots=True)
 class _STTOptions:
     model: str
@@ -95,16 +102,9 @@ class STT(BaseSTT):
         turn_detection: NotGivenOr[Any] = NOT_GIVEN,
         noise_reduction_type: NotGivenOr[str] = NOT_GIVEN,
     ) -> None:
-        if is_given(model):
-            self._opts.model = model
-        if is_given(language):
-            self._opts.language = language
-        if is_given(detect_language):
-            self._opts.detect_language = detect_language
-            if detect_language:
-                self._opts.language = ""
-        if is_given(prompt):
-            self._opts.prompt = prompt
+        _update(self._opts, model=model, language=language, detect_language=detect_language, prompt=prompt)
+        if self._opts.detect_language:
+            self._opts.language = ""
 
     async def _recognize_impl(
         self, buffer: AudioBuffer, *, language: str | None, conn_options: APIConnectOptions
@@ -184,14 +184,7 @@ class TTS(BaseTTS):
         speed: NotGivenOr[float] = NOT_GIVEN,
         instructions: NotGivenOr[str] = NOT_GIVEN,
     ) -> None:
-        if is_given(model):
-            self._opts.model = model
-        if is_given(voice):
-            self._opts.voice = voice
-        if is_given(speed):
-            self._opts.speed = speed
-        if is_given(instructions):
-            self._opts.instructions = instructions
+        _update(self._opts, model=model, voice=voice, speed=speed, instructions=instructions)
 
     def synthesize(self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS) -> ChunkedStream:
         return _SpeechStream(tts=self, input_text=text, conn_options=conn_options)

@@ -169,6 +169,8 @@ async def test_tts_decodes_mp3_by_default_and_pcm_on_request(compat: tuple[Compa
         async with tts.synthesize("Welcome.") as stream:
             mp3 = [a async for a in stream]
         tts.update_options(voice="ash", speed=1.25)
+        async with tts.synthesize("Again.") as stream:
+            [a async for a in stream]
         pcm_tts = openai.TTS(base_url=base, model="tts-1", response_format="pcm")
         async with pcm_tts.synthesize("Bye.") as stream:
             pcm = [a async for a in stream]
@@ -177,7 +179,8 @@ async def test_tts_decodes_mp3_by_default_and_pcm_on_request(compat: tuple[Compa
         await tts.aclose()
     assert server.speech[0] == {"model": "gpt-4o-mini-tts", "voice": "coral", "input": "Welcome.",
                                 "response_format": "mp3", "speed": 1.0, "instructions": "Speak warmly."}
-    assert server.speech[1]["response_format"] == "pcm" and server.speech[1]["model"] == "tts-1"
+    assert (server.speech[1]["voice"], server.speech[1]["speed"]) == ("ash", 1.25)  # update_options applied
+    assert server.speech[2]["response_format"] == "pcm" and server.speech[2]["model"] == "tts-1"
     seconds = sum(a.frame.duration for a in mp3)
     assert seconds == pytest.approx(0.6, abs=0.08)  # MP3 adds its priming and padding
     assert {a.frame.sample_rate for a in mp3} == {24000} and mp3[-1].is_final and mp3[0].delta_text == "Welcome."
@@ -195,6 +198,8 @@ async def test_stt_sends_model_language_and_prompt(compat: tuple[CompatServer, s
     try:
         event = await stt.recognize(load_wav("library_hours.wav"))
         await auto.recognize(load_wav("library_hours.wav"))
+        stt.update_options(language="fr", prompt="Bibliothèque.")
+        await stt.recognize(load_wav("library_hours.wav"))
     finally:
         await stt.aclose()
         await auto.aclose()
@@ -203,6 +208,7 @@ async def test_stt_sends_model_language_and_prompt(compat: tuple[CompatServer, s
                                         "response_format": "json"}
     assert "language" not in server.transcriptions[1]
     assert server.transcriptions[1]["model"] == "gpt-4o-mini-transcribe"
+    assert (server.transcriptions[2]["language"], server.transcriptions[2]["prompt"]) == ("fr", "Bibliothèque.")
     with pytest.raises(ValueError, match="use_realtime"):
         openai.STT(use_realtime=True)
 
