@@ -19,6 +19,7 @@ from room_client import join, participant_token
 from roomd.agents import JobExecutorType
 from roomd.agents.job import AutoSubscribe, JobContext, JobProcess, RunningJobInfo
 from roomd.agents.job_request import AcceptArguments
+from roomd.agents.utils import wait_for_track_publication
 from roomd.agents.utils.audio import sine
 from roomd.child.job_runner import run_job
 
@@ -84,6 +85,9 @@ async def test_connect_twice_joins_once_and_audio_only_subscribes_to_audio(livek
                     and remote.track_publications[audio_sid].subscribed)
         await asyncio.sleep(0.5)  # give a wrong subscription time to happen
         assert not remote.track_publications[video_sid].subscribed
+        video = await asyncio.wait_for(
+            wait_for_track_publication(ctx.room, identity="user", kind=rtc.TrackKind.KIND_VIDEO), TIMEOUT)
+        assert video.sid == video_sid
     finally:
         await ctx.room.disconnect()
         await user.disconnect()
