@@ -79,11 +79,11 @@ class MCPServer(ABC):
     async def _connect(self, ready: asyncio.Future[ClientSession], stop: asyncio.Event) -> None:
         timeout = timedelta(seconds=self._read_timeout) if self._read_timeout else None
         try:
-            async with self.client_streams() as streams:
-                async with ClientSession(streams[0], streams[1], read_timeout_seconds=timeout) as client:
-                    await client.initialize()
-                    ready.set_result(client)
-                    await stop.wait()
+            async with self.client_streams() as streams, \
+                    ClientSession(streams[0], streams[1], read_timeout_seconds=timeout) as client:
+                await client.initialize()
+                ready.set_result(client)
+                await stop.wait()
         except BaseException as exc:
             if not ready.done():
                 ready.set_exception(exc if isinstance(exc, Exception) else ConnectionError(f"{self} closed"))

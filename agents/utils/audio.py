@@ -123,4 +123,4 @@ class AudioByteStream:
 
 # The reference exposes file decoding here; it lives in its own module (PyAV is only
 # imported when a file is decoded).
-from .audio_decode import audio_frames_from_file  # noqa: E402
+from .audio_decode import audio_frames_from_file as audio_frames_from_file

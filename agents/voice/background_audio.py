@@ -13,9 +13,8 @@ import contextlib
 import enum
 import logging
 import random
-from collections import deque
 from collections.abc import AsyncIterator, Generator
-from typing import TYPE_CHECKING, Any, NamedTuple, Union
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from livekit import rtc
@@ -46,7 +45,7 @@ class BuiltinAudioClip(enum.Enum):
         return str(builtin_clips.clip_path(self.value))
 
 
-AudioSource = Union[AsyncIterator[rtc.AudioFrame], str, BuiltinAudioClip]
+AudioSource = AsyncIterator[rtc.AudioFrame] | str | BuiltinAudioClip
 
 
 class AudioConfig(NamedTuple):
@@ -206,7 +205,7 @@ class BackgroundAudioPlayer:
             return None if picked is None else (picked.source, picked.volume)
         if isinstance(audio, AudioConfig):
             return audio.source, audio.volume
-        if isinstance(audio, (str, BuiltinAudioClip)) or isinstance(audio, AsyncIterator):
+        if isinstance(audio, (str, BuiltinAudioClip, AsyncIterator)):
             return audio, 1.0
         raise TypeError(f"cannot play {type(audio).__name__}: give a file path, a BuiltinAudioClip, "
                         "an async iterator of rtc.AudioFrame, an AudioConfig or a list of them")

@@ -16,7 +16,13 @@ from roomd.agents.stt import STT as BaseSTT
 from roomd.agents.stt import SpeechData, SpeechEvent, SpeechEventType, STTCapabilities
 from roomd.agents.tts import TTS as BaseTTS
 from roomd.agents.tts import ChunkedStream, SynthesizedAudio, TTSCapabilities
-from roomd.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr, is_given
+from roomd.agents.types import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    NOT_GIVEN,
+    APIConnectOptions,
+    NotGivenOr,
+    is_given,
+)
 from roomd.agents.utils.audio import AudioBuffer, merge_frames
 from roomd.agents.utils.audio_decode import Decoder
 from roomd.agents.utils.ids import shortuuid

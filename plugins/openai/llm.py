@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from roomd.agents.errors import APIError
 from roomd.agents import llm as llm_base
+from roomd.agents.errors import APIError
 from roomd.agents.llm import (
     ChatChunk,
     ChatContext,
@@ -23,7 +23,13 @@ from roomd.agents.llm import (
     Tool,
     ToolChoice,
 )
-from roomd.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr, is_given
+from roomd.agents.types import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    NOT_GIVEN,
+    APIConnectOptions,
+    NotGivenOr,
+    is_given,
+)
 from roomd.agents.utils.ids import shortuuid
 
 from ._http import make_client
