@@ -23,6 +23,8 @@ from .types import NotGivenOr, is_given
 if TYPE_CHECKING:
     from livekit import api, rtc
     from livekit.api.access_token import Claims
+    from livekit.protocol.room import DeleteRoomResponse
+    from livekit.protocol.sip import SIPParticipantInfo, TransferSIPParticipantResponse
 
     from .voice.metrics_report import LatencySample
 
@@ -316,8 +318,14 @@ class JobContext:
             task = self._own_task(self._run_participant_entrypoint(fnc, participant),
                                               name=f"participant entrypoint {participant.identity}")
             self._participant_tasks[key] = task
-            task.add_done_callback(lambda t, key=key: self._participant_tasks.pop(key, None)
-                                   if self._participant_tasks.get(key) is t else None)
+            task.add_done_callback(self._forget_participant_task(key))
+
+    def _forget_participant_task(self, key: tuple[str, ParticipantEntrypoint]) -> Callable[[asyncio.Task[None]], None]:
+        def forget(task: asyncio.Task[None]) -> None:
+            if self._participant_tasks.get(key) is task:  # not a newer run for the same identity
+                del self._participant_tasks[key]
+
+        return forget
 
     async def _run_participant_entrypoint(self, fnc: ParticipantEntrypoint,
                                           participant: rtc.RemoteParticipant) -> None:
@@ -328,7 +336,7 @@ class JobContext:
                           getattr(fnc, "__qualname__", fnc), participant.identity)
 
     # -- server requests ------------------------------------------------------------------
-    def delete_room(self) -> asyncio.Future[api.DeleteRoomResponse]:
+    def delete_room(self) -> asyncio.Future[DeleteRoomResponse]:
         """Delete the job's room on the server (everyone is disconnected, the job ends)."""
         from livekit import api
 
@@ -342,7 +350,7 @@ class JobContext:
         trunk_id: str,
         participant_identity: str,
         participant_name: NotGivenOr[str] = "SIP-participant",
-    ) -> asyncio.Future[api.SIPParticipantInfo]:
+    ) -> asyncio.Future[SIPParticipantInfo]:
         """Dial ``call_to`` through the outbound SIP trunk ``trunk_id`` into this room."""
         from livekit import api
 
@@ -359,7 +367,7 @@ class JobContext:
         participant: rtc.RemoteParticipant | str,
         transfer_to: str,
         play_dialtone: bool = False,
-    ) -> asyncio.Future[api.SIPParticipantInfo]:
+    ) -> asyncio.Future[TransferSIPParticipantResponse]:
         """Transfer a SIP participant (object or identity) to ``transfer_to``."""
         from livekit import api, rtc
 

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ..errors import ToolError
-from .tools import RawFunctionTool, function_tool
+from .tools import RawFunctionTool
 
 try:
     from mcp import ClientSession, StdioServerParameters
@@ -122,7 +122,7 @@ class MCPServer(ABC):
         schema: dict[str, Any] = {"name": name, "description": description, "parameters": input_schema}
         if meta:
             schema["meta"] = meta
-        return function_tool(call, raw_schema=schema)
+        return RawFunctionTool(call, raw_schema=schema)
 
     async def aclose(self) -> None:
         """Disconnect (for stdio servers: the server process ends)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from livekit import rtc
 
@@ -17,7 +17,7 @@ def _matches(kind: list[int] | int | None, value: int) -> bool:
     return value in kind if isinstance(kind, list) else value == kind
 
 
-async def _first(room: rtc.Room, event: str, present: list[_T], test: Callable[..., _T | None]) -> _T:
+async def _first(room: rtc.Room, event: Literal["participant_connected", "track_published"], present: list[_T], test: Callable[..., _T | None]) -> _T:
     """The first of ``present``, else the first ``event`` for which ``test`` gives a value."""
     if not room.isconnected():
         raise RuntimeError("the room is not connected: call ctx.connect() (or room.connect()) first")

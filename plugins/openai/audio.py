@@ -235,7 +235,7 @@ class _Mp3Stream:
 def _decode_whole(body: bytes) -> bytes:
     decoder = Decoder(io.BytesIO(body), SAMPLE_RATE, 1)
     try:
-        pcm = []
+        pcm: list[bytes] = []
         while frames := decoder.next_slice():
             pcm.extend(bytes(f.data) for f in frames)
         return b"".join(pcm)
