@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from livekit.protocol import agent as agent_pb
 
-from .job_request import AcceptArguments
+from .job_request import AcceptArguments, JobRequest
 from .types import NotGivenOr, is_given
 
 if TYPE_CHECKING:
@@ -106,6 +106,11 @@ class RunningJobInfo:
     api_key: str = dataclasses.field(default="", repr=False)
     api_secret: str = dataclasses.field(default="", repr=False)
 
+    @property
+    def accept_arguments(self) -> AcceptArguments:
+        """The reference's name for ``accept``."""
+        return self.accept
+
 
 ShutdownCallback = Callable[[], Awaitable[None]] | Callable[[str], Awaitable[None]]
 ParticipantEntrypoint = Callable[["JobContext", "rtc.RemoteParticipant"], Coroutine[Any, Any, None]]
@@ -128,6 +133,8 @@ def get_job_context() -> JobContext:
 
 get_current_job_context = get_job_context  # the reference's older name
 JobAcceptArguments = AcceptArguments  # the reference's name for what request.accept() takes
+__all__ = ["AutoSubscribe", "JobAcceptArguments", "JobContext", "JobExecutorType", "JobProcess", "JobRequest",
+           "RunningJobInfo", "get_current_job_context", "get_job_context"]
 
 
 def __getattr__(name: str) -> Any:

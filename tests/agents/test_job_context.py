@@ -240,3 +240,16 @@ def test_job_process_has_the_reference_properties() -> None:
     assert proc.user_arguments == {"tenant": "a"} and proc.http_proxy == "http://proxy:3128"
     proc.userdata["model"] = "loaded"
     assert proc.userdata == {"model": "loaded"}
+
+
+async def test_the_job_module_has_the_reference_names() -> None:
+    from roomd.agents import job
+
+    assert job.get_current_job_context is job.get_job_context
+    assert job.JobAcceptArguments is job.AcceptArguments and job.JobRequest.__module__ == "roomd.agents.job_request"
+    assert job.DEFAULT_PARTICIPANT_KINDS == [rtc.ParticipantKind.PARTICIPANT_KIND_SIP,
+                                             rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD]
+    info = make_context(type("S", (), {"url": "ws://x", "api_key": "k", "api_secret": "s" * 32})(), "r").info
+    assert info.accept_arguments is info.accept and info.accept.identity == "agent-under-test"
+    with pytest.raises(RuntimeError, match="no job is running"):
+        job.get_job_context()
