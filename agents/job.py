@@ -257,6 +257,11 @@ class JobContext:
         async with self._connect_lock:
             if self._connected_once:
                 return
+            if self._room.isconnected():  # joined by someone else (e.g. the session): adopt it
+                self._connected_once = True
+                for participant in list(self._room.remote_participants.values()):
+                    self._participant_available(participant)
+                return
             # The SDK subscribes to everything itself; the other modes subscribe here.
             options = rtc.RoomOptions(auto_subscribe=auto_subscribe == AutoSubscribe.SUBSCRIBE_ALL)
             if e2ee is not None:

@@ -159,6 +159,25 @@ async def test_participant_entrypoints_run_for_present_and_new_participants(live
             await late.disconnect()
 
 
+async def test_connect_adopts_a_room_joined_directly(livekit_server: Any, room_name: str) -> None:
+    user = await join(livekit_server, room_name, "user")
+    ctx = make_context(livekit_server, room_name)
+    seen: list[str] = []
+
+    async def note(job: JobContext, participant: rtc.RemoteParticipant) -> None:
+        seen.append(participant.identity)
+
+    ctx.add_participant_entrypoint(note)
+    try:
+        await ctx.room.connect(ctx.info.url, ctx.info.token)  # as code that bypasses ctx.connect() does
+        await ctx.connect()  # no second join (which would fail); entrypoints start
+        await until(lambda: seen == ["user"])
+        assert ctx.room.isconnected()
+    finally:
+        await ctx.room.disconnect()
+        await user.disconnect()
+
+
 async def test_token_claims_describe_the_job_token(livekit_server: Any, room_name: str) -> None:
     ctx = make_context(livekit_server, room_name, identity="claims-agent")
     claims = ctx.token_claims()
