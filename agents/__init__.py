@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "JobContext": ".job",
     "JobProcess": ".job",
     "AutoSubscribe": ".job",
+    "JobExecutorType": ".job",
     "get_job_context": ".job",
     "Worker": ".worker",
     # tools and chat
@@ -65,6 +66,11 @@ _EXPORTS: dict[str, str] = {
     "SpeechCreatedEvent": ".voice",
     "ErrorEvent": ".voice",
     "CloseEvent": ".voice",
+    # background audio
+    "AudioConfig": ".voice.background_audio",
+    "BackgroundAudioPlayer": ".voice.background_audio",
+    "BuiltinAudioClip": ".voice.background_audio",
+    "PlayHandle": ".voice.background_audio",
 }
 _SUBMODULES = ("cli", "llm", "stt", "tts", "vad", "tokenize", "utils", "voice", "testing", "metrics")
 

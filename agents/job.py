@@ -11,15 +11,20 @@ import contextvars
 import dataclasses
 import enum
 import inspect
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from livekit.protocol import agent as agent_pb
 
-from .job_request import AcceptArguments
+from .job_request import AcceptArguments, JobRequest
+from .types import NotGivenOr, is_given
 
 if TYPE_CHECKING:
     from livekit import api, rtc
+    from livekit.api.access_token import Claims
+    from livekit.protocol.room import DeleteRoomResponse
+    from livekit.protocol.sip import SIPParticipantInfo, TransferSIPParticipantResponse
 
     from .voice.metrics_report import LatencySample
 
@@ -31,14 +36,33 @@ class AutoSubscribe(str, enum.Enum):
     VIDEO_ONLY = "video_only"
 
 
+class JobExecutorType(enum.Enum):
+    """How jobs are isolated. roomd always runs each job in a child process."""
+
+    PROCESS = "process"
+    THREAD = "thread"
+
+
 class JobProcess:
     """The process a job runs in. ``userdata`` carries what ``prewarm_fnc`` prepared to the job."""
 
-    def __init__(self, *, pid: int, plugin: str = "", generation: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        pid: int,
+        plugin: str = "",
+        generation: int = 0,
+        executor_type: JobExecutorType = JobExecutorType.PROCESS,
+        user_arguments: Any | None = None,
+        http_proxy: str | None = None,
+    ) -> None:
         self._pid = pid
         self._plugin = plugin
         self._generation = generation
-        self._userdata: dict[str, Any] = {}
+        self._executor_type = executor_type
+        self._user_arguments = user_arguments
+        self._http_proxy = http_proxy
+        self._userdata: dict[Any, Any] = {}
         self._ipc_fileno = -1  # the child's IPC socket; private, used by tests that inject bytes
 
     @property
@@ -54,7 +78,19 @@ class JobProcess:
         return self._generation
 
     @property
-    def userdata(self) -> dict[str, Any]:
+    def executor_type(self) -> JobExecutorType:
+        return self._executor_type
+
+    @property
+    def user_arguments(self) -> Any | None:
+        return self._user_arguments
+
+    @property
+    def http_proxy(self) -> str | None:
+        return self._http_proxy
+
+    @property
+    def userdata(self) -> dict[Any, Any]:
         return self._userdata
 
 
@@ -70,8 +106,18 @@ class RunningJobInfo:
     api_key: str = dataclasses.field(default="", repr=False)
     api_secret: str = dataclasses.field(default="", repr=False)
 
+    @property
+    def accept_arguments(self) -> AcceptArguments:
+        """The reference's name for ``accept``."""
+        return self.accept
+
 
 ShutdownCallback = Callable[[], Awaitable[None]] | Callable[[str], Awaitable[None]]
+ParticipantEntrypoint = Callable[["JobContext", "rtc.RemoteParticipant"], Coroutine[Any, Any, None]]
+ParticipantKinds = list[int] | int
+
+log = logging.getLogger("roomd.agents.job")
+_T = TypeVar("_T")
 
 _current_job: contextvars.ContextVar[JobContext] = contextvars.ContextVar("roomd_job_context")
 
@@ -85,10 +131,31 @@ def get_job_context() -> JobContext:
                            "called from an entrypoint)") from None
 
 
+get_current_job_context = get_job_context  # the reference's older name
+JobAcceptArguments = AcceptArguments  # the reference's name for what request.accept() takes
+__all__ = ["AutoSubscribe", "JobAcceptArguments", "JobContext", "JobExecutorType", "JobProcess", "JobRequest",
+           "RunningJobInfo", "get_current_job_context", "get_job_context"]
+
+
+def __getattr__(name: str) -> Any:
+    # DEFAULT_PARTICIPANT_KINDS needs livekit.rtc, which this module only imports in the job
+    if name == "DEFAULT_PARTICIPANT_KINDS":
+        return _default_participant_kinds()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _default_participant_kinds() -> list[int]:
     from livekit import rtc
 
     return [rtc.ParticipantKind.PARTICIPANT_KIND_SIP, rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD]
+
+
+def _kind_matches(kind: ParticipantKinds | None, participant: rtc.RemoteParticipant) -> bool:
+    if kind is None:
+        return True
+    if isinstance(kind, list):
+        return participant.kind in kind
+    return bool(participant.kind == kind)
 
 
 MetricsReporter = Callable[["LatencySample"], None]
@@ -105,14 +172,28 @@ class JobContext:
         self._shutdown_reason: str | None = None
         self._shutdown_requested = asyncio.Event()
         self._api: api.LiveKitAPI | None = None
+        self._connect_lock = asyncio.Lock()
         self._connected_once = False
+        self._participant_entrypoints: list[tuple[ParticipantEntrypoint, ParticipantKinds]] = []
+        # (identity, entrypoint) -> its task: one run per participant and entrypoint at a time
+        self._participant_tasks: dict[tuple[str, ParticipantEntrypoint], asyncio.Task[None]] = {}
+        # delete_room(), SIP calls and participant entrypoints: tasks that end with the job.
+        # (A plain set: utils.aio would import livekit.rtc into the zygote, before the fork.)
+        self._tasks: set[asyncio.Task[Any]] = set()
         # The child runtime's way to the supervisor; the voice session reports through it.
         self._metrics_reporter = metrics_reporter
+        room.on("participant_connected", self._participant_available)
 
     # -- what the job is ------------------------------------------------------------------
     @property
     def room(self) -> rtc.Room:
+        """The job's room; not connected until ``connect()`` (or ``AgentSession.start``)."""
         return self._room
+
+    @property
+    def agent(self) -> rtc.LocalParticipant:
+        """The agent's own participant in the room."""
+        return self._room.local_participant
 
     @property
     def proc(self) -> JobProcess:
@@ -153,77 +234,177 @@ class JobContext:
             self._api = api.LiveKitAPI(http_url(self._info.url), self._info.api_key, self._info.api_secret)
         return self._api
 
+    def token_claims(self) -> Claims:
+        """The claims of the job's access token (identity, grants, attributes), unverified:
+        the server that issued it already checked it."""
+        from livekit import api
+
+        return api.TokenVerifier().verify(self._info.token, verify_signature=False)
+
     # -- the room -------------------------------------------------------------------------
     async def connect(
         self,
         *,
+        e2ee: rtc.E2EEOptions | None = None,
         auto_subscribe: AutoSubscribe = AutoSubscribe.SUBSCRIBE_ALL,
         rtc_config: rtc.RtcConfiguration | None = None,
-        room_options: rtc.RoomOptions | None = None,
-        participant_kinds: list[int] | None = None,
     ) -> None:
-        """Join the job's room with the job's token, subscribing as ``auto_subscribe`` says."""
+        """Join the job's room with the job's token, subscribing as ``auto_subscribe`` says.
+
+        A second call (or one after ``AgentSession.start`` joined) does nothing. Participant
+        entrypoints start for everyone already in the room."""
         from livekit import rtc
 
-        options = room_options or rtc.RoomOptions()
-        # The SDK subscribes to everything itself only when nothing is filtered.
-        options.auto_subscribe = auto_subscribe == AutoSubscribe.SUBSCRIBE_ALL and not participant_kinds
-        if rtc_config is not None:
-            options.rtc_config = rtc_config
-        if auto_subscribe != AutoSubscribe.SUBSCRIBE_NONE and not options.auto_subscribe:
-            kinds = participant_kinds or None
+        async with self._connect_lock:
+            if self._connected_once:
+                return
+            if self._room.isconnected():  # joined by someone else (e.g. the session): adopt it
+                self._connected_once = True
+                for participant in list(self._room.remote_participants.values()):
+                    self._participant_available(participant)
+                return
+            # The SDK subscribes to everything itself; the other modes subscribe here.
+            options = rtc.RoomOptions(auto_subscribe=auto_subscribe == AutoSubscribe.SUBSCRIBE_ALL)
+            if e2ee is not None:
+                options.e2ee = e2ee
+            if rtc_config is not None:
+                options.rtc_config = rtc_config
+            await self._room.connect(self._info.url, self._info.token, options)
+            self._connected_once = True
+            if auto_subscribe in (AutoSubscribe.AUDIO_ONLY, AutoSubscribe.VIDEO_ONLY):
+                self._subscribe_by_kind(auto_subscribe)
+            for participant in list(self._room.remote_participants.values()):
+                self._participant_available(participant)
 
-            def on_published(publication: rtc.RemoteTrackPublication,
-                             participant: rtc.RemoteParticipant) -> None:
-                if _wants(auto_subscribe, publication) and (kinds is None or participant.kind in kinds):
-                    publication.set_subscribed(True)
+    def _subscribe_by_kind(self, auto_subscribe: AutoSubscribe) -> None:
+        def on_published(publication: rtc.RemoteTrackPublication, _: rtc.RemoteParticipant) -> None:
+            if _wants(auto_subscribe, publication):
+                publication.set_subscribed(True)
 
-            self._room.on("track_published", on_published)
-        await self._room.connect(self._info.url, self._info.token, options)
-        self._connected_once = True
-        if auto_subscribe != AutoSubscribe.SUBSCRIBE_NONE and not options.auto_subscribe:
-            for participant in self._room.remote_participants.values():
-                if participant_kinds and participant.kind not in participant_kinds:
-                    continue
-                for publication in participant.track_publications.values():
-                    if _wants(auto_subscribe, publication):
-                        publication.set_subscribed(True)
+        self._room.on("track_published", on_published)
+        for participant in self._room.remote_participants.values():
+            for publication in participant.track_publications.values():
+                on_published(publication, participant)
 
     async def wait_for_participant(
         self,
         *,
         identity: str | None = None,
-        timeout: float = 10.0,
-        participant_kinds: list[int] | None = None,
+        kind: ParticipantKinds | None = None,
     ) -> rtc.RemoteParticipant:
-        """The first remote participant matching ``identity`` and kinds; ``TimeoutError`` after ``timeout``."""
-        kinds = participant_kinds or _default_participant_kinds()
+        """The first remote participant with ``identity`` (any, if None) of the given kinds
+        (SIP and standard by default); returns at once if one is already in the room.
+        Waits as long as it takes: wrap it in ``asyncio.wait_for`` to bound it."""
+        from .utils.participant import wait_for_participant
 
-        def matches(p: rtc.RemoteParticipant) -> bool:
-            return (identity is None or p.identity == identity) and p.kind in kinds
+        kinds = _default_participant_kinds() if kind is None else kind
+        return await wait_for_participant(self._room, identity=identity, kind=kinds)
 
-        for participant in self._room.remote_participants.values():
-            if matches(participant):
-                return participant
-        found: asyncio.Future[rtc.RemoteParticipant] = asyncio.get_running_loop().create_future()
+    def add_participant_entrypoint(
+        self,
+        entrypoint_fnc: ParticipantEntrypoint,
+        *_: Any,
+        kind: ParticipantKinds | None = None,
+    ) -> None:
+        """Run ``entrypoint_fnc(ctx, participant)`` for every participant of the given kinds
+        (SIP and standard by default) that is in the room or joins it; several entrypoints
+        run side by side. Their tasks end with the job."""
+        if any(fnc == entrypoint_fnc for fnc, _kind in self._participant_entrypoints):
+            raise ValueError(f"participant entrypoint {getattr(entrypoint_fnc, '__qualname__', entrypoint_fnc)!r} "
+                             "was already added")
+        self._participant_entrypoints.append(
+            (entrypoint_fnc, _default_participant_kinds() if kind is None else kind))
+        if self._room.isconnected():
+            for participant in list(self._room.remote_participants.values()):
+                self._participant_available(participant, only=entrypoint_fnc)
 
-        def on_connected(p: rtc.RemoteParticipant) -> None:
-            if matches(p) and not found.done():
-                found.set_result(p)
+    def _participant_available(self, participant: rtc.RemoteParticipant,
+                               only: ParticipantEntrypoint | None = None) -> None:
+        for fnc, kind in self._participant_entrypoints:
+            if (only is not None and fnc != only) or not _kind_matches(kind, participant):
+                continue
+            key = (participant.identity, fnc)
+            if key in self._participant_tasks:
+                # Same identity back before its previous run ended: the reference warns and runs again.
+                log.warning("participant %r rejoined while its entrypoint %s still runs",
+                            participant.identity, getattr(fnc, "__qualname__", fnc))
+            task = self._own_task(self._run_participant_entrypoint(fnc, participant),
+                                              name=f"participant entrypoint {participant.identity}")
+            self._participant_tasks[key] = task
+            task.add_done_callback(self._forget_participant_task(key))
 
-        self._room.on("participant_connected", on_connected)
+    def _forget_participant_task(self, key: tuple[str, ParticipantEntrypoint]) -> Callable[[asyncio.Task[None]], None]:
+        def forget(task: asyncio.Task[None]) -> None:
+            if self._participant_tasks.get(key) is task:  # not a newer run for the same identity
+                del self._participant_tasks[key]
+
+        return forget
+
+    async def _run_participant_entrypoint(self, fnc: ParticipantEntrypoint,
+                                          participant: rtc.RemoteParticipant) -> None:
         try:
-            async with asyncio.timeout(timeout):
-                return await found
-        except TimeoutError:
-            who = f"participant {identity!r}" if identity else "a participant"
-            raise TimeoutError(f"{who} did not join room {self.job.room.name!r} within {timeout}s") from None
-        finally:
-            self._room.off("participant_connected", on_connected)
+            await fnc(self, participant)
+        except Exception:  # one participant's failure does not end the job, as in the reference
+            log.exception("participant entrypoint %s raised for %r",
+                          getattr(fnc, "__qualname__", fnc), participant.identity)
+
+    # -- server requests ------------------------------------------------------------------
+    def delete_room(self) -> asyncio.Future[DeleteRoomResponse]:
+        """Delete the job's room on the server (everyone is disconnected, the job ends)."""
+        from livekit import api
+
+        request = api.DeleteRoomRequest(room=self._room_name())
+        return self._own_task(self.api.room.delete_room(request), name="delete room")
+
+    def add_sip_participant(
+        self,
+        *,
+        call_to: str,
+        trunk_id: str,
+        participant_identity: str,
+        participant_name: NotGivenOr[str] = "SIP-participant",
+    ) -> asyncio.Future[SIPParticipantInfo]:
+        """Dial ``call_to`` through the outbound SIP trunk ``trunk_id`` into this room."""
+        from livekit import api
+
+        request = api.CreateSIPParticipantRequest(
+            room_name=self._room_name(), participant_identity=participant_identity,
+            sip_trunk_id=trunk_id, sip_call_to=call_to,
+            participant_name=participant_name if is_given(participant_name) else None,
+        )
+        return self._own_task(self.api.sip.create_sip_participant(request),
+                                          name="add SIP participant")
+
+    def transfer_sip_participant(
+        self,
+        participant: rtc.RemoteParticipant | str,
+        transfer_to: str,
+        play_dialtone: bool = False,
+    ) -> asyncio.Future[TransferSIPParticipantResponse]:
+        """Transfer a SIP participant (object or identity) to ``transfer_to``."""
+        from livekit import api, rtc
+
+        if isinstance(participant, rtc.RemoteParticipant):
+            if participant.kind != rtc.ParticipantKind.PARTICIPANT_KIND_SIP:
+                raise ValueError(f"participant {participant.identity!r} is not a SIP participant")
+            identity = participant.identity
+        else:
+            identity = participant
+        request = api.TransferSIPParticipantRequest(
+            room_name=self._room_name(), participant_identity=identity, transfer_to=transfer_to,
+            play_dialtone=play_dialtone,
+        )
+        return self._own_task(self.api.sip.transfer_sip_participant(request),
+                                          name="transfer SIP participant")
+
+    def _room_name(self) -> str:
+        # Before connect() the room object has no name yet; the job always knows it.
+        return self._room.name or self._info.job.room.name
 
     # -- ending ---------------------------------------------------------------------------
     def add_shutdown_callback(self, callback: ShutdownCallback) -> None:
-        """Run ``callback`` (async; may take the reason) at shutdown, in the order added, each bounded."""
+        """Run ``callback`` (async; with the reason if it takes an argument) at shutdown,
+        in the order added, each bounded."""
         if not callable(callback):
             raise TypeError(f"shutdown callback must be an async function, got {type(callback).__name__}")
         self._shutdown_callbacks.append(callback)
@@ -239,7 +420,9 @@ class JobContext:
         return self._shutdown_reason
 
     async def _run_shutdown_callbacks(self, timeout_each: float) -> list[str]:
-        """Run callbacks in order, each under ``timeout_each``; return the problems met."""
+        """Run callbacks in order, each under ``timeout_each``; return the problems met.
+        Then give the job's server requests up to ``timeout_each`` to finish, and end the
+        participant entrypoints."""
         problems: list[str] = []
         reason = self._shutdown_reason or ""
         for callback in self._shutdown_callbacks:
@@ -254,7 +437,25 @@ class JobContext:
                 problems.append(f"shutdown callback {name} did not finish within {timeout_each}s")
             except Exception as exc:  # a callback's failure must not stop the others
                 problems.append(f"shutdown callback {name} raised {type(exc).__name__}: {exc}")
+        entrypoints = set(self._participant_tasks.values())
+        requests = [t for t in self._tasks if t not in entrypoints]
+        if requests:  # a delete_room() from a callback should reach the server
+            await asyncio.wait(requests, timeout=timeout_each)
+        await self._cancel_tasks()
         return problems
+
+    def _own_task(self, coro: Coroutine[Any, Any, _T], *, name: str) -> asyncio.Task[_T]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _cancel_tasks(self) -> None:
+        pending = [t for t in self._tasks if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def _report_metric(self, sample: LatencySample) -> None:
         """Best effort: a job never waits for, or fails on, its metrics."""
@@ -262,6 +463,7 @@ class JobContext:
             self._metrics_reporter(sample)
 
     async def _close_api(self) -> None:
+        await self._cancel_tasks()
         if self._api is not None:
             await self._api.aclose()
             self._api = None

@@ -112,7 +112,20 @@ class AudioByteStream:
         samples = whole // (2 * self._num_channels)
         return [rtc.AudioFrame(chunk, self._sample_rate, self._num_channels, samples)]
 
+    def clear(self) -> None:
+        self._buf.clear()
+
 
 def combine_frames(buffer: AudioBuffer) -> rtc.AudioFrame:
     """One frame from a frame or a list of frames (the reference's ``utils.combine_frames``)."""
     return merge_frames(buffer)
+
+
+def calculate_audio_duration(frames: AudioBuffer) -> float:
+    """Seconds of audio in a frame or list of frames."""
+    return buffer_duration(frames)
+
+
+# The reference exposes file decoding here; it lives in its own module (PyAV is only
+# imported when a file is decoded).
+from .audio_decode import audio_frames_from_file as audio_frames_from_file  # noqa: E402

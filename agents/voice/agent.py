@@ -64,8 +64,8 @@ class Agent:
     A tool that returns another ``Agent`` (or ``(agent, result)``) hands the
     conversation over to it.
 
-    ``mcp_servers`` is accepted for compatibility but MCP is not supported yet: tools
-    from MCP servers are not loaded (a warning is logged).
+    ``mcp_servers`` (``llm.mcp.MCPServerHTTP`` / ``MCPServerStdio``) add their tools to the
+    agent's while it is active; NOT_GIVEN uses the session's servers, None or [] none.
     """
 
     def __init__(
@@ -102,9 +102,8 @@ class Agent:
         self._vad = resolve_component("vad", vad, vad_mod.VAD)
         self._llm = resolve_component("llm", llm, llm_mod.LLM)
         self._tts = resolve_component("tts", tts, tts_mod.TTS)
-        if is_given(mcp_servers) and mcp_servers:
-            logger.warning("Agent(mcp_servers=...): MCP is not supported yet; their tools are not loaded")
-        self._mcp_servers = mcp_servers
+        # an empty list means "none" (overriding the session's), as NOT_GIVEN means "the session's"
+        self._mcp_servers = None if isinstance(mcp_servers, list) and not mcp_servers else mcp_servers
         self._allow_interruptions = allow_interruptions
         self._min_consecutive_speech_delay = min_consecutive_speech_delay
         self._use_tts_aligned_transcript = use_tts_aligned_transcript

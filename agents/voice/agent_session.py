@@ -105,7 +105,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
     LiveKit Agents reference; components may be instances or ``"provider/model"`` names
     (resolved through ``roomd.agents.components``); an ``Agent`` may override them.
 
-    Not supported yet (accepted, with a warning when given): ``mcp_servers``,
+    Not supported yet (accepted, with a warning when given):
     ``video_sampler``, ``tts_text_transforms``; ``preemptive_generation`` is accepted
     and has no effect (replies start at the end of the turn).
     """
@@ -154,8 +154,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             )
         if max_tool_steps < 0 or min_interruption_words < 0:
             raise ValueError("max_tool_steps and min_interruption_words must be >= 0")
-        for name, given in (("mcp_servers", mcp_servers), ("video_sampler", video_sampler),
-                            ("tts_text_transforms", tts_text_transforms)):
+        for name, given in (("video_sampler", video_sampler), ("tts_text_transforms", tts_text_transforms)):
             if is_given(given) and given:
                 logger.warning("AgentSession(%s=...) is not supported yet; ignored", name)
         self._turn_detection = turn_detection
@@ -164,6 +163,9 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self._llm = resolve_component("llm", llm, llm_mod.LLM)
         self._tts = resolve_component("tts", tts, tts_mod.TTS)
         self._userdata = userdata
+        self._mcp_servers = list(mcp_servers) if is_given(mcp_servers) and mcp_servers else None
+        self._mcp_tools: list[Tool] = []  # the current agent's MCP tools (see _load_mcp_tools)
+        self._mcp_connected: list[Any] = []  # servers this session connected; closed with it
         self.allow_interruptions = allow_interruptions
         self.discard_audio_if_uninterruptible = discard_audio_if_uninterruptible
         self.min_interruption_duration = min_interruption_duration
@@ -307,6 +309,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             self.output.audio.on("playback_started", self._on_playback_started)
         self._agent = agent
         agent._session = self
+        await self._load_mcp_tools(agent)
         self._watch_metrics()
         self._start_recognition()
         self._tasks.create_task(self._run_speeches(), name="session.speeches")
@@ -341,8 +344,24 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             self.output.audio.off("playback_started", self._on_playback_started)
         if self._room_io is not None:
             await self._room_io.aclose()
+        for server in self._mcp_connected:
+            await server.aclose()
         self.emit("close", CloseEvent(reason=reason, error=error))
         self._closed.set()
+
+    @property
+    def mcp_servers(self) -> list[Any] | None:
+        return self._mcp_servers
+
+    async def _load_mcp_tools(self, agent: Agent) -> None:
+        """The agent's MCP servers (else the session's) give this agent's extra tools."""
+        servers = agent.mcp_servers if is_given(agent.mcp_servers) else self._mcp_servers
+        self._mcp_tools = []
+        if servers:
+            from ..llm import mcp
+
+            self._mcp_connected.extend(s for s in servers if not s.initialized and s not in self._mcp_connected)
+            self._mcp_tools = list(await mcp.load_tools(servers))
 
     async def _on_participant_left(self) -> None:
         await self._close(CloseReason.PARTICIPANT_DISCONNECTED)
@@ -378,6 +397,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         old_stt, old_vad = self.stt, self.vad
         self._agent = agent
         agent._session = self
+        await self._load_mcp_tools(agent)
         self._watch_metrics()
         if self.stt is not old_stt or self.vad is not old_vad:
             if self._recognition is not None:
@@ -557,7 +577,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
                 if llm is None:
                     logger.warning("generate_reply: the session has no LLM; nothing to say")
                 return
-            step_tools = tools if tools is not None else agent.tools
+            step_tools = tools if tools is not None else [*agent.tools, *self._mcp_tools]
             ctx = self._request_ctx(agent, instructions, extra if step == 0 else ())
             self._set_agent_state(AgentState.THINKING)
             done = await self._llm_step(handle, llm, ctx, step_tools)

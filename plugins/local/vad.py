@@ -9,6 +9,7 @@ frames handed out with END_OF_SPEECH are the input frames (input rate), with
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import time
 from abc import abstractmethod
@@ -84,6 +85,10 @@ class _LocalVAD(VAD):
 
     @abstractmethod
     def _scorer(self) -> _Scorer: ...
+
+    def update_options(self, **changes: Any) -> None:
+        """Change ``VADOptions`` fields; running streams use them from their next frame."""
+        self.options = dataclasses.replace(self.options, **changes)
 
     def stream(self) -> VADStream:
         # One scorer per stream: the models keep recurrent state across windows.
@@ -203,6 +208,7 @@ class _LocalVADStream(VADStream):
             tracker.speech = 0.0
 
         async for item in self._input_ch:
+            options = tracker.options = self._vad.options  # update_options() applies at once
             if item is FLUSH:
                 if tracker.phase is _Phase.SPEECH:
                     tracker.phase = _Phase.SILENCE

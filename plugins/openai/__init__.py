@@ -1,19 +1,21 @@
-"""Components for OpenAI-compatible HTTP APIs (OpenAI, Ollama, vLLM, llama.cpp servers).
+"""``from roomd.plugins import openai``: components for OpenAI-compatible HTTP APIs (OpenAI,
+Ollama, vLLM, llama.cpp's server...), with the class names and constructors of
+livekit-plugins-openai: ``openai.LLM``, ``openai.STT``, ``openai.TTS``.
 
-Configured by ``base_url`` (default ``OPENAI_BASE_URL``, else OpenAI) and ``api_key``
-(default ``OPENAI_API_KEY``; local servers need none). Registered in
-``roomd.components`` as provider ``openai``: ``resolve("llm", "openai/gpt-4o-mini",
-base_url="http://127.0.0.1:8080/v1")``; the part after the slash is the model.
+``base_url`` defaults to ``OPENAI_BASE_URL``, else OpenAI; ``api_key`` to
+``OPENAI_API_KEY`` (local servers need none). Also registered in ``roomd.components``
+as provider ``openai``: ``resolve("llm", "openai/gpt-4o-mini", base_url=...)``; the part
+after the slash is the model.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .audio import OpenAISTT, OpenAITTS
-from .llm import OpenAILLM
+from .audio import STT, TTS, OpenAISTT, OpenAITTS
+from .llm import LLM, OpenAILLM
 
-_CLASSES: dict[str, type[Any]] = {"llm": OpenAILLM, "stt": OpenAISTT, "tts": OpenAITTS}
+_CLASSES: dict[str, type[Any]] = {"llm": LLM, "stt": STT, "tts": TTS}
 
 
 def component_factory(kind: str, model: str | None, **kwargs: Any) -> Any:
@@ -26,4 +28,4 @@ def component_factory(kind: str, model: str | None, **kwargs: Any) -> Any:
     return cls(**kwargs)
 
 
-__all__ = ["OpenAILLM", "OpenAISTT", "OpenAITTS", "component_factory"]
+__all__ = ["LLM", "STT", "TTS", "OpenAILLM", "OpenAISTT", "OpenAITTS", "component_factory"]

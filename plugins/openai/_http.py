@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 
 from roomd.agents.errors import APIConnectionError, APIStatusError, APITimeoutError
-from roomd.agents.types import APIConnectOptions
+from roomd.agents.types import APIConnectOptions, NotGivenOr, is_given
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 class HTTPClient:
@@ -64,3 +67,14 @@ class HTTPClient:
             raise APIStatusError(f"{url}: {exc.message}", status_code=exc.status) from exc
         except aiohttp.ClientError as exc:
             raise APIConnectionError(f"{url}: {exc}") from exc
+
+
+def make_client(base_url: NotGivenOr[str | None], api_key: NotGivenOr[str | None], client: Any = None) -> HTTPClient:
+    """Where requests go: an ``openai.AsyncClient``'s own URL and key when one is given (the
+    reference accepts one; roomd only reads those two fields), else the arguments, else
+    ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``, else OpenAI without a key (local servers need none)."""
+    if client is not None:
+        return HTTPClient(base_url=str(client.base_url), api_key=getattr(client, "api_key", None) or None)
+    url = base_url if is_given(base_url) and base_url else os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+    key = api_key if is_given(api_key) and api_key is not None else os.environ.get("OPENAI_API_KEY")
+    return HTTPClient(base_url=url, api_key=key)

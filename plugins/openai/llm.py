@@ -7,14 +7,13 @@ fields are sent, and tool-call deltas are assembled by index as the spec describ
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from roomd.agents import llm as llm_base
 from roomd.agents.errors import APIError
 from roomd.agents.llm import (
-    LLM,
     ChatChunk,
     ChatContext,
     ChoiceDelta,
@@ -24,10 +23,16 @@ from roomd.agents.llm import (
     Tool,
     ToolChoice,
 )
-from roomd.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from roomd.agents.types import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    NOT_GIVEN,
+    APIConnectOptions,
+    NotGivenOr,
+    is_given,
+)
 from roomd.agents.utils.ids import shortuuid
 
-from ._http import HTTPClient
+from ._http import make_client
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -39,29 +44,80 @@ class _PartialCall:
     arguments: str = ""
 
 
-class OpenAILLM(LLM):
-    """``base_url`` defaults to ``OPENAI_BASE_URL`` then OpenAI; ``api_key`` to
-    ``OPENAI_API_KEY`` (local servers need none)."""
+# constructor argument -> request field; sent only when given
+_REQUEST_FIELDS = (
+    ("user", "user"), ("safety_identifier", "safety_identifier"), ("prompt_cache_key", "prompt_cache_key"),
+    ("temperature", "temperature"), ("top_p", "top_p"), ("store", "store"), ("metadata", "metadata"),
+    ("max_completion_tokens", "max_completion_tokens"), ("service_tier", "service_tier"),
+    ("reasoning_effort", "reasoning_effort"), ("verbosity", "verbosity"), ("max_tokens", "max_tokens"),
+)
+
+
+class LLM(llm_base.LLM):
+    """Chat completions from any OpenAI-compatible server, with the constructor of
+    livekit-plugins-openai's ``openai.LLM``. Request fields left NOT_GIVEN are not sent, so
+    servers that lack them (llama.cpp, Ollama) are not confused. ``tool_choice`` and
+    ``parallel_tool_calls`` given here are the defaults of every ``chat()``.
+
+    Accepted for the reference's signature but without effect here: ``timeout`` and
+    ``max_retries`` (roomd's ``conn_options`` bound and retry each request). roomd extras:
+    ``max_tokens`` (older servers' name for ``max_completion_tokens``) and ``extra_body``.
+    """
 
     def __init__(
         self,
         *,
-        model: str = "gpt-4o-mini",
-        base_url: str | None = None,
-        api_key: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
+        model: str = "gpt-4.1",
+        api_key: NotGivenOr[str] = NOT_GIVEN,
+        base_url: NotGivenOr[str] = NOT_GIVEN,
+        client: Any | None = None,
+        user: NotGivenOr[str] = NOT_GIVEN,
+        safety_identifier: NotGivenOr[str] = NOT_GIVEN,
+        prompt_cache_key: NotGivenOr[str] = NOT_GIVEN,
+        temperature: NotGivenOr[float] = NOT_GIVEN,
+        top_p: NotGivenOr[float] = NOT_GIVEN,
+        parallel_tool_calls: NotGivenOr[bool] = NOT_GIVEN,
+        tool_choice: NotGivenOr[ToolChoice] = NOT_GIVEN,
+        store: NotGivenOr[bool] = NOT_GIVEN,
+        metadata: NotGivenOr[dict[str, str]] = NOT_GIVEN,
+        max_completion_tokens: NotGivenOr[int] = NOT_GIVEN,
+        timeout: Any | None = None,
+        max_retries: NotGivenOr[int] = NOT_GIVEN,
+        service_tier: NotGivenOr[str] = NOT_GIVEN,
+        reasoning_effort: NotGivenOr[str] = NOT_GIVEN,
+        verbosity: NotGivenOr[str] = NOT_GIVEN,
+        max_tokens: NotGivenOr[int | None] = NOT_GIVEN,
         extra_body: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self._model = model
-        self._client = HTTPClient(
-            base_url=base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
-            api_key=api_key if api_key is not None else os.environ.get("OPENAI_API_KEY"),
-        )
-        self._temperature = temperature
-        self._max_tokens = max_tokens
+        self._client = make_client(base_url, api_key, client)
+        given = locals()
+        self._fields = {field: given[arg] for arg, field in _REQUEST_FIELDS
+                        if is_given(given[arg]) and given[arg] is not None}
+        self._tool_choice = tool_choice if is_given(tool_choice) else None
+        self._parallel_tool_calls = parallel_tool_calls if is_given(parallel_tool_calls) else None
         self._extra_body = dict(extra_body or {})
+
+    @staticmethod
+    def with_ollama(
+        *,
+        model: str = "llama3.1",
+        base_url: str = "http://localhost:11434/v1",
+        client: Any | None = None,
+        temperature: NotGivenOr[float] = NOT_GIVEN,
+        parallel_tool_calls: NotGivenOr[bool] = NOT_GIVEN,
+        tool_choice: ToolChoice = "auto",
+        reasoning_effort: NotGivenOr[str] = NOT_GIVEN,
+        safety_identifier: NotGivenOr[str] = NOT_GIVEN,
+        prompt_cache_key: NotGivenOr[str] = NOT_GIVEN,
+        top_p: NotGivenOr[float] = NOT_GIVEN,
+    ) -> LLM:
+        """An LLM served by Ollama's OpenAI-compatible endpoint."""
+        return LLM(model=model, base_url=base_url, api_key="ollama", client=client, temperature=temperature,
+                   parallel_tool_calls=parallel_tool_calls, tool_choice=tool_choice,
+                   reasoning_effort=reasoning_effort, safety_identifier=safety_identifier,
+                   prompt_cache_key=prompt_cache_key, top_p=top_p)
 
     @property
     def model(self) -> str:
@@ -83,14 +139,14 @@ class OpenAILLM(LLM):
         }
         if tools:
             body["tools"] = [tool.openai_schema() for tool in tools]
+            tool_choice = tool_choice if tool_choice is not None else self._tool_choice
             if tool_choice is not None:
                 body["tool_choice"] = tool_choice
+            if parallel_tool_calls is None:
+                parallel_tool_calls = self._parallel_tool_calls
             if parallel_tool_calls is not None:
                 body["parallel_tool_calls"] = parallel_tool_calls
-        if self._temperature is not None:
-            body["temperature"] = self._temperature
-        if self._max_tokens is not None:
-            body["max_tokens"] = self._max_tokens
+        body.update(self._fields)
         body.update(self._extra_body)
         return body
 
@@ -100,20 +156,28 @@ class OpenAILLM(LLM):
         chat_ctx: ChatContext,
         tools: Sequence[Tool] | None = None,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
-        tool_choice: ToolChoice | None = None,
-        parallel_tool_calls: bool | None = None,
+        tool_choice: NotGivenOr[ToolChoice | None] = NOT_GIVEN,
+        parallel_tool_calls: NotGivenOr[bool | None] = NOT_GIVEN,
+        extra_kwargs: NotGivenOr[dict[str, Any]] = NOT_GIVEN,
     ) -> LLMStream:
-        body = self.request_body(chat_ctx, list(tools or []), tool_choice, parallel_tool_calls)
+        body = self.request_body(chat_ctx, list(tools or []),
+                                 tool_choice if is_given(tool_choice) else None,
+                                 parallel_tool_calls if is_given(parallel_tool_calls) else None)
+        if is_given(extra_kwargs):
+            body.update(extra_kwargs)
         return _OpenAIStream(self, body=body, chat_ctx=chat_ctx, tools=tools, conn_options=conn_options)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
-class _OpenAIStream(LLMStream):
-    _llm: OpenAILLM
+OpenAILLM = LLM  # roomd's earlier name
 
-    def __init__(self, llm: OpenAILLM, *, body: dict[str, Any], **kwargs: Any) -> None:
+
+class _OpenAIStream(LLMStream):
+    _llm: LLM
+
+    def __init__(self, llm: LLM, *, body: dict[str, Any], **kwargs: Any) -> None:
         self._body = body
         super().__init__(llm, **kwargs)
 

@@ -16,7 +16,7 @@ from roomd.agents.components import resolve
 from roomd.agents.errors import APIConnectionError, APIStatusError, APITimeoutError
 from roomd.agents.types import APIConnectOptions
 from roomd.plugins.openai import OpenAILLM, OpenAISTT, OpenAITTS
-from voice_helpers import load_wav
+from voice_helpers import load_wav, serve_app
 
 NO_RETRY = APIConnectOptions(max_retry=0, timeout=5.0)
 
@@ -66,15 +66,6 @@ async def test_llm_tool_call_follows_the_schema(llama_server: str) -> None:
     assert isinstance(json.loads(call.arguments)["place"], str)
 
 
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}/v1"
-
-
 async def test_llm_errors_map_to_api_errors() -> None:
     release = asyncio.Event()
 
@@ -88,7 +79,7 @@ async def test_llm_errors_map_to_api_errors() -> None:
     app = web.Application()
     app.router.add_post("/bad/v1/chat/completions", status)
     app.router.add_post("/slow/v1/chat/completions", slow)
-    runner, base = await _serve(app)
+    runner, base = await serve_app(app)
     root = base.removesuffix("/v1")
     try:
         llm = OpenAILLM(base_url=f"{root}/bad/v1", api_key="wrong")
@@ -139,7 +130,7 @@ async def test_stt_and_tts_use_the_audio_endpoints() -> None:
     app = web.Application()
     app.router.add_post("/v1/audio/transcriptions", transcriptions)
     app.router.add_post("/v1/audio/speech", speech)
-    runner, base = await _serve(app)
+    runner, base = await serve_app(app)
     try:
         stt = OpenAISTT(model="whisper-1", base_url=base, api_key="k")
         event = await stt.recognize(load_wav("what_time.wav"))
@@ -148,7 +139,7 @@ async def test_stt_and_tts_use_the_audio_endpoints() -> None:
         assert bytes(seen["wav"])[:4] == b"RIFF"  # type: ignore[arg-type]
         await stt.aclose()
 
-        tts = OpenAITTS(base_url=base, voice="alloy")
+        tts = OpenAITTS(base_url=base, model="tts-1", voice="alloy", response_format="pcm")
         async with tts.synthesize("Hello.") as stream:
             frames = [a async for a in stream]
         assert seen["speech"] == {"model": "tts-1", "voice": "alloy", "input": "Hello.", "response_format": "pcm", "speed": 1.0}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -69,3 +70,15 @@ def require_local_stack(module: str) -> None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"the local voice stack is required in CI (packaging/local-stack.sh): {exc}")
         pytest.skip(f"local voice stack not installed ({exc}); run packaging/local-stack.sh")
+
+
+async def serve_app(app: Any) -> tuple[Any, str]:
+    """Serve an aiohttp ``app`` on a free 127.0.0.1 port: (runner to clean up, base URL ending in /v1)."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}/v1"
