@@ -10,7 +10,8 @@ set -euo pipefail
 PYTHON="${PYTHON:-python3}"
 # The wheel is built for x86-64-v3 (AVX2, FMA, F16C), not -march=native: a native build on
 # a CPU that advertises AMX and AVX512-FP16 died with "Illegal instruction" at the first
-# token, and a cache may outlive the machine it was built on.
+# token, and a cache may outlive the machine it was built on. --no-cache-dir: pip would
+# otherwise hand back a wheel it built earlier with other flags.
 LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 WHEELS="${ROOMD_WHEEL_CACHE:-$HOME/.cache/roomd/wheels}/x86-64-v3"
 LLAMA_SPEC="${ROOMD_LLAMA_SPEC:-llama-cpp-python==0.3.36}"
@@ -36,7 +37,7 @@ wheel="$(ls "$WHEELS"/llama_cpp_python-"$version"-*.whl 2>/dev/null | head -n1 |
 if [[ -z "$wheel" ]]; then
     echo "local-stack: building $LLAMA_SPEC once (several minutes) into $WHEELS" >&2
     CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
-        "$PYTHON" -m pip wheel -q --no-deps "$LLAMA_SPEC" -w "$WHEELS"
+        "$PYTHON" -m pip wheel -q --no-cache-dir --no-deps "$LLAMA_SPEC" -w "$WHEELS"
     wheel="$(ls "$WHEELS"/llama_cpp_python-"$version"-*.whl | head -n1)"
 fi
 # [server]: llama_cpp.server, the OpenAI-compatible server the openai plugin is tested against.
