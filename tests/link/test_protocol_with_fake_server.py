@@ -168,6 +168,41 @@ async def test_burst_of_100_offers_never_exceeds_max_jobs(fake_server: FakeAgent
     assert admission.decisions[Decision.NO_SLOT] == 90
 
 
+async def test_reported_load_is_slot_use_sent_at_once(fake_server: FakeAgentServer,
+                                                     links: LinkRunner) -> None:
+    admission = Admission(max_jobs=4, load_threshold=1.0, load=lambda: 0.1)
+    link = links.start(fake_server.url, admission=admission, config=msgspec.structs.replace(
+        FAST, status_interval=60.0, assignment_timeout=30.0))
+    conn = await fake_server.connection()
+    assert (await conn.next("update_worker")).update_worker.load == pytest.approx(0.1)  # CPU
+    await conn.offer("L1")
+    await conn.offer("L2")
+    # With a 60 s period, only a change can send these: a reserved offer is a used slot.
+    loads: list[float] = []
+    while not loads or loads[-1] < 0.5:
+        loads.append(round((await conn.next("update_worker", timeout=5)).update_worker.load, 3))
+    assert set(loads) <= {0.25, 0.5}
+    assert link.snapshot().load == pytest.approx(0.5)
+
+
+async def test_refusals_are_kept_for_status_and_withdrawals_counted(
+        fake_server: FakeAgentServer, links: LinkRunner) -> None:
+    admission = Admission(max_jobs=1, load_threshold=1.0, load=lambda: 0.0)
+    link = links.start(fake_server.url, admission=admission,
+                       config=msgspec.structs.replace(FAST, assignment_timeout=30.0))
+    conn = await fake_server.connection()
+    await conn.offer("R1")
+    assert (await conn.next("availability")).availability.available
+    await conn.offer("R2")
+    assert not (await conn.next("availability")).availability.available
+    refused = link.snapshot().recent_refusals
+    assert [(r.job_id, r.reason) for r in refused] == [("R2", "no_slot")]
+    assert "max_jobs=1" in refused[0].detail
+    await conn.send(agent_pb.ServerMessage(termination=agent_pb.JobTermination(job_id="R1")))
+    await conn.next("update_job")
+    assert admission.decisions[Decision.WITHDRAWN] == 1
+
+
 async def test_offer_for_another_agent_is_refused(fake_server: FakeAgentServer,
                                                   links: LinkRunner) -> None:
     admission = Admission(max_jobs=0, load_threshold=1.0, load=lambda: 0.0)
