@@ -130,6 +130,7 @@ async def test_termination_before_assignment_fails_the_job_and_frees_the_slot(
     assert update.job_id == "W1" and update.status == agent_pb.JS_FAILED
     assert "terminated by the server before its assignment" in update.error
     assert admission.in_use == 0 and await link.wait_idle(5)
+    assert admission.decisions[Decision.WITHDRAWN] == 1
 
 
 async def test_stopping_with_an_assignment_pending_frees_the_slot(
@@ -185,22 +186,17 @@ async def test_reported_load_is_slot_use_sent_at_once(fake_server: FakeAgentServ
     assert link.snapshot().load == pytest.approx(0.5)
 
 
-async def test_refusals_are_kept_for_status_and_withdrawals_counted(
-        fake_server: FakeAgentServer, links: LinkRunner) -> None:
-    admission = Admission(max_jobs=1, load_threshold=1.0, load=lambda: 0.0)
-    link = links.start(fake_server.url, admission=admission,
-                       config=msgspec.structs.replace(FAST, assignment_timeout=30.0))
+async def test_refused_offers_are_kept_for_status(fake_server: FakeAgentServer,
+                                                 links: LinkRunner) -> None:
+    link = links.start(fake_server.url, agent_name="a")
     conn = await fake_server.connection()
-    await conn.offer("R1")
-    assert (await conn.next("availability")).availability.available
-    await conn.offer("R2")
-    assert not (await conn.next("availability")).availability.available
+    for job_id in ("R1", "R2"):
+        await conn.offer(job_id, agent_name="b", room=f"room-{job_id}")
+        assert not (await conn.next("availability")).availability.available
     refused = link.snapshot().recent_refusals
-    assert [(r.job_id, r.reason) for r in refused] == [("R2", "no_slot")]
-    assert "max_jobs=1" in refused[0].detail
-    await conn.send(agent_pb.ServerMessage(termination=agent_pb.JobTermination(job_id="R1")))
-    await conn.next("update_job")
-    assert admission.decisions[Decision.WITHDRAWN] == 1
+    assert [(r.job_id, r.room, r.reason) for r in refused] == [
+        ("R1", "room-R1", "wrong_agent"), ("R2", "room-R2", "wrong_agent")]
+    assert "job is for agent 'b'" in refused[0].detail
 
 
 async def test_offer_for_another_agent_is_refused(fake_server: FakeAgentServer,
