@@ -30,11 +30,11 @@ HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent / "tests"
 sys.path[1:1] = [str(TESTS), str(TESTS / "cluster")]  # the cluster and daemon helpers
 
-from cluster_rooms import ClusterApi, Daemons, cluster_api  # noqa: E402
-from daemon_process import DaemonProcess, value  # noqa: E402
-from livekit_cluster import LiveKitCluster, Node  # noqa: E402
-from stamps import ENV as STAMP_ENV  # noqa: E402
-from stamps import StampReceiver, listen  # noqa: E402
+from cluster_rooms import ClusterApi, Daemons, cluster_api
+from daemon_process import DaemonProcess, value
+from livekit_cluster import LiveKitCluster, Node
+from stamps import ENV as STAMP_ENV
+from stamps import StampReceiver, listen
 
 AGENT = "cluster-bench"
 ROUND_TIMEOUT = 20.0  # a job request the server has not placed in 3 s is dropped by it
@@ -65,7 +65,7 @@ async def settle(daemons: list[DaemonProcess], idle: int) -> None:
         return not status["jobs"] and all(p["idle"] >= idle for p in current)
 
     for daemon in daemons:
-        await daemon.until(lambda d=daemon: quiet(d), SETTLE_TIMEOUT)  # type: ignore[misc]
+        await daemon.until(lambda d=daemon: quiet(d), SETTLE_TIMEOUT)
 
 
 async def burst(lk: ClusterApi, nodes: list[Node], stamps: StampReceiver, n: int,

@@ -88,6 +88,7 @@ async def test_sigterm_lets_its_calls_finish_while_the_other_daemon_takes_every_
                 (node_a, node_b), new, strict=True)))
             for room in new:
                 assert await lk.wait_served(room) == second
+            assert await offers(staying, "accepted") == 3 and await offers(stopping, "accepted") == 1
             # The draining daemon's call goes on until the call itself ends.
             assert await lk.serving_worker(rooms[0]) == first
             assert stopping.returncode is None
