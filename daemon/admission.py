@@ -85,10 +85,6 @@ class Admission:
     def draining(self) -> bool:
         return self._draining
 
-    @property
-    def max_jobs(self) -> int:
-        return self._max_jobs
-
     def slot_use(self) -> float:
         """The share of job slots taken (running jobs and reserved offers), 0..1: the fullest
         of this admission and its parents; 0 where ``max_jobs`` is 0 (no count limit)."""

@@ -52,8 +52,8 @@ def reported_load(cpu: float, slot_use: float) -> float:
 
     livekit-server picks a node by its workers' headroom under its target load and a worker
     by ``1 - load`` (docs/operations.md, "How the server places jobs"). CPU alone reads
-    ~0 while jobs wait on the network, so every idle-looking worker would look equally
-    empty and one would win a whole burst; slot use says how many more jobs fit.
+    ~0 while calls wait on the network, so a worker with one free slot would look as
+    empty as one with ten; slot use says how many more jobs fit.
     """
     return max(0.0, min(1.0, max(cpu, slot_use)))
 
