@@ -53,6 +53,9 @@ async def test_a_full_daemon_leaves_new_rooms_on_its_node_to_the_other(
             rooms.append(await lk.create_room(node_a, "fills-a"))
             await lk.dispatch(node_a, rooms[-1])
             assert await lk.wait_served(rooms[-1]) == await worker_id(on_a)
+            # Its one slot is taken: the load it reported is 1 whatever its CPU.
+            assert (await on_a.status())["links"][0]["load"] == 1.0
+            assert value(await on_a.metrics(), "roomd_server_link_load", agent=AGENT) == 1.0
 
             on_b = await daemons.start(node_b, max_jobs=1)
             rooms.append(await lk.create_room(node_a, "a-is-full"))
