@@ -181,6 +181,7 @@ class Run:
         self.log_path = work / f"{work.name}.log"
         self.jobs_path = work / f"{work.name}-jobs.jsonl"
         self.raw_path = work / f"{work.name}-events.jsonl"
+        self.profile_path: Path | None = None  # set: sample the one-at-a-time jobs with py-spy
         self.out = Outcome()
 
     def row(self, name: str, value: str) -> None:
@@ -212,7 +213,9 @@ class Run:
                     await self.warm_up(started)
                     await self.memory()
                     for mode, concurrent in (("one at a time", False), (f"{jobs} at once", True)):
+                        sampler = None if concurrent else await self.start_sampler()
                         times = await self.dispatch(lkapi, jobs, concurrent)
+                        await self.stop_sampler(sampler)
                         self.report(mode, times)
                 except (TimeoutError, RuntimeError) as exc:
                     self.out.error = f"{exc} (log: {self.log_path})"
@@ -225,6 +228,25 @@ class Run:
             await self.tap.aclose()
             transport.close()
         return self.out
+
+    async def start_sampler(self) -> asyncio.subprocess.Process | None:
+        """py-spy on every process of the service (supervisor, zygote, children), sampling
+        the stacks that are on a CPU 1000 times a second, without pausing them."""
+        if self.profile_path is None or self.process is None:
+            return None
+        sampler = await asyncio.create_subprocess_exec(
+            profile_sampler(), "record", "--pid", str(self.process.pid), "--subprocesses",
+            "--nonblocking", "--rate", "1000", "--format", "raw",
+            "--output", str(self.profile_path),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        )
+        await asyncio.sleep(1.0)  # it attaches to each process before sampling it
+        return sampler
+
+    async def stop_sampler(self, sampler: asyncio.subprocess.Process | None) -> None:
+        if sampler is not None:
+            sampler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            await asyncio.wait_for(sampler.wait(), 30.0)
 
     def save_raw(self) -> None:
         """Every stamp and protocol event seen, in time order, next to the per-job lines."""
@@ -408,6 +430,14 @@ class Run:
             await process.wait()
 
 
+def profile_sampler() -> str:
+    """py-spy next to this interpreter (``pip install py-spy``), for ``--profile``."""
+    path = Path(sys.executable).with_name("py-spy")
+    if not path.exists():
+        raise SystemExit("--profile needs py-spy in this environment: pip install py-spy")
+    return str(path)
+
+
 # -- the benchmark ---------------------------------------------------------------------------
 @contextlib.contextmanager
 def dev_server() -> Iterator[DevServerAddress]:
@@ -452,9 +482,13 @@ async def bench(args: argparse.Namespace, address: DevServerAddress) -> None:
             directory = work / name.replace(",", "").replace(" ", "-")
             directory.mkdir(exist_ok=True)
             run = Run(name, build, address, directory, args.idle)
+            if args.profile and name == "roomd":
+                run.profile_path = directory / "roomd-profile.txt"
             results[name] = await run.execute(args.jobs)
             if args.keep_logs:
-                for path in (run.log_path, run.jobs_path, run.raw_path):
+                for path in (run.log_path, run.jobs_path, run.raw_path, run.profile_path):
+                    if path is None:
+                        continue
                     if path.exists():
                         (Path(args.keep_logs) / path.name).write_bytes(path.read_bytes())
     if missing is not None:
@@ -484,6 +518,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--peer", action="store_true", help="also run livekit-agents (benchmarks/peer-env.sh)"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample roomd's processes with py-spy during the one-at-a-time jobs; the "
+        "collapsed stacks are kept with --keep-logs",
     )
     parser.add_argument(
         "--keep-logs",

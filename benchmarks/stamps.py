@@ -41,6 +41,7 @@ class Stamp:
     t: float
     pid: int
     job_id: str = ""
+    room: str = ""
 
 
 class StampReceiver(asyncio.DatagramProtocol):
@@ -53,7 +54,8 @@ class StampReceiver(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: object) -> None:
         raw = json.loads(data)
         self.stamps.append(
-            Stamp(raw["kind"], float(raw["t"]), int(raw["pid"]), str(raw.get("job_id", "")))
+            Stamp(raw["kind"], float(raw["t"]), int(raw["pid"]), str(raw.get("job_id", "")),
+                  str(raw.get("room", "")))
         )
         self._changed.set()
 

@@ -70,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if os.environ.get("OPENBLAS_NUM_THREADS") == "1" and os.environ.get("OMP_NUM_THREADS") == "1":
         import livekit.rtc  # noqa: F401
+        from livekit.rtc import _ffi_client
+
+        # Map the native library here too (the resource lookup imports zipfile and friends,
+        # dlopen relocates ~50 MB): a job's first connect then only starts the FFI runtime.
+        # Loading starts no thread; the runtime (which does) still starts in the child.
+        _ffi_client.get_ffi_lib()
 
     threads = _threads()
     control.send(encoder.encode(ZygoteReady(pid=os.getpid(), description=description, threads=threads)))

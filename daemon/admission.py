@@ -29,6 +29,7 @@ class Decision(enum.Enum):
     PLUGIN_ERROR = "plugin_error"
     LAUNCH_FAILED = "launch_failed"
     ASSIGNMENT_TIMEOUT = "assignment_timeout"
+    WITHDRAWN = "withdrawn"  # accepted, then terminated (or we stopped) before its assignment
 
 
 class Slot:
@@ -83,6 +84,12 @@ class Admission:
     @property
     def draining(self) -> bool:
         return self._draining
+
+    def slot_use(self) -> float:
+        """The share of job slots taken (running jobs and reserved offers), 0..1: the fullest
+        of this admission and its parents; 0 where ``max_jobs`` is 0 (no count limit)."""
+        own = min(1.0, self._in_use / self._max_jobs) if self._max_jobs else 0.0
+        return max(own, self.parent.slot_use()) if self.parent is not None else own
 
     def load(self) -> float:
         return self._load()

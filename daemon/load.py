@@ -1,8 +1,8 @@
-"""How busy this service is, as a share of the CPU it may use (0..1).
+"""How busy this service is: its CPU share (0..1), and the load each link reports.
 
-The load goes to the LiveKit server in every status report, and the server sends no
-offers to a worker whose load is 1. So it must measure this service, not its
-neighbours:
+The CPU share feeds admission (``load_threshold``). What a link reports to the LiveKit
+server is ``reported_load``: the larger of the CPU share and the link's slot use. The CPU
+share must measure this service, not its neighbours:
 - under systemd (or in a container of its own) our cgroup v2 holds only this service;
   its ``cpu.stat`` counts every descendant, and ``cpu.max`` is the CPUQuota= we may use;
 - when the cgroup also holds other programs (a developer's shell, a CI runner, a test
@@ -44,6 +44,18 @@ def own_cgroup(root: Path = Path("/sys/fs/cgroup")) -> Path | None:
         return None
     path = root / unified.lstrip("/")
     return path if (path / "cpu.stat").exists() else None
+
+
+def reported_load(cpu: float, slot_use: float) -> float:
+    """The load a link sends in ``UpdateWorkerStatus``: the larger of the CPU share and the
+    share of job slots taken (reserved offers included), 0..1.
+
+    livekit-server picks a node by its workers' headroom under its target load and a worker
+    by ``1 - load`` (docs/operations.md, "How the server places jobs"). CPU alone reads
+    ~0 while calls wait on the network, so a worker with one free slot would look as
+    empty as one with ten; slot use says how many more jobs fit.
+    """
+    return max(0.0, min(1.0, max(cpu, slot_use)))
 
 
 class CgroupCpu:

@@ -10,7 +10,9 @@ too many decoded messages wait, so a fast peer cannot grow our memory.
 
 Sending goes through a bounded queue drained by the channel's own writer task: ``send``
 waits for room (control messages are never dropped), ``try_send`` drops and counts (for
-logs and metrics that must not grow memory when the peer is slow).
+logs and metrics that must not grow memory when the peer is slow). When nothing is queued
+or being written, a frame goes straight to the socket instead, and only what the kernel
+did not take is queued: a message on the job path costs no wake-up of the writer task.
 """
 
 from __future__ import annotations
@@ -110,7 +112,9 @@ class Channel:
         """Queue a message, waiting for room. Raises ``ChannelClosed`` once closed."""
         if self._closed:
             raise ChannelClosed("channel is closed")
-        await self._queue.put(encode_frame(message, max_size=self._max))
+        frame = self._write_now(encode_frame(message, max_size=self._max))
+        if frame:
+            await self._queue.put(frame)
 
     def try_send(self, message: Message) -> bool:
         """Queue a message if there is room and it fits a frame; otherwise drop and count it.
@@ -121,11 +125,32 @@ class Channel:
         if self._closed:
             return False
         try:
-            self._queue.put_nowait(encode_frame(message, max_size=self._max))
+            frame = self._write_now(encode_frame(message, max_size=self._max))
+            if frame:
+                self._queue.put_nowait(frame)
         except (asyncio.QueueFull, ProtocolError):
             self.dropped += 1
             return False
         return True
+
+    def _write_now(self, frame: bytes) -> bytes:
+        """Hand ``frame`` to the kernel at once if nothing is ahead of it; what is left to queue.
+
+        Order is kept: only when the queue is empty and the writer is not mid-frame. A
+        partial write leaves the rest for the writer, first in line.
+        """
+        if not self._queue.empty() or self._writing:
+            return frame
+        try:
+            sent = self._wsock.send(frame)
+        except (BlockingIOError, InterruptedError):
+            return frame
+        except OSError as exc:
+            # As in the writer: the peer is gone, only writing ends; what it sent is still read.
+            self.write_error = exc
+            self._closed = True
+            return b""
+        return frame[sent:]
 
     def write_raw(self, data: bytes) -> None:
         """Bytes straight onto the socket, bypassing framing: for tests that play a broken peer."""
@@ -148,6 +173,8 @@ class Channel:
 
     async def flush(self, timeout: float = 2.0) -> None:
         """Wait (bounded) until everything queued so far has been handed to the kernel."""
+        if self._queue.empty() and not self._writing:
+            return  # the usual case: sent straight to the socket
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while (not self._queue.empty() or self._writing) and not self._writer_task.done():

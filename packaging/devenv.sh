@@ -46,6 +46,15 @@ if ! command -v livekit-server >/dev/null && [ ! -x "$cache/bin/livekit-server" 
     mv -f "$cache/bin/server" "$cache/bin/livekit-server"
 fi
 
+# Debian's redis-server: the cluster tests (tests/cluster) run two livekit-server nodes that
+# share one. The tests start their own on a free port; the package's service is not used.
+if ! command -v redis-server >/dev/null; then
+    say "installing Debian's redis-server (for the cluster tests)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q redis-server
+fi
+
 export PATH="$venv/bin:$PATH"
 cd "$repo"
 exec "$@"

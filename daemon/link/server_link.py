@@ -36,6 +36,7 @@ from roomd.daemon.jobs import (
     JobStatus,
     LaunchError,
 )
+from roomd.daemon.load import reported_load
 from roomd.daemon.pool.states import allowed
 from roomd.ipc.errors import AssignmentTimeoutError, ProtocolError
 from roomd.ipc.tasks import TaskOwner
@@ -51,6 +52,7 @@ log = structlog.get_logger("roomd.link")
 REGISTER_TIMEOUT = 10.0
 CLOSE_FLUSH_TIMEOUT = 2.0
 FULL_WARNING_INTERVAL = 60.0  # seconds between warnings that we report FULL
+RECENT_REFUSALS = 20  # refused offers kept for /status
 
 
 class LinkFailed(RuntimeError):
@@ -73,6 +75,17 @@ class AgentRegistration:
 
 
 @dataclasses.dataclass(frozen=True)
+class RefusedOffer:
+    """One offer answered "not available", for /status (wall-clock ``at`` to match server logs)."""
+
+    at: float
+    job_id: str
+    room: str
+    reason: str
+    detail: str
+
+
+@dataclasses.dataclass(frozen=True)
 class LinkSnapshot:
     plugin: str
     agent_name: str
@@ -83,6 +96,8 @@ class LinkSnapshot:
     rtt_seconds: float | None
     reconnects: int
     jobs: int
+    load: float  # as last reported to the server
+    recent_refusals: tuple[RefusedOffer, ...]
 
 
 class LinkObserver(Protocol):
@@ -145,6 +160,8 @@ class ServerLink:
         self.rtt: float | None = None
         self.reconnects = 0
         self.assignment_timeouts = 0
+        self.reported_load = 0.0
+        self._refusals: collections.deque[RefusedOffer] = collections.deque(maxlen=RECENT_REFUSALS)
         admission.add_listener(self._status_changed.set)
 
     # -- state ---------------------------------------------------------------------------
@@ -188,6 +205,7 @@ class ServerLink:
             state=self._state.value, worker_id=self.worker_id,
             connected=self._state is LinkState.REGISTERED, draining=self._draining,
             rtt_seconds=self.rtt, reconnects=self.reconnects, jobs=len(self._jobs),
+            load=self.reported_load, recent_refusals=tuple(self._refusals),
         )
 
     def set_route(self, *, evaluator: RequestEvaluator, launcher: JobLauncher) -> None:
@@ -366,19 +384,22 @@ class ServerLink:
             self._outbox_empty.set()
 
     async def _status_loop(self) -> None:
-        last: tuple[int, int] | None = None
+        # Woken by every admission change (a slot reserved or released, here or in another
+        # plugin's link), so the server hears a new slot use at once, not at the next period.
+        last: tuple[int, int, float] | None = None
         next_periodic = 0.0
         while True:
             refusal = None if self._draining else self._admission.refusal()
             status = agent_pb.WS_FULL if (self._draining or refusal is not None) \
                 else agent_pb.WS_AVAILABLE
             active = sum(1 for job in self._jobs.values() if job.state is not JobState.ENDED)
+            load = round(reported_load(self._admission.load(), self._admission.slot_use()), 3)
             now = time.monotonic()
             if status != (last[0] if last else agent_pb.WS_AVAILABLE) and not self._draining:
                 self._log_availability(refusal, now)
-            if (status, active) != last or now >= next_periodic:
-                self._send_worker_status(status, active)
-                last, next_periodic = (status, active), now + self._config.status_interval
+            if (status, active, load) != last or now >= next_periodic:
+                self._send_worker_status(status, active, load)
+                last, next_periodic = (status, active, load), now + self._config.status_interval
             self._status_changed.clear()
             try:
                 async with asyncio.timeout(max(0.0, next_periodic - time.monotonic())):
@@ -399,12 +420,13 @@ class ServerLink:
             "reporting full: no offers until this changes", agent=self.registration.agent_name,
             reason=refusal.decision.value, detail=refusal.detail)
 
-    def _send_worker_status(self, status: int, active: int) -> None:
+    def _send_worker_status(self, status: int, active: int, load: float) -> None:
         # Per-connection news: stale ones are dropped rather than replayed on the next socket.
         self._outbox = collections.deque(
             m for m in self._outbox if m.WhichOneof("message") != "update_worker")
+        self.reported_load = load
         self._send(agent_pb.WorkerMessage(update_worker=agent_pb.UpdateWorkerStatus(
-            status=cast("agent_pb.WorkerStatus", status), load=self._admission.load(), job_count=active)))
+            status=cast("agent_pb.WorkerStatus", status), load=load, job_count=active)))
 
     async def _ping_loop(self) -> None:
         while True:
@@ -439,6 +461,8 @@ class ServerLink:
             await self._take_offer(record)
         except asyncio.CancelledError:
             # The link is closing under this job: whatever its state, its slot is given back.
+            if record.state is JobState.OFFERED:
+                self._count(Decision.WITHDRAWN)
             record.end(JobOutcome(JobStatus.FAILED, "the worker stopped following this job"))
             self._remove_job(record)
             raise
@@ -467,12 +491,12 @@ class ServerLink:
         except OfferWithdrawn as exc:
             log.info("offer withdrawn before assignment", job_id=job.id, room=job.room.name,
                      reason=str(exc))
+            self._count(Decision.WITHDRAWN)
             self._finish(record, JobOutcome(JobStatus.FAILED, str(exc)))
             return
         except TimeoutError:
             self.assignment_timeouts += 1
-            self._admission.count(Decision.ASSIGNMENT_TIMEOUT)
-            self._observer.decision(self.registration.agent_name, Decision.ASSIGNMENT_TIMEOUT)
+            self._count(Decision.ASSIGNMENT_TIMEOUT)
             error = AssignmentTimeoutError(
                 f"no JobAssignment for job {job.id} within {self._config.assignment_timeout}s")
             log.warning("assignment timeout", job_id=job.id, room=job.room.name, error=str(error))
@@ -483,8 +507,7 @@ class ServerLink:
             return
         finally:
             self._assignments.pop(job.id, None)
-        self._admission.count(Decision.ACCEPTED)
-        self._observer.decision(self.registration.agent_name, Decision.ACCEPTED)
+        self._count(Decision.ACCEPTED)
         await self._run_job(record, assignment, decision)
 
     def _pre_check(self, job: agent_pb.Job) -> Refusal | None:
@@ -497,11 +520,16 @@ class ServerLink:
         return None
 
     def _refuse(self, job: agent_pb.Job, refusal: Refusal) -> None:
-        self._admission.count(refusal.decision)
-        self._observer.decision(self.registration.agent_name, refusal.decision)
+        self._count(refusal.decision)
+        self._refusals.append(RefusedOffer(at=time.time(), job_id=job.id, room=job.room.name,
+                                           reason=refusal.decision.value, detail=refusal.detail))
         log.info("job refused", job_id=job.id, room=job.room.name,
                  reason=refusal.decision.value, detail=refusal.detail)
         self._answer(job.id, None)
+
+    def _count(self, decision: Decision) -> None:
+        self._admission.count(decision)
+        self._observer.decision(self.registration.agent_name, decision)
 
     def _on_assignment(self, assignment: agent_pb.JobAssignment) -> None:
         waiter = self._assignments.get(assignment.job.id)

@@ -61,6 +61,11 @@ AGENT_LATENCIES = {
     "end_of_utterance_delay_seconds": "Voice turns: end of user speech to the turn being "
                                       "committed (component \"session\").",
 }
+# What became of each offer: exactly one outcome per AvailabilityRequest.
+_OFFER_OUTCOMES = {Decision.ACCEPTED: "accepted", Decision.WITHDRAWN: "withdrawn",
+                   Decision.ASSIGNMENT_TIMEOUT: "timed_out"}
+# Decisions that are not an offer's outcome (a launch failure happens to an accepted offer).
+_NOT_OFFER_OUTCOMES = frozenset({Decision.LAUNCH_FAILED})
 MAX_COMPONENT_LENGTH = 64
 MAX_COMPONENTS_PER_AGENT = 16  # a plugin cannot grow the registry by inventing labels
 
@@ -79,6 +84,10 @@ class DaemonMetrics:
         self._decisions = Counter(
             "roomd_availability_decisions", "Answers to the server's job offers and what became "
             "of accepted ones, by reason.", ["agent", "reason"], registry=r)
+        self._offers = Counter(
+            "roomd_offers", "Job offers by what became of them: accepted, refused_<reason>, "
+            "withdrawn (terminated before its assignment), timed_out (no assignment).",
+            ["agent", "outcome"], registry=r)
         self._dispatch_latency = Histogram(
             "roomd_dispatch_latency_seconds", "AvailabilityRequest received to the job's "
             "entrypoint running in a child.", ["agent"], buckets=DISPATCH_LATENCY_BUCKETS,
@@ -119,6 +128,8 @@ class DaemonMetrics:
     # -- LinkObserver --------------------------------------------------------------------
     def decision(self, agent: str, decision: Decision) -> None:
         self._decisions.labels(agent=agent, reason=decision.value).inc()
+        if decision not in _NOT_OFFER_OUTCOMES:
+            self._offers.labels(agent=agent, outcome=offer_outcome(decision)).inc()
         if decision is Decision.ASSIGNMENT_TIMEOUT:
             self._assignment_timeouts.labels(agent=agent).inc()
 
@@ -174,6 +185,11 @@ class DaemonMetrics:
         return None
 
 
+def offer_outcome(decision: Decision) -> str:
+    """The ``outcome`` label of ``roomd_offers_total`` for an offer that ended in ``decision``."""
+    return _OFFER_OUTCOMES.get(decision) or f"refused_{decision.value}"
+
+
 class DaemonCollector(Collector):
     """State read at scrape time: nothing here is stored between scrapes but pool totals."""
 
@@ -216,6 +232,16 @@ class DaemonCollector(Collector):
         for agent, count in sorted(by_agent.items()):
             active.add_metric([agent], count)
         yield active
+        load = GaugeMetricFamily("roomd_server_link_load", "Load last reported to the server "
+                                 "(max of CPU share and slot use), by agent.", labels=["agent"])
+        reported: dict[str, float] = {}
+        for link in view.links:  # the serving link's value wins over a retiring one's
+            agent = link.registration.agent_name
+            if agent not in reported or not link.snapshot().draining:
+                reported[agent] = link.reported_load
+        for agent, value in sorted(reported.items()):
+            load.add_metric([agent], value)
+        yield load
 
     def _plugins(self, view: DaemonView) -> Iterator[Metric]:
         gauge = GaugeMetricFamily("roomd_plugin_state", "1 for each plugin's current state.",

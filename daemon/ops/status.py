@@ -41,6 +41,16 @@ class LinkStatus(msgspec.Struct, frozen=True):
     rtt_seconds: float | None
     reconnects: int
     jobs: int
+    load: float  # as last reported to the server: max(CPU share, slot use)
+
+
+class RefusalStatus(msgspec.Struct, frozen=True):
+    at: float  # Unix time, to find the same job id in the server's log
+    agent: str
+    job_id: str
+    room: str
+    reason: str
+    detail: str
 
 
 class PoolStatus(msgspec.Struct, frozen=True):
@@ -90,6 +100,7 @@ class DaemonStatus(msgspec.Struct, frozen=True):
     pools: list[PoolStatus]
     children: list[ChildStatus]
     jobs: list[JobInfo]
+    recent_refusals: list[RefusalStatus]  # newest last, at most RECENT_REFUSALS per link
 
 
 def readiness(view: DaemonView) -> Readiness:
@@ -135,7 +146,7 @@ def collect_status(view: DaemonView) -> DaemonStatus:
         ready=readiness(view),
         links=[LinkStatus(plugin=s.plugin, agent=s.agent_name, state=s.state, worker_id=s.worker_id,
                           draining=s.draining, rtt_seconds=s.rtt_seconds, reconnects=s.reconnects,
-                          jobs=s.jobs) for s in links],
+                          jobs=s.jobs, load=s.load) for s in links],
         plugins=[record.status() for _name, record in sorted(view.plugins.items())],
         pools=[PoolStatus(plugin=e.pool.plugin, agent=e.agent, generation=e.pool.generation,
                           state=e.snapshot.stats.state, current=id(e.pool) in current,
@@ -148,6 +159,10 @@ def collect_status(view: DaemonView) -> DaemonStatus:
                               age_seconds=round(c.age_seconds, 3), ipc_rtt_seconds=c.ipc_rtt_seconds)
                   for e in live for c in e.snapshot.children],
         jobs=jobs,
+        recent_refusals=sorted(
+            (RefusalStatus(at=r.at, agent=s.agent_name, job_id=r.job_id, room=r.room,
+                           reason=r.reason, detail=r.detail)
+             for s in links for r in s.recent_refusals), key=lambda r: r.at),
     )
 
 

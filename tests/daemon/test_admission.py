@@ -81,3 +81,16 @@ def test_plugin_limits_prefer_the_operator_then_the_plugin_and_dev_ignores_load(
     assert plugin_limits(config, "b", silent) == (0, math.inf)
     dev = load_config(None, overrides={"daemon.dev": True})
     assert plugin_limits(dev, "a", asks) == (3, math.inf)
+
+
+def test_slot_use_counts_reserved_slots_and_takes_the_fullest_level() -> None:
+    shared = daemon(max_jobs=4)
+    capped, unlimited = plugin(shared, max_jobs=2), plugin(shared)
+    assert capped.slot_use() == 0.0 and unlimited.slot_use() == 0.0
+    held = capped.try_reserve()  # a reserved offer counts before its job runs
+    assert isinstance(held, Slot)
+    assert capped.slot_use() == 0.5  # its own 1 of 2 is fuller than the daemon's 1 of 4
+    assert unlimited.slot_use() == 0.25  # no limit of its own: the daemon's budget
+    held.release()
+    assert capped.slot_use() == 0.0
+    assert daemon().slot_use() == 0.0  # max_jobs 0: no count limit, no slot use

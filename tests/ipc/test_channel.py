@@ -61,3 +61,23 @@ async def test_pong_fields_survive() -> None:
         assert await right.recv() == Pong(seq=7, supervisor_ts=1.5, child_ts=2.5)
     await left.aclose()
     await right.aclose()
+
+
+async def test_direct_writes_and_queued_ones_keep_their_order_past_a_full_socket() -> None:
+    left, right, _, _ = await _pair()
+
+    async def read_all() -> list[int]:
+        got = [await right.recv() for _ in range(300)]
+        return [m.seq if isinstance(m, Ping) else int(m.event[:4]) for m in got]  # type: ignore[union-attr]
+
+    reader = asyncio.ensure_future(read_all())
+    # Large frames fill the socket buffer: some go straight to the socket, some partly, the
+    # rest wait in the queue behind them; small control frames between them keep their place.
+    for seq in range(300):
+        await left.send(Log(level="info", event=f"{seq:04d}" + "x" * 20000) if seq % 2
+                        else Ping(seq=seq, supervisor_ts=0.0))
+    await left.flush(timeout=10)
+    async with asyncio.timeout(10):
+        assert await reader == list(range(300))
+    await left.aclose()
+    await right.aclose()

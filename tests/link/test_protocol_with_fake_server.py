@@ -130,6 +130,7 @@ async def test_termination_before_assignment_fails_the_job_and_frees_the_slot(
     assert update.job_id == "W1" and update.status == agent_pb.JS_FAILED
     assert "terminated by the server before its assignment" in update.error
     assert admission.in_use == 0 and await link.wait_idle(5)
+    assert admission.decisions[Decision.WITHDRAWN] == 1
 
 
 async def test_stopping_with_an_assignment_pending_frees_the_slot(
@@ -166,6 +167,36 @@ async def test_burst_of_100_offers_never_exceeds_max_jobs(fake_server: FakeAgent
     assert len(accepted) == 10
     assert admission.in_use == 10
     assert admission.decisions[Decision.NO_SLOT] == 90
+
+
+async def test_reported_load_is_slot_use_sent_at_once(fake_server: FakeAgentServer,
+                                                     links: LinkRunner) -> None:
+    admission = Admission(max_jobs=4, load_threshold=1.0, load=lambda: 0.1)
+    link = links.start(fake_server.url, admission=admission, config=msgspec.structs.replace(
+        FAST, status_interval=60.0, assignment_timeout=30.0))
+    conn = await fake_server.connection()
+    assert (await conn.next("update_worker")).update_worker.load == pytest.approx(0.1)  # CPU
+    await conn.offer("L1")
+    await conn.offer("L2")
+    # With a 60 s period, only a change can send these: a reserved offer is a used slot.
+    loads: list[float] = []
+    while not loads or loads[-1] < 0.5:
+        loads.append(round((await conn.next("update_worker", timeout=5)).update_worker.load, 3))
+    assert set(loads) <= {0.25, 0.5}
+    assert link.snapshot().load == pytest.approx(0.5)
+
+
+async def test_refused_offers_are_kept_for_status(fake_server: FakeAgentServer,
+                                                 links: LinkRunner) -> None:
+    link = links.start(fake_server.url, agent_name="a")
+    conn = await fake_server.connection()
+    for job_id in ("R1", "R2"):
+        await conn.offer(job_id, agent_name="b", room=f"room-{job_id}")
+        assert not (await conn.next("availability")).availability.available
+    refused = link.snapshot().recent_refusals
+    assert [(r.job_id, r.room, r.reason) for r in refused] == [
+        ("R1", "room-R1", "wrong_agent"), ("R2", "room-R2", "wrong_agent")]
+    assert "job is for agent 'b'" in refused[0].detail
 
 
 async def test_offer_for_another_agent_is_refused(fake_server: FakeAgentServer,

@@ -38,6 +38,8 @@ def test_link_events_become_labelled_samples() -> None:
     metrics.decision("desk", Decision.ACCEPTED)
     metrics.decision("desk", Decision.OVERLOADED)
     metrics.decision("desk", Decision.ASSIGNMENT_TIMEOUT)
+    metrics.decision("desk", Decision.WITHDRAWN)
+    metrics.decision("desk", Decision.LAUNCH_FAILED)  # an accepted offer's job: no new outcome
     metrics.job_running("desk", 0.0007)
     metrics.job_ended("desk", JobOutcome(JobStatus.SUCCESS), 95.0)
     metrics.job_ended("desk", JobOutcome(JobStatus.FAILED, "boom"), 2.0)
@@ -51,6 +53,9 @@ def test_link_events_become_labelled_samples() -> None:
     assert value(samples, "roomd_availability_decisions_total", agent="desk",
                  reason="overloaded") == 1
     assert value(samples, "roomd_assignment_timeouts_total", agent="desk") == 1
+    assert value(samples, "roomd_offers_total", agent="desk", outcome="accepted") == 1
+    assert value(samples, "roomd_offers_total", agent="desk", outcome="refused_overloaded") == 1
+    assert value(samples, "roomd_offers_total", agent="desk", outcome="timed_out") == 1
     # Sub-millisecond dispatch lands in the first bucket, a 95 s call between 60 and 120.
     assert value(samples, "roomd_dispatch_latency_seconds_bucket", agent="desk", le="0.001") == 1
     assert value(samples, "roomd_dispatch_latency_seconds_bucket", agent="desk", le="0.0005") == 0
@@ -58,6 +63,9 @@ def test_link_events_become_labelled_samples() -> None:
     assert value(samples, "roomd_job_duration_seconds_bucket", agent="desk", le="60.0") == 1
     assert value(samples, "roomd_jobs_total", agent="desk", status="success") == 1
     assert value(samples, "roomd_jobs_total", agent="desk", status="failed") == 1
+    assert value(samples, "roomd_offers_total", agent="desk", outcome="withdrawn") == 1
+    assert sum(v for (name, labels), v in samples.items() if name == "roomd_offers_total"
+               and ("agent", "desk") in labels) == 4
     assert value(samples, "roomd_reloads_total", result="failed") == 1
     assert value(samples, "roomd_daemon_state", state="starting") == 1
     labels = {name for family in text_string_to_metric_families(text)
