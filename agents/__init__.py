@@ -39,6 +39,11 @@ _EXPORTS: dict[str, str] = {
     "RawFunctionTool": ".llm",
     "ChatContext": ".llm",
     "ChatMessage": ".llm",
+    "ChatItem": ".llm",
+    "ChatRole": ".llm",
+    "ChatContent": ".llm",
+    "FunctionCall": ".llm",
+    "FunctionCallOutput": ".llm",
     "RunContext": ".llm",
     # shared types
     "APIConnectOptions": ".types",
@@ -48,6 +53,10 @@ _EXPORTS: dict[str, str] = {
     "EventEmitter": ".utils",
     # the voice session
     "Agent": ".voice",
+    "AgentTask": ".voice",
+    "ModelSettings": ".voice",
+    "AgentFalseInterruptionEvent": ".voice",
+    "CloseReason": ".voice",
     "AgentSession": ".voice",
     "SpeechHandle": ".voice",
     "RoomInputOptions": ".voice",

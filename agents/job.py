@@ -161,8 +161,13 @@ class JobContext:
         room_options: rtc.RoomOptions | None = None,
         participant_kinds: list[int] | None = None,
     ) -> None:
-        """Join the job's room with the job's token, subscribing as ``auto_subscribe`` says."""
+        """Join the job's room with the job's token, subscribing as ``auto_subscribe`` says.
+        Does nothing when the room is already connected (``AgentSession.start(room=...)``
+        connects it when the entrypoint did not)."""
         from livekit import rtc
+
+        if self._room.isconnected():
+            return
 
         options = room_options or rtc.RoomOptions()
         # The SDK subscribes to everything itself only when nothing is filtered.

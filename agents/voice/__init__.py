@@ -1,6 +1,7 @@
 """The voice session: ``Agent``, ``AgentSession``, ``SpeechHandle``, events and room I/O."""
 
-from .agent import Agent, TurnDetectionMode
+from ..llm.run_context import RunContext
+from .agent import Agent, AgentTask, ModelSettings, TurnDetectionMode
 from .agent_session import AgentSession, SessionConnectOptions, SessionInput, SessionOutput
 from .audio_recognition import EndOfTurnInfo
 from .events import (
@@ -32,10 +33,15 @@ from .io import (
 )
 from .metrics import EOUMetrics
 from .room_io import RoomInputOptions, RoomIO, RoomOutputOptions
+from .timed_string import TimedString
 from .speech_handle import SpeechHandle
 
 __all__ = [
     "Agent",
+    "AgentTask",
+    "ModelSettings",
+    "RunContext",
+    "TimedString",
     "AgentFalseInterruptionEvent",
     "AgentSession",
     "AgentState",

@@ -81,15 +81,34 @@ class UserStateChangedEvent:
     type: Literal["user_state_changed"] = "user_state_changed"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FunctionToolsExecutedEvent:
+    """Tools ran. A listener may ``cancel_tool_reply()`` (the LLM is not asked again with
+    the outputs) or ``cancel_agent_handoff()`` (a returned agent does not take over)."""
+
     function_calls: list[FunctionCall]
     function_call_outputs: list[FunctionCallOutput | None]  # None: the tool raised StopResponse
     created_at: float = field(default_factory=_now)
     type: Literal["function_tools_executed"] = "function_tools_executed"
+    _reply_required: bool = field(default=False, repr=False)
+    _handoff_required: bool = field(default=False, repr=False)
 
     def zipped(self) -> list[tuple[FunctionCall, FunctionCallOutput | None]]:
         return list(zip(self.function_calls, self.function_call_outputs, strict=True))
+
+    def cancel_tool_reply(self) -> None:
+        self._reply_required = False
+
+    def cancel_agent_handoff(self) -> None:
+        self._handoff_required = False
+
+    @property
+    def has_tool_reply(self) -> bool:
+        return self._reply_required
+
+    @property
+    def has_agent_handoff(self) -> bool:
+        return self._handoff_required
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +150,11 @@ class ErrorEvent:
 
 
 class CloseReason(str, enum.Enum):
-    USER_INITIATED = "user_initiated"
-    PARTICIPANT_DISCONNECTED = "participant_disconnected"
     ERROR = "error"
+    JOB_SHUTDOWN = "job_shutdown"
+    PARTICIPANT_DISCONNECTED = "participant_disconnected"
+    USER_INITIATED = "user_initiated"
+    TASK_COMPLETED = "task_completed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from livekit import rtc
 from ..utils.aio import Chan, cancel_and_wait
 from ..utils.audio import frame_duration, split_frame
 from ..utils.events import EventEmitter
+from .timed_string import TimedString  # noqa: F401 - voice.io.TimedString, as in the reference
 
 
 # -- input -------------------------------------------------------------------------------
