@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -168,3 +170,9 @@ class LLMStream(OutputStream[ChatChunk]):
                 text.append(chunk.delta.content or "")
                 calls.extend(chunk.delta.tool_calls)
         return "".join(text), calls
+
+    async def to_str_iterable(self) -> AsyncIterator[str]:
+        """The reply's text pieces as they come (tool calls and usage are skipped)."""
+        async for chunk in self:
+            if chunk.delta is not None and chunk.delta.content:
+                yield chunk.delta.content
