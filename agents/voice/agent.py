@@ -252,7 +252,7 @@ class Agent:
         """Audio of a realtime model on its way out (unchanged by default)."""
         return Agent.default.realtime_audio_output_node(self, audio, model_settings)
 
-    class default:  # noqa: N801 - the reference's spelling (``Agent.default.llm_node(self, ...)``)
+    class default:
         stt_node = staticmethod(nodes.default_stt_node)
         llm_node = staticmethod(nodes.default_llm_node)
         tts_node = staticmethod(nodes.default_tts_node)
