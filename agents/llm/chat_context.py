@@ -421,9 +421,17 @@ class ChatContext:
         return cls(from_openai_messages(messages), tools=tools)
 
 
+def _content_key(content: ChatContent) -> Any:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, ImageContent) and isinstance(content.image, str):
+        return ("image", content.image)
+    return id(content)
+
+
 def _item_key(item: ChatItem) -> tuple[Any, ...]:
     if isinstance(item, ChatMessage):
-        return ("message", item.role, tuple(c if isinstance(c, str) else id(c) for c in item.content))
+        return ("message", item.role, tuple(_content_key(c) for c in item.content))
     if isinstance(item, FunctionCall):
         return ("function_call", item.call_id, item.name, item.arguments)
     return ("function_call_output", item.call_id, item.output, item.is_error)

@@ -48,13 +48,14 @@ from .events import (
     EventTypes,
     FunctionToolsExecutedEvent,
     MetricsCollectedEvent,
+    SessionError,
     SpeechCreatedEvent,
     SpeechSource,
     UserInputTranscribedEvent,
     UserState,
     UserStateChangedEvent,
 )
-from .generation import LLMOutput, Playout, PlayoutResult, read_llm_node, text_once
+from .generation import LLMOutput, Playout, PlayoutResult, TTSFailed, read_llm_node, text_once
 from .io import AudioInput, AudioOutput, TextOutput, UserTranscriptOutput
 from .metrics import EOUMetrics
 from .metrics_report import report_to_job
@@ -227,6 +228,8 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self._wake_scheduler = asyncio.Event()
         self._speech_tasks: set[asyncio.Task[None]] = set()
         self._live_speeches: set[SpeechHandle] = set()  # created and not done yet
+        self._error_counts: dict[str, int] = {}  # unrecoverable errors in a row, by kind
+        self._close_task: asyncio.Task[None] | None = None
         self._current: SpeechHandle | None = None
         self._recognition: AudioRecognition | None = None
         self._room_io: RoomIO | None = None
@@ -399,7 +402,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _close(self, reason: CloseReason, error: BaseException | None = None) -> None:
+    async def _close(self, reason: CloseReason, error: SessionError | None = None) -> None:
         if self._closing:
             await self._closed.wait()
             return
@@ -440,7 +443,25 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             raise
         except Exception as exc:
             logger.exception("%s failed", what)
-            self.emit("error", ErrorEvent(error=exc, source=self))
+            self._report_error("session", self._agent or self, exc, recoverable=True)
+
+    def _report_error(self, kind: str, source: Any, exc: BaseException, *, recoverable: bool) -> None:
+        """Emit ``error``; an unrecoverable LLM/TTS error closes the session once more than
+        ``max_unrecoverable_errors`` happened in a row (an STT error at once), unless a
+        listener marked it recoverable."""
+        label = getattr(source, "label", None) or type(source).__name__
+        error = SessionError(type=f"{kind}_error", label=str(label), error=exc, recoverable=recoverable)  # type: ignore[arg-type]
+        self.emit("error", ErrorEvent(error=error, source=source))
+        if error.recoverable or self._closing:
+            return
+        count = self._error_counts[kind] = self._error_counts.get(kind, 0) + 1
+        if kind in ("llm", "tts") and count <= self._conn_options.max_unrecoverable_errors:
+            return
+        logger.error("AgentSession is closing after an unrecoverable %s error: %s", kind, exc)
+        if self._close_task is None:
+            self._close_task = asyncio.get_running_loop().create_task(
+                self._close(CloseReason.ERROR, error), name="session.close_on_error"
+            )
 
     async def _in_session(self, aw: Awaitable[Any], what: str) -> None:
         """Run a hook (on_enter...) where an ``AgentTask`` can find the session."""
@@ -630,9 +651,12 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
                 await work
             except asyncio.CancelledError:
                 raise
+            except TTSFailed as failed:
+                logger.error("speech %s: TTS failed: %s", handle.id, failed.cause)
+                self._report_error("tts", self.tts or self, failed.cause, recoverable=False)
             except Exception as exc:
                 logger.exception("speech %s failed", handle.id)
-                self.emit("error", ErrorEvent(error=exc, source=self))
+                self._report_error("session", self, exc, recoverable=True)
             finally:
                 handle._mark_done()
                 self._wake_scheduler.set()
@@ -773,11 +797,18 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         except asyncio.CancelledError:
             await cancel_and_wait(llm_task)
             raise
+        except TTSFailed as failed:
+            await cancel_and_wait(llm_task)
+            logger.error("speech %s: TTS failed: %s", handle.id, failed.cause)
+            self._report_error("tts", self.tts or agent, failed.cause, recoverable=False)
+            return None
         except Exception as exc:
             await cancel_and_wait(llm_task)
             logger.error("LLM step failed: %s", exc)
-            self.emit("error", ErrorEvent(error=exc, source=self.llm or agent))
+            self._report_error("llm", self.llm or agent, exc, recoverable=False)
             return None
+        self._error_counts.pop("llm", None)
+        self._error_counts.pop("tts", None)
         return _Step(result=result, tool_calls=list(out.tool_calls))
 
     async def _run_tools(self, handle: SpeechHandle, agent: Agent, tools: Sequence[Tool],
@@ -787,7 +818,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         try:
             tool_ctx = ToolContext(tools)
         except (TypeError, ValueError) as exc:
-            self.emit("error", ErrorEvent(error=exc, source=self))
+            self._report_error("session", agent, exc, recoverable=True)
             return False
 
         async def run_one(call: FunctionCall) -> ToolExecution:
@@ -870,6 +901,9 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
     def retrieve_chat_ctx(self) -> ChatContext:
         return self._agent.chat_ctx if self._agent is not None else ChatContext.empty()
 
+    def on_stt_error(self, exc: BaseException) -> None:
+        self._report_error("stt", self.stt or self, exc, recoverable=False)
+
     def input_audio_enabled(self) -> bool:
         return self.input.audio_enabled
 
@@ -949,7 +983,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
                 stop = True
             except Exception as exc:
                 logger.exception("on_user_turn_completed failed")
-                self.emit("error", ErrorEvent(error=exc, source=agent))
+                self._report_error("session", agent, exc, recoverable=True)
             hook_time = time.perf_counter() - started
             self._add_item(message)
             extra = [item for item in turn_ctx.items if item.id not in known and item is not message]

@@ -49,6 +49,7 @@ class RecognitionHooks(Protocol):
     def retrieve_chat_ctx(self) -> ChatContext: ...
     def discard_audio(self) -> bool: ...
     def input_audio_enabled(self) -> bool: ...
+    def on_stt_error(self, exc: BaseException) -> None: ...
 
 
 class _NodeInput:
@@ -167,7 +168,7 @@ class AudioRecognition:
                 await self._on_stt_event(ev)
         except Exception as exc:
             logger.error("speech recognition failed: %s", exc)
-            raise
+            self._hooks.on_stt_error(exc)
 
     async def _read_node(self, result: Any) -> None:
         """An overridden ``stt_node``: speech events, or plain strings as final transcripts."""

@@ -140,11 +140,28 @@ class AgentFalseInterruptionEvent:
     type: Literal["agent_false_interruption"] = "agent_false_interruption"
 
 
+@dataclass(slots=True)
+class SessionError:
+    """What failed, as the reference's ``LLMError``/``STTError``/``TTSError`` describe it:
+    ``type`` ("llm_error", "stt_error", "tts_error", or "session_error" for an agent's
+    hook or tool plumbing), the component's ``label``, the exception and whether the
+    session can go on. An ``error`` listener may set ``recoverable = True`` to keep the
+    session open after an unrecoverable error."""
+
+    type: Literal["llm_error", "stt_error", "tts_error", "session_error"]
+    label: str
+    error: BaseException
+    recoverable: bool
+    timestamp: float = field(default_factory=_now)
+
+    def __str__(self) -> str:
+        return f"{self.type} from {self.label}: {self.error}"
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorEvent:
-    error: BaseException
-    source: Any  # the component (LLM, STT, TTS, VAD) or the session
-    recoverable: bool = True
+    error: SessionError
+    source: Any  # the component (LLM, STT, TTS) or the agent/session
     created_at: float = field(default_factory=_now)
     type: Literal["error"] = "error"
 
@@ -160,7 +177,7 @@ class CloseReason(str, enum.Enum):
 @dataclass(frozen=True, slots=True)
 class CloseEvent:
     reason: CloseReason
-    error: BaseException | None = None
+    error: SessionError | None = None
     created_at: float = field(default_factory=_now)
     type: Literal["close"] = "close"
 
@@ -177,6 +194,7 @@ __all__ = [
     "FunctionToolsExecutedEvent",
     "MetricsCollectedEvent",
     "SpeechCreatedEvent",
+    "SessionError",
     "SpeechSource",
     "UserInputTranscribedEvent",
     "UserState",

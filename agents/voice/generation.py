@@ -24,6 +24,14 @@ if TYPE_CHECKING:
     from .agent import Agent, ModelSettings
 
 
+class TTSFailed(Exception):
+    """The speech's audio could not be made (the TTS node failed); ``cause`` says why."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 #: speaking rate assumed to pace a transcript the TTS did not time (about 150 words a minute)
 CHARS_PER_SECOND = 14.0
 
@@ -135,6 +143,10 @@ class Playout:
                         self._first_frame.set()
                     self._queued += frame_duration(frame)
                     await audio.capture_frame(frame)
+            except (asyncio.CancelledError, TypeError):
+                raise
+            except Exception as exc:
+                raise TTSFailed(exc) from exc
             finally:
                 if self._first_frame_at is None:
                     self._first_frame_at = time.perf_counter()
@@ -228,4 +240,4 @@ async def text_once(text: str) -> AsyncIterator[str]:
     yield text
 
 
-__all__ = ["LLMOutput", "Playout", "PlayoutResult", "read_llm_node", "text_once"]
+__all__ = ["LLMOutput", "Playout", "PlayoutResult", "TTSFailed", "read_llm_node", "text_once"]
