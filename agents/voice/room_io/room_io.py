@@ -8,6 +8,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from livekit import rtc
+from livekit.rtc._proto.track_pb2 import TF_PRECONNECT_BUFFER as _PRECONNECT_BUFFER
 
 from ...types import is_given
 from ...utils.aio import TaskOwner
@@ -218,7 +219,7 @@ class RoomIO:
         if not self._subscribed_fut.done():
             self._subscribed_fut.set_result(None)
         features = list(getattr(publication, "audio_features", []) or [])
-        if self._pre_connect is not None and rtc.AudioTrackFeature.TF_PRECONNECT_BUFFER in features:
+        if self._pre_connect is not None and _PRECONNECT_BUFFER in features:
             # The client recorded audio before the agent joined and is sending it.
             self._pre_connect()
 
