@@ -659,6 +659,8 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
                 self._report_error("session", self, exc, recoverable=True)
             finally:
                 handle._mark_done()
+                # not running any more, as far as the scheduler's idle check goes
+                self._speech_tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
                 self._wake_scheduler.set()
 
         self._live_speeches.add(handle)

@@ -151,3 +151,10 @@ async def test_an_stt_failure_is_an_error_event(make: Any) -> None:
         h.audio_in.push_frame(frame)
     ev = await h.events.wait("error")
     assert ev.error.type == "stt_error"
+
+
+async def test_the_agent_listens_again_after_a_silent_tool(make: Any) -> None:
+    h = await make(Weather(), llm=ScriptedLLM([ScriptedReply("", tool_calls=[tool_call("log_visit")])]))
+    await asyncio.wait_for(h.session.generate_reply(user_input="log it"), TIMEOUT)
+    await h.events.wait("agent_state_changed", lambda ev: ev.old_state == "thinking" and ev.new_state == "listening")
+    assert h.session.agent_state == "listening"
