@@ -29,6 +29,24 @@ tts_text_listener: contextvars.ContextVar[Callable[[str], None] | None] = contex
 )
 
 
+async def _through(stream: Any, inputs: AsyncIterable[Any], push: Callable[[Any], None]) -> AsyncIterator[Any]:
+    """Feed ``inputs`` into ``stream`` in the background while reading its outputs."""
+
+    async def feed() -> None:
+        async for item in inputs:
+            push(item)
+        stream.end_input()
+
+    task = asyncio.ensure_future(feed())
+    try:
+        async for out in stream:
+            yield out
+        await task
+    finally:
+        task.cancel()
+        await stream.aclose()
+
+
 async def default_stt_node(
     agent: Agent, audio: AsyncIterable[rtc.AudioFrame], model_settings: ModelSettings
 ) -> AsyncIterator[SpeechEvent]:
@@ -37,19 +55,8 @@ async def default_stt_node(
     if stt is None:
         raise RuntimeError("stt_node: the session has no STT")
     stream = stt.stream(conn_options=session.conn_options.stt_conn_options)
-
-    async def forward() -> None:
-        async for frame in audio:
-            stream.push_frame(frame)
-        stream.end_input()
-
-    task = asyncio.ensure_future(forward())
-    try:
-        async for ev in stream:
-            yield ev
-    finally:
-        task.cancel()
-        await stream.aclose()
+    async for ev in _through(stream, audio, stream.push_frame):
+        yield ev
 
 
 async def default_llm_node(
@@ -77,23 +84,11 @@ async def default_tts_node(
     if tts is None:
         raise RuntimeError("tts_node: the session has no TTS")
     stream = tts.stream(conn_options=session.conn_options.tts_conn_options)
-
-    async def push() -> None:
-        async for piece in text:
-            stream.push_text(piece)
-        stream.end_input()
-
-    task = asyncio.ensure_future(push())
     listener = tts_text_listener.get()
-    try:
-        async for synthesized in stream:
-            if synthesized.delta_text and listener is not None:
-                listener(synthesized.delta_text)
-            yield synthesized.frame
-        await task
-    finally:
-        task.cancel()
-        await stream.aclose()
+    async for synthesized in _through(stream, text, stream.push_text):
+        if synthesized.delta_text and listener is not None:
+            listener(synthesized.delta_text)
+        yield synthesized.frame
 
 
 async def default_transcription_node(

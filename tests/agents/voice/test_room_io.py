@@ -14,14 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 from livekit import api, rtc
-from livekit.protocol import agent as agent_pb
-from livekit.protocol import models as models_pb
-from room_helpers import Participant, connect, token
+from room_helpers import Participant, connect, job_info
 from voice_audio import RATE, utterance
 
 from roomd.agents import Agent, AgentSession, RoomInputOptions, RoomIO, RoomOutputOptions
-from roomd.agents.job import JobContext, JobProcess, RunningJobInfo, _set_current
-from roomd.agents.job_request import AcceptArguments
+from roomd.agents.job import JobContext, JobProcess, _set_current
 from roomd.agents.llm import ChatContext
 from roomd.agents.testing import EnergyVAD, FakeSTT, ScriptedLLM, ToneTTS
 from roomd.agents.voice.room_io import TOPIC_CHAT
@@ -65,15 +62,7 @@ class Job:
 async def job(livekit_server: Any) -> AsyncIterator[Job]:
     """A job context for a fresh room, current like in a job's entrypoint; not connected."""
     name = f"roomio-{uuid.uuid4().hex[:8]}"
-    info = RunningJobInfo(
-        job=agent_pb.Job(id=f"AJ_{uuid.uuid4().hex[:8]}", room=models_pb.Room(name=name)),
-        url=livekit_server.url,
-        token=token(livekit_server, name, "agent"),
-        accept=AcceptArguments(identity="agent"),
-        worker_id="test-worker",
-        api_key=livekit_server.api_key,
-        api_secret=livekit_server.api_secret,
-    )
+    info = job_info(livekit_server, name, "agent")
     ctx = JobContext(proc=JobProcess(pid=os.getpid()), info=info, room=rtc.Room())
     current = _set_current(ctx)
     job = Job(ctx, name, livekit_server, [])
