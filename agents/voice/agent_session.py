@@ -728,9 +728,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         audio = self.output.audio if self.output.audio_enabled else None
         speak = audio is not None and (frames is not None or self.tts is not None
                                        or type(agent).tts_node is not Agent.tts_node)
-        aligned = bool(self._agent_option("use_tts_aligned_transcript", self.use_tts_aligned_transcript)
-                       if is_given(self._agent_option("use_tts_aligned_transcript", self.use_tts_aligned_transcript))
-                       else False)
+        aligned = self._agent_option("use_tts_aligned_transcript", self.use_tts_aligned_transcript) is True
         playout = Playout(agent=agent, model_settings=settings or ModelSettings(), audio=audio,
                           transcript=self.output.transcription if self.output.transcription_enabled else None,
                           speak=speak, aligned=aligned, sync=self._sync_transcription(),
