@@ -114,6 +114,8 @@ class Playout:
         audio = self._audio
         if audio is None:
             await self._transcribe(text)
+            if self._transcript is not None:
+                await self._transcript.flush()
             joined = "".join(self._transcribed)
             return PlayoutResult(joined, joined, False, None)
         to_tts: Chan[str] = Chan()

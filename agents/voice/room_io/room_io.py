@@ -64,6 +64,8 @@ class RoomIO:
         self._tasks = TaskOwner()
         self._pre_connect: Any = None  # starts the wait for pre-connect audio
         self._left = False
+        self._left_task: asyncio.Task[None] | None = None
+        self._job_ctx: Any = None  # the job whose room this is (for delete_room_on_close)
         self._started = False
 
     # -- reading -------------------------------------------------------------------------
@@ -115,6 +117,12 @@ class RoomIO:
             raise RuntimeError("RoomIO.start() was already called")
         self._started = True
         await _ensure_connected(self._room)
+        from ...job import get_job_context
+
+        try:
+            self._job_ctx = get_job_context()
+        except RuntimeError:
+            self._job_ctx = None
         if self._out.audio_enabled is not False:
             self.audio_output = RoomAudioOutput(self._room, self._out)
             await self.audio_output.start()
@@ -207,6 +215,7 @@ class RoomIO:
         self._linked_event.set()
         if self.audio_input is not None:
             self.audio_input.set_participant(participant.identity)
+        self._check_microphone(participant)
         logger.debug("session linked to participant %s", participant.identity)
 
     def _on_participant_connected(self, participant: rtc.RemoteParticipant) -> None:
@@ -214,14 +223,20 @@ class RoomIO:
 
     def _on_track_subscribed(self, track: rtc.Track, publication: rtc.RemoteTrackPublication,
                              participant: rtc.RemoteParticipant) -> None:
-        if participant.identity != self._linked or publication.source != rtc.TrackSource.SOURCE_MICROPHONE:
-            return
-        if not self._subscribed_fut.done():
-            self._subscribed_fut.set_result(None)
-        features = list(getattr(publication, "audio_features", []) or [])
-        if self._pre_connect is not None and _PRECONNECT_BUFFER in features:
-            # The client recorded audio before the agent joined and is sending it.
-            self._pre_connect()
+        if participant.identity == self._linked:
+            self._check_microphone(participant)
+
+    def _check_microphone(self, participant: rtc.RemoteParticipant) -> None:
+        """The linked participant's microphone is (now) subscribed: say so, and expect its
+        pre-connect audio when the client recorded some."""
+        for publication in participant.track_publications.values():
+            if publication.source != rtc.TrackSource.SOURCE_MICROPHONE or publication.track is None:
+                continue
+            if not self._subscribed_fut.done():
+                self._subscribed_fut.set_result(None)
+            features = list(getattr(publication, "audio_features", []) or [])
+            if self._pre_connect is not None and _PRECONNECT_BUFFER in features:
+                self._pre_connect()
 
     def _on_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
         if participant.identity != self._linked:
@@ -243,15 +258,21 @@ class RoomIO:
         if self._left:
             return
         self._left = True
-        self._tasks.create_task(self._close_session(delete=why == "participant_left"), name=f"room_io.{why}")
+        # Not one of self._tasks: closing the session closes this RoomIO, which must not
+        # cancel the close it is part of.
+        self._left_task = asyncio.get_running_loop().create_task(
+            self._close_session(delete=why == "participant_left"), name=f"room_io.{why}"
+        )
 
     async def _close_session(self, *, delete: bool) -> None:
         await self._session._on_participant_left()
         if delete and self._in.delete_room_on_close:
-            from ...job import get_job_context
+            from livekit import api
 
             try:
-                await get_job_context().delete_room()
+                if self._job_ctx is None:
+                    raise RuntimeError("no job context (the room's API credentials come from the job)")
+                await self._job_ctx.api.room.delete_room(api.DeleteRoomRequest(room=self._room.name))
             except Exception as exc:
                 logger.warning("could not delete the room on close: %s", exc)
 

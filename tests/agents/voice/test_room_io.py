@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -215,37 +216,51 @@ async def test_default_text_input_answers_typed_turns(job: Job) -> None:
         await asyncio.wait_for(session.aclose(), TIMEOUT)
 
 
-async def test_output_options_track_name_and_unsynced_transcript(job: Job) -> None:
+class TimedText:
+    """Wraps the session's transcript output, noting when each piece is released."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.times: list[float] = []
+
+    async def capture_text(self, text: str) -> None:
+        self.times.append(time.perf_counter())
+        await self.inner.capture_text(text)
+
+    async def flush(self) -> None:
+        await self.inner.flush()
+
+
+async def words(text: str) -> AsyncIterator[str]:
+    for word in text.split(" "):
+        yield word + " "
+
+
+SENTENCE = "A sentence long enough to take a few seconds to speak out loud."
+
+
+@pytest.mark.parametrize("sync", [True, False])
+async def test_output_options_and_transcript_sync(job: Job, sync: bool) -> None:
     user = await job.user("caller")
     session = new_session(tts=ToneTTS(seconds_per_char=0.05))
     await session.start(
         Agent(instructions="x"), room=job.ctx.room,
-        room_output_options=RoomOutputOptions(audio_track_name="assistant-voice", sync_transcription=False,
+        room_output_options=RoomOutputOptions(audio_track_name="assistant-voice", sync_transcription=sync,
                                               audio_sample_rate=48000),
     )
     try:
         publications = list(job.ctx.room.local_participant.track_publications.values())
         assert [p.name for p in publications] == ["assistant-voice"]
-        handle = session.say("A sentence long enough to take a few seconds to speak out loud.")
-        # not synchronized: the whole transcript is out long before the audio ends
-        await said(user, "A sentence long enough to take a few seconds to speak out loud.")
-        assert not handle.done()
+        timed = session.output.transcription = TimedText(session.output.transcription)
+        started = time.perf_counter()
+        handle = session.say(words(SENTENCE))
         await asyncio.wait_for(handle, TIMEOUT)
-    finally:
-        await asyncio.wait_for(session.aclose(), TIMEOUT)
-
-
-async def test_synced_transcript_follows_the_audio(job: Job) -> None:
-    user = await job.user("caller")
-    session = new_session(tts=ToneTTS(seconds_per_char=0.05))
-    await session.start(Agent(instructions="x"), room=job.ctx.room)
-    try:
-        text = "A sentence long enough to take a few seconds to speak out loud."
-        handle = session.say(text)
-        await said(user, text)
-        # the transcript stream closes when its last piece is released, near the audio's end
-        assert handle.done() or session.current_speech is handle
-        await asyncio.wait_for(handle, TIMEOUT)
+        await said(user, SENTENCE + " ")
+        spread = timed.times[-1] - timed.times[0]
+        if sync:  # released with the audio (~3 s of tone), not all at once
+            assert spread > 1.0
+        else:
+            assert spread < 0.5 and timed.times[-1] - started < 1.0
     finally:
         await asyncio.wait_for(session.aclose(), TIMEOUT)
 
