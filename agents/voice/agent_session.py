@@ -195,6 +195,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             if is_given(given) and given:
                 logger.warning("AgentSession(%s=...) is not supported yet; ignored", name)
         self._turn_detection = turn_detection
+        self._mcp_servers = mcp_servers
         self._stt = resolve_component("stt", stt, stt_mod.STT)
         self._vad = resolve_component("vad", vad, vad_mod.VAD)
         self._llm = resolve_component("llm", llm, llm_mod.LLM)
@@ -282,6 +283,14 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
     @property
     def room_io(self) -> RoomIO | None:
         return self._room_io
+
+    @property
+    def turn_detection(self) -> NotGivenOr[TurnDetectionMode]:
+        return self._turn_detection
+
+    @property
+    def mcp_servers(self) -> NotGivenOr[list[Any]]:
+        return self._mcp_servers
 
     @property
     def conn_options(self) -> SessionConnectOptions:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from ..llm.chat_context import ChatItem, FunctionCall, FunctionCallOutput
+from ..llm.chat_context import ChatItem, ChatMessage, FunctionCall, FunctionCallOutput
 
 if TYPE_CHECKING:
     from .speech_handle import SpeechHandle
@@ -138,6 +138,8 @@ class AgentFalseInterruptionEvent:
     resumed: bool
     created_at: float = field(default_factory=_now)
     type: Literal["agent_false_interruption"] = "agent_false_interruption"
+    message: ChatMessage | None = None  # the reference's fields; roomd resumes the paused audio
+    extra_instructions: str | None = None
 
 
 @dataclass(slots=True)
