@@ -311,4 +311,5 @@ class AgentTask(Agent, Generic[TaskResult_T]):
         if self._started:
             raise RuntimeError(f"{self.label} was already awaited")
         self._started = True
-        return await session._run_task(self, self._result)
+        result: TaskResult_T = await session._run_task(self, self._result)
+        return result

@@ -582,12 +582,8 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             if not await handle._wait_for_authorization():
                 return
             source = text_once(text) if isinstance(text, str) else text
-            result = await self._speak(handle, source, frames=frames)
-            if add_to_chat_ctx and (result.heard_text or not result.interrupted) and result.text:
-                self._add_item(
-                    ChatMessage(role="assistant", content=[result.heard_text], interrupted=result.interrupted),
-                    speech=handle,
-                )
+            await self._speak(handle, source, frames=frames,
+                              on_result=self._keep_message(handle) if add_to_chat_ctx else None)
 
         self._start_speech(handle, run(), source="say", user_initiated=True)
         return handle
@@ -669,7 +665,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             finally:
                 handle._mark_done()
                 # not running any more, as far as the scheduler's idle check goes
-                self._speech_tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+                self._speech_tasks.discard(asyncio.current_task())
                 self._wake_scheduler.set()
 
         self._live_speeches.add(handle)
@@ -729,9 +725,23 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
     def _stt_for_stream(self) -> stt_mod.STT | None:
         return self._recognition.stt if self._recognition is not None else self.stt
 
+    def _keep_message(self, handle: SpeechHandle) -> Callable[[PlayoutResult], None]:
+        """What a speech said (what was heard of it, when interrupted) joins the chat."""
+
+        def keep(result: PlayoutResult) -> None:
+            if result.heard_text or (result.text and not result.interrupted):
+                self._add_item(
+                    ChatMessage(role="assistant", content=[result.heard_text or result.text],
+                                interrupted=result.interrupted),
+                    speech=handle,
+                )
+
+        return keep
+
     async def _speak(self, handle: SpeechHandle, text: AsyncIterable[str], *,
                      frames: AsyncIterable[rtc.AudioFrame] | None = None,
-                     settings: ModelSettings | None = None) -> PlayoutResult:
+                     settings: ModelSettings | None = None,
+                     on_result: Callable[[PlayoutResult], None] | None = None) -> PlayoutResult:
         """Play text for ``handle`` until done or interrupted."""
         agent = self.current_agent
         audio = self.output.audio if self.output.audio_enabled else None
@@ -741,7 +751,8 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         playout = Playout(agent=agent, model_settings=settings or ModelSettings(), audio=audio,
                           transcript=self.output.transcription if self.output.transcription_enabled else None,
                           speak=speak, aligned=aligned, sync=self._sync_transcription(),
-                          speed=self._room_io.output_options.transcription_speed_factor if self._room_io else 1.0)
+                          speed=self._room_io.output_options.transcription_speed_factor if self._room_io else 1.0,
+                          on_result=on_result)
         task = asyncio.ensure_future(playout.run(text, frames))
         await handle.wait_if_not_interrupted([task])
         if task.done():
@@ -774,11 +785,6 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             if done is None:  # failed before any output
                 return
             result, calls = done.result, done.tool_calls
-            if result.heard_text or (result.text and not result.interrupted):
-                self._add_item(
-                    ChatMessage(role="assistant", content=[result.heard_text or result.text], interrupted=result.interrupted),
-                    speech=handle,
-                )
             if result.interrupted or not calls:
                 return
             if calls:
@@ -798,7 +804,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         out = LLMOutput()
         llm_task = asyncio.ensure_future(read_llm_node(agent.llm_node(ctx, tools, settings), out))
         try:
-            result = await self._speak(handle, out.text, settings=settings)
+            result = await self._speak(handle, out.text, settings=settings, on_result=self._keep_message(handle))
             if result.interrupted:
                 await cancel_and_wait(llm_task)
                 return _Step(result=result)

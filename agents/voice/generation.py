@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -93,7 +93,7 @@ class Playout:
 
     def __init__(self, *, agent: Agent, model_settings: ModelSettings, audio: AudioOutput | None,
                  transcript: TextOutput | None, speak: bool, aligned: bool = False, sync: bool = False,
-                 speed: float = 1.0) -> None:
+                 speed: float = 1.0, on_result: Callable[[PlayoutResult], None] | None = None) -> None:
         self._agent = agent
         self._settings = model_settings
         self._audio = audio if speak else None
@@ -108,16 +108,14 @@ class Playout:
         self._pending: _Piece | None = None
         self._sync = sync and self._audio is not None
         self._speed = speed
+        self._on_result = on_result
         self._first_frame = asyncio.Event()
 
     async def run(self, text: AsyncIterable[str], frames: AsyncIterable[rtc.AudioFrame] | None = None) -> PlayoutResult:
         audio = self._audio
         if audio is None:
             await self._transcribe(text)
-            if self._transcript is not None:
-                await self._transcript.flush()
-            joined = "".join(self._transcribed)
-            return PlayoutResult(joined, joined, False, None)
+            return await self._result(interrupted=False, position=0.0)
         to_tts: Chan[str] = Chan()
         to_transcript: Chan[str] = Chan()
 
@@ -233,9 +231,13 @@ class Playout:
     async def _result(self, *, interrupted: bool, position: float) -> PlayoutResult:
         given = "".join(self._transcribed)
         heard = self._heard(position).strip() if interrupted else given
+        result = PlayoutResult(given, heard, interrupted, self._first_frame_at)
+        if self._on_result is not None:
+            # before the transcript is closed: whoever sees it final finds the message kept
+            self._on_result(result)
         if self._transcript is not None:
             await self._transcript.flush()
-        return PlayoutResult(given, heard, interrupted, self._first_frame_at)
+        return result
 
 
 async def text_once(text: str) -> AsyncIterator[str]:

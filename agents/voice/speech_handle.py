@@ -166,8 +166,9 @@ class SpeechHandle:
 
     async def _wait_for_generation_or_done(self) -> None:
         gen = asyncio.ensure_future(self._generation_done.wait())
+        waiters: list[asyncio.Future[Any]] = [gen, self._done_fut]
         try:
-            await asyncio.wait([gen, self._done_fut], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
             gen.cancel()
 

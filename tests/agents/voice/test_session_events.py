@@ -22,6 +22,8 @@ from roomd.agents.errors import APIError
 from roomd.agents.llm import LLMMetrics
 from roomd.agents.testing import FakeSTT, ScriptedLLM, ScriptedReply, ToneTTS, tool_call
 from roomd.agents.tts import TTSMetrics
+from roomd.agents.types import APIConnectOptions
+from roomd.agents.voice import SessionConnectOptions
 from roomd.agents.voice.events import ErrorEvent, SessionError
 
 
@@ -158,3 +160,12 @@ async def test_the_agent_listens_again_after_a_silent_tool(make: Any) -> None:
     await asyncio.wait_for(h.session.generate_reply(user_input="log it"), TIMEOUT)
     await h.events.wait("agent_state_changed", lambda ev: ev.old_state == "thinking" and ev.new_state == "listening")
     assert h.session.agent_state == "listening"
+
+
+async def test_a_tts_failure_is_a_tts_error(make: Any) -> None:
+    no_retry = SessionConnectOptions(tts_conn_options=APIConnectOptions(max_retry=0))
+    h = await make(Agent(instructions="x"), llm=ScriptedLLM(["Hello there."]), tts=ToneTTS(failures=99),
+                   conn_options=no_retry)
+    await asyncio.wait_for(h.session.generate_reply(), TIMEOUT)
+    ev = await h.events.wait("error")
+    assert ev.error.type == "tts_error" and not ev.error.recoverable
