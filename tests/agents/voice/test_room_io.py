@@ -305,3 +305,41 @@ async def test_pre_connect_audio_is_heard_first(job: Job) -> None:
         await said(user, "You said before the agent came.")
     finally:
         await asyncio.wait_for(session.aclose(), TIMEOUT)
+
+
+async def test_options_turn_audio_off_and_filter_participant_kinds(job: Job) -> None:
+    user = await job.user("caller")
+    session = new_session()
+    await session.start(
+        Agent(instructions="x"), room=job.ctx.room,
+        room_input_options=RoomInputOptions(audio_enabled=False,
+                                            participant_kinds=[rtc.ParticipantKind.PARTICIPANT_KIND_SIP]),
+        room_output_options=RoomOutputOptions(audio_enabled=False),
+    )
+    try:
+        assert session.room_io is not None
+        assert session.room_io.audio_input is None and session.room_io.audio_output is None
+        assert list(job.ctx.room.local_participant.track_publications.values()) == []
+        await asyncio.sleep(0.3)
+        assert session.room_io.linked_participant is None  # a standard participant, not SIP
+        # no one linked: chat from anyone is answered, as text only
+        await user.room.local_participant.send_text("typed", topic=TOPIC_CHAT)
+        await said(user, "You said typed.")
+        assert user.loud_frames() == 0
+    finally:
+        await asyncio.wait_for(session.aclose(), TIMEOUT)
+
+
+async def test_transcription_speed_factor_scales_the_estimated_pace(job: Job) -> None:
+    spreads = []
+    for factor in (1.0, 4.0):
+        session = new_session(tts=ToneTTS(seconds_per_char=0.05))
+        await session.start(Agent(instructions="x"), room=job.ctx.room,
+                            room_output_options=RoomOutputOptions(transcription_speed_factor=factor))
+        try:
+            timed = session.output.transcription = TimedText(session.output.transcription)
+            await asyncio.wait_for(session.say(words(SENTENCE)), TIMEOUT)
+            spreads.append(timed.times[-1] - timed.times[0])
+        finally:
+            await asyncio.wait_for(session.aclose(), TIMEOUT)
+    assert spreads[1] < spreads[0] / 2
