@@ -311,3 +311,28 @@ async def test_context_manager_closes_the_session() -> None:
         assert texts(session.history) == ["hi"]
     with pytest.raises(RuntimeError, match="not running"):
         session.say("late")
+
+
+async def test_a_tool_can_say_something_then_hand_off(make: Any) -> None:
+    class Billing(Agent):
+        def __init__(self) -> None:
+            super().__init__(instructions="billing")
+
+        async def on_enter(self) -> None:
+            await self.session.say("Billing here.")
+
+    class Desk(Agent):
+        def __init__(self) -> None:
+            super().__init__(instructions="desk")
+
+        @function_tool
+        async def to_billing(self) -> Agent:
+            """Transfer to billing."""
+            await self.session.say("One moment, transferring you.")
+            return Billing()
+
+    h = await make(Desk(), llm=ScriptedLLM([ScriptedReply("", tool_calls=[tool_call("to_billing")])]))
+    h.session.generate_reply(user_input="billing please")
+    await h.events.wait("conversation_item_added", lambda ev: getattr(ev.item, "text_content", "") == "Billing here.")
+    assert texts(h.session.history) == ["One moment, transferring you.", "Billing here."]
+    assert isinstance(h.session.current_agent, Billing)
