@@ -40,6 +40,11 @@ _EXPORTS: dict[str, str] = {
     "RawFunctionTool": ".llm",
     "ChatContext": ".llm",
     "ChatMessage": ".llm",
+    "ChatItem": ".llm",
+    "ChatRole": ".llm",
+    "ChatContent": ".llm",
+    "FunctionCall": ".llm",
+    "FunctionCallOutput": ".llm",
     "RunContext": ".llm",
     # shared types
     "APIConnectOptions": ".types",
@@ -49,6 +54,10 @@ _EXPORTS: dict[str, str] = {
     "EventEmitter": ".utils",
     # the voice session
     "Agent": ".voice",
+    "AgentTask": ".voice",
+    "ModelSettings": ".voice",
+    "AgentFalseInterruptionEvent": ".voice",
+    "CloseReason": ".voice",
     "AgentSession": ".voice",
     "SpeechHandle": ".voice",
     "RoomInputOptions": ".voice",

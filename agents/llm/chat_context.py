@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from livekit import rtc
 
+from ..types import is_given
 from ..utils.ids import shortuuid
 
 if TYPE_CHECKING:
@@ -264,7 +265,7 @@ class ChatContext:
             items.append(item)
         return ChatContext(
             items,
-            tools=self._tools if tools is None else tools,
+            tools=self._tools if tools is None or not is_given(tools) else tools,
             metadata=self._metadata if metadata is None else metadata,
         )
 
@@ -289,13 +290,115 @@ class ChatContext:
         self._items = head + _drop_split_pairs(tail, self._items)
         return self
 
-    def merge(self, other: ChatContext) -> ChatContext:
-        """Add the items of ``other`` whose ids are not here yet; returns this context."""
+    def merge(
+        self, other_chat_ctx: ChatContext, *, exclude_function_call: bool = False, exclude_instructions: bool = False
+    ) -> ChatContext:
+        """Add the items of ``other_chat_ctx`` whose ids are not here yet, each at its
+        place by ``created_at``; returns this context."""
         known = {item.id for item in self._items}
-        for item in other.items:
-            if item.id not in known:
-                self.insert(item)
+        for item in other_chat_ctx.items:
+            if item.id in known:
+                continue
+            if exclude_function_call and isinstance(item, (FunctionCall, FunctionCallOutput)):
+                continue
+            if exclude_instructions and isinstance(item, ChatMessage) and item.role in ("system", "developer"):
+                continue
+            self.insert(item)
         return self
+
+    def find_insertion_index(self, *, created_at: float) -> int:
+        """Where an item made at ``created_at`` goes: after every item not newer than it."""
+        index = len(self._items)
+        while index > 0 and self._items[index - 1].created_at > created_at:
+            index -= 1
+        return index
+
+    @property
+    def readonly(self) -> bool:
+        """Whether changes are refused (see ``ReadOnlyChatContext``)."""
+        return False
+
+    def is_equivalent(self, other: ChatContext) -> bool:
+        """Same items in the same order, compared by content (ids and times aside)."""
+        if self is other:
+            return True
+        if len(self._items) != len(other.items):
+            return False
+        return all(_item_key(a) == _item_key(b) for a, b in zip(self._items, other.items, strict=True))
+
+    def to_dict(
+        self,
+        *,
+        exclude_image: bool = True,
+        exclude_audio: bool = True,
+        exclude_timestamp: bool = True,
+        exclude_function_call: bool = False,
+    ) -> dict[str, Any]:
+        """A JSON-ready form (``from_dict`` reads it back). Images and audio are left out
+        by default (audio frames are not JSON), as are the items' ``created_at``."""
+        items: list[dict[str, Any]] = []
+        for item in self._items:
+            if exclude_function_call and isinstance(item, (FunctionCall, FunctionCallOutput)):
+                continue
+            data: dict[str, Any] = {"id": item.id, "type": item.type}
+            if isinstance(item, ChatMessage):
+                content: list[Any] = []
+                for part in item.content:
+                    if isinstance(part, str):
+                        content.append(part)
+                    elif isinstance(part, ImageContent) and not exclude_image:
+                        if not isinstance(part.image, str):
+                            raise ValueError("to_dict(exclude_image=False) needs images given as URLs")
+                        content.append({"type": "image_content", "id": part.id, "image": part.image,
+                                        "inference_detail": part.inference_detail, "mime_type": part.mime_type})
+                    elif isinstance(part, AudioContent) and not exclude_audio:
+                        content.append({"type": "audio_content", "transcript": part.transcript})
+                data.update(role=item.role, content=content, interrupted=item.interrupted)
+                if item.name is not None:
+                    data["name"] = item.name
+            elif isinstance(item, FunctionCall):
+                data.update(call_id=item.call_id, arguments=item.arguments, name=item.name)
+            else:
+                data.update(call_id=item.call_id, output=item.output, is_error=item.is_error, name=item.name)
+            if not exclude_timestamp:
+                data["created_at"] = item.created_at
+            items.append(data)
+        return {"items": items}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChatContext:
+        """The context ``to_dict`` described; unknown item types are an error."""
+        items: list[ChatItem] = []
+        for raw in data.get("items", []):
+            kind = raw.get("type")
+            common: dict[str, Any] = {}
+            if "id" in raw:
+                common["id"] = raw["id"]
+            if "created_at" in raw:
+                common["created_at"] = raw["created_at"]
+            if kind == "message":
+                content: list[ChatContent] = []
+                for part in raw.get("content", []):
+                    if isinstance(part, str):
+                        content.append(part)
+                    elif isinstance(part, dict) and part.get("type") == "image_content":
+                        content.append(ImageContent(image=part["image"], id=part.get("id") or shortuuid("img_"),
+                                                    inference_detail=part.get("inference_detail", "auto"),
+                                                    mime_type=part.get("mime_type")))
+                    elif isinstance(part, dict) and part.get("type") == "audio_content":
+                        content.append(AudioContent(frame=[], transcript=part.get("transcript")))
+                items.append(ChatMessage(role=raw["role"], content=content, name=raw.get("name"),
+                                         interrupted=bool(raw.get("interrupted", False)), **common))
+            elif kind == "function_call":
+                items.append(FunctionCall(call_id=raw["call_id"], name=raw["name"],
+                                          arguments=raw.get("arguments", "{}"), **common))
+            elif kind == "function_call_output":
+                items.append(FunctionCallOutput(call_id=raw["call_id"], output=raw.get("output", ""),
+                                                is_error=bool(raw.get("is_error", False)), name=raw.get("name", ""),
+                                                **common))
+            else:
+                raise ValueError(f"ChatContext.from_dict: unknown item type {kind!r}")
+        return cls(items)
 
     # -- provider formats --------------------------------------------------------------
 
@@ -316,6 +419,39 @@ class ChatContext:
         from .openai_format import from_openai_messages
 
         return cls(from_openai_messages(messages), tools=tools)
+
+
+def _content_key(content: ChatContent) -> Any:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, ImageContent) and isinstance(content.image, str):
+        return ("image", content.image)
+    return id(content)
+
+
+def _item_key(item: ChatItem) -> tuple[Any, ...]:
+    if isinstance(item, ChatMessage):
+        return ("message", item.role, tuple(_content_key(c) for c in item.content))
+    if isinstance(item, FunctionCall):
+        return ("function_call", item.call_id, item.name, item.arguments)
+    return ("function_call_output", item.call_id, item.output, item.is_error)
+
+
+class ReadOnlyChatContext(ChatContext):
+    """A view that refuses changes (what ``Agent.chat_ctx`` would expose as read-only);
+    ``copy()`` gives a context that can be changed."""
+
+    @property
+    def readonly(self) -> bool:
+        return True
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("this chat context is read-only; use .copy() to get one you can change")
+
+    add_message = insert = append = truncate = merge = _refuse  # type: ignore[assignment]
+
+    def copy(self, **kwargs: Any) -> ChatContext:
+        return ChatContext.copy(ChatContext(self.items, tools=self.tools, metadata=self.metadata), **kwargs)
 
 
 def _drop_split_pairs(tail: list[ChatItem], everything: list[ChatItem]) -> list[ChatItem]:

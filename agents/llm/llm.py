@@ -8,6 +8,8 @@ retries per ``APIConnectOptions`` and emits ``metrics_collected`` (``LLMMetrics`
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, Sequence
@@ -185,17 +187,6 @@ class LLMStream(OutputStream[ChatChunk]):
             ),
         )
 
-    def to_str_iterable(self) -> AsyncIterable[str]:
-        """The text of the completion, piece by piece (tool calls and usage left out)."""
-
-        async def texts() -> AsyncIterable[str]:
-            async with self:
-                async for chunk in self:
-                    if chunk.delta is not None and chunk.delta.content:
-                        yield chunk.delta.content
-
-        return texts()
-
     async def collect(self) -> tuple[str, list[FunctionToolCall]]:
         """Read the whole stream: the text and the tool calls."""
         text: list[str] = []
@@ -205,3 +196,9 @@ class LLMStream(OutputStream[ChatChunk]):
                 text.append(chunk.delta.content or "")
                 calls.extend(chunk.delta.tool_calls)
         return "".join(text), calls
+
+    async def to_str_iterable(self) -> AsyncIterator[str]:
+        """The reply's text pieces as they come (tool calls and usage are skipped)."""
+        async for chunk in self:
+            if chunk.delta is not None and chunk.delta.content:
+                yield chunk.delta.content

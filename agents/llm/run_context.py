@@ -39,8 +39,14 @@ class RunContext(Generic[Userdata_T]):
     def userdata(self) -> Userdata_T:
         return self._session.userdata  # type: ignore[no-any-return]
 
+    def disallow_interruptions(self) -> None:
+        """The speech that made this call can no longer be interrupted (e.g. a tool that
+        must not be cut halfway through a booking)."""
+        if self._speech_handle.interrupted:
+            raise RuntimeError("the speech was already interrupted")
+        self._speech_handle.allow_interruptions = False
+
     async def wait_for_playout(self) -> None:
-        """Wait until the speech that made this call has finished playing."""
-        wait = getattr(self._speech_handle, "wait_for_playout", None)
-        if wait is not None:
-            await wait()
+        """Wait until what the LLM said before this call has been heard (not the whole
+        speech: its next step waits for this tool)."""
+        await self._speech_handle._wait_for_step()

@@ -210,7 +210,32 @@ def type_schema(tp: Any) -> dict[str, Any]:
         return _typeddict_schema(tp)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return _dataclass_schema(tp)
+    if _is_pydantic_model(tp):
+        return _pydantic_schema(tp)
     raise ToolSchemaError(f"unsupported type {tp!r}")
+
+
+def _is_pydantic_model(tp: Any) -> bool:
+    # duck-typed: pydantic is the agent's dependency, not roomd's
+    return isinstance(tp, type) and hasattr(tp, "model_fields") and hasattr(tp, "model_validate")
+
+
+def _pydantic_schema(tp: Any) -> dict[str, Any]:
+    properties = {}
+    required = []
+    for name, info in tp.model_fields.items():
+        schema = type_schema(info.annotation)
+        if info.description:
+            schema["description"] = info.description
+        properties[info.alias or name] = schema
+        if info.is_required():
+            required.append(info.alias or name)
+    schema = {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+    if tp.__doc__ and not tp.__doc__.startswith("!!!"):
+        description = parse_docstring(tp.__doc__).description
+        if description:
+            schema["description"] = description
+    return schema
 
 
 def _enum_type(values: list[Any]) -> dict[str, Any]:
@@ -347,6 +372,13 @@ def coerce(value: Any, tp: Any, path: str) -> Any:
             if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         }
         return tp(**_coerce_fields(value, fields, needed, path))
+    if _is_pydantic_model(tp):
+        if not isinstance(value, dict):
+            raise ToolArgumentError(f"{path}: expected an object, got {value!r}")
+        try:
+            return tp.model_validate(value)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise ToolArgumentError(f"{path}: {exc}") from None
     raise ToolArgumentError(f"{path}: unsupported type {tp!r}")
 
 

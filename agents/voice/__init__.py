@@ -1,6 +1,7 @@
 """The voice session: ``Agent``, ``AgentSession``, ``SpeechHandle``, events and room I/O."""
 
-from .agent import Agent, TurnDetectionMode
+from ..llm.run_context import RunContext
+from .agent import Agent, AgentTask, ModelSettings, TurnDetectionMode
 from .agent_session import AgentSession, SessionConnectOptions, SessionInput, SessionOutput
 from .audio_recognition import EndOfTurnInfo
 from .events import (
@@ -11,6 +12,7 @@ from .events import (
     CloseReason,
     ConversationItemAddedEvent,
     ErrorEvent,
+    SessionError,
     EventTypes,
     FunctionToolsExecutedEvent,
     MetricsCollectedEvent,
@@ -32,6 +34,7 @@ from .io import (
 )
 from .metrics import EOUMetrics
 from .room_io import RoomInputOptions, RoomIO, RoomOutputOptions
+from .timed_string import TimedString
 from .speech_handle import SpeechHandle
 
 __all__ = [
@@ -40,6 +43,7 @@ __all__ = [
     "AgentSession",
     "AgentState",
     "AgentStateChangedEvent",
+    "AgentTask",
     "AudioInput",
     "AudioOutput",
     "CloseEvent",
@@ -48,6 +52,7 @@ __all__ = [
     "EOUMetrics",
     "EndOfTurnInfo",
     "ErrorEvent",
+    "SessionError",
     "EventTypes",
     "FunctionToolsExecutedEvent",
     "MemoryAudioInput",
@@ -55,16 +60,19 @@ __all__ = [
     "MemoryTextOutput",
     "MemoryUserTranscriptOutput",
     "MetricsCollectedEvent",
+    "ModelSettings",
     "PlaybackFinished",
     "RoomIO",
     "RoomInputOptions",
     "RoomOutputOptions",
+    "RunContext",
     "SessionConnectOptions",
     "SessionInput",
     "SessionOutput",
     "SpeechCreatedEvent",
     "SpeechHandle",
     "TextOutput",
+    "TimedString",
     "TurnDetectionMode",
     "UserInputTranscribedEvent",
     "UserState",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from collections.abc import AsyncIterable, Generator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, TypeVar
+
+from livekit import rtc
 
 from .. import llm as llm_mod
 from .. import stt as stt_mod
@@ -14,6 +18,8 @@ from ..components import resolve
 from ..llm.chat_context import ChatContext, ChatMessage
 from ..llm.tools import Tool, find_function_tools
 from ..types import NOT_GIVEN, NotGivenOr, is_given
+from . import nodes
+from .timed_string import TimedString
 
 if TYPE_CHECKING:
     from .agent_session import AgentSession
@@ -52,6 +58,14 @@ def resolve_component(kind: str, value: Any, base: type[Any]) -> Any:
     if not isinstance(value, base):
         raise TypeError(f"{kind} must be a {base.__module__}.{base.__qualname__} or a model name, got {value!r}")
     return value
+
+
+@dataclass
+class ModelSettings:
+    """Settings of one LLM request, given to the pipeline nodes (``tool_choice``:
+    "auto", "required", "none" or a named function; NOT_GIVEN: the LLM's default)."""
+
+    tool_choice: NotGivenOr[llm_mod.ToolChoice] = NOT_GIVEN
 
 
 class Agent:
@@ -205,5 +219,96 @@ class Agent:
         conversation. Edit ``turn_ctx``/``new_message`` to change what the LLM sees for
         this reply; raise ``StopResponse`` to not reply (the message is still kept)."""
 
+    # -- pipeline nodes: override to change what flows; ``Agent.default.<node>(self, ...)``
+    #    runs the default. A node may be an async generator, or a coroutine returning an
+    #    async iterable, a value (``llm_node``: a str or a ChatChunk) or None (nothing).
+
+    def stt_node(
+        self, audio: AsyncIterable[rtc.AudioFrame], model_settings: ModelSettings
+    ) -> AsyncIterable[stt_mod.SpeechEvent | str] | Any:
+        """User audio to speech events (or plain final transcripts as str)."""
+        return Agent.default.stt_node(self, audio, model_settings)
+
+    def llm_node(
+        self, chat_ctx: ChatContext, tools: list[Tool], model_settings: ModelSettings
+    ) -> AsyncIterable[llm_mod.ChatChunk | str] | Any:
+        """The request to the LLM: chat chunks (or str pieces) of the reply."""
+        return Agent.default.llm_node(self, chat_ctx, tools, model_settings)
+
+    def tts_node(self, text: AsyncIterable[str], model_settings: ModelSettings) -> AsyncIterable[rtc.AudioFrame] | Any:
+        """Reply text to the audio frames the user hears."""
+        return Agent.default.tts_node(self, text, model_settings)
+
+    def transcription_node(
+        self, text: AsyncIterable[str | TimedString], model_settings: ModelSettings
+    ) -> AsyncIterable[str | TimedString] | Any:
+        """Reply text to the agent's transcript (and the assistant message kept in the chat)."""
+        return Agent.default.transcription_node(self, text, model_settings)
+
+    def realtime_audio_output_node(
+        self, audio: AsyncIterable[rtc.AudioFrame], model_settings: ModelSettings
+    ) -> AsyncIterable[rtc.AudioFrame] | Any:
+        """Audio of a realtime model on its way out (unchanged by default)."""
+        return Agent.default.realtime_audio_output_node(self, audio, model_settings)
+
+    class default:
+        stt_node = staticmethod(nodes.default_stt_node)
+        llm_node = staticmethod(nodes.default_llm_node)
+        tts_node = staticmethod(nodes.default_tts_node)
+        transcription_node = staticmethod(nodes.default_transcription_node)
+        realtime_audio_output_node = staticmethod(nodes.default_realtime_audio_output_node)
+
     def __repr__(self) -> str:
         return f"<{self.label} tools={[t.name for t in self._tools]}>"
+
+
+TaskResult_T = TypeVar("TaskResult_T")
+
+
+class AgentTask(Agent, Generic[TaskResult_T]):
+    """An agent that runs until it has a result: ``result = await MyTask(...)`` from a
+    tool or an ``on_enter`` makes it the session's active agent; its tools call
+    ``self.complete(result)`` (or ``complete(exception)`` to fail the await), and the
+    agent that awaited it becomes active again (its ``on_enter`` does not run twice).
+    What was said during the task is added to that agent's chat context."""
+
+    def __init__(self, *, instructions: str, chat_ctx: NotGivenOr[ChatContext] = NOT_GIVEN,
+                 tools: Sequence[Tool] | None = None, turn_detection: NotGivenOr[TurnDetectionMode | None] = NOT_GIVEN,
+                 stt: NotGivenOr[stt_mod.STT | None] = NOT_GIVEN, vad: NotGivenOr[vad_mod.VAD | None] = NOT_GIVEN,
+                 llm: NotGivenOr[llm_mod.LLM | None] = NOT_GIVEN, tts: NotGivenOr[tts_mod.TTS | None] = NOT_GIVEN,
+                 mcp_servers: NotGivenOr[list[Any] | None] = NOT_GIVEN,
+                 allow_interruptions: NotGivenOr[bool] = NOT_GIVEN,
+                 min_endpointing_delay: NotGivenOr[float] = NOT_GIVEN,
+                 max_endpointing_delay: NotGivenOr[float] = NOT_GIVEN) -> None:
+        super().__init__(instructions=instructions, chat_ctx=chat_ctx, tools=tools, turn_detection=turn_detection,
+                         stt=stt, vad=vad, llm=llm, tts=tts, mcp_servers=mcp_servers,
+                         allow_interruptions=allow_interruptions, min_endpointing_delay=min_endpointing_delay,
+                         max_endpointing_delay=max_endpointing_delay)
+        self._result: asyncio.Future[TaskResult_T] = asyncio.get_event_loop().create_future()
+        self._started = False
+
+    def done(self) -> bool:
+        return self._result.done()
+
+    def complete(self, result: TaskResult_T | BaseException) -> None:
+        if self._result.done():
+            raise RuntimeError(f"{self.label} was already completed")
+        if isinstance(result, BaseException):
+            self._result.set_exception(result)
+        else:
+            self._result.set_result(result)
+
+    def __await__(self) -> Generator[Any, None, TaskResult_T]:
+        return self._run().__await__()
+
+    async def _run(self) -> TaskResult_T:
+        from .agent_session import current_session
+
+        session = current_session.get()
+        if session is None:
+            raise RuntimeError(f"{self.label} must be awaited inside an agent's on_enter or a function tool")
+        if self._started:
+            raise RuntimeError(f"{self.label} was already awaited")
+        self._started = True
+        result: TaskResult_T = await session._run_task(self, self._result)
+        return result

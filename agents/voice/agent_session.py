@@ -10,6 +10,8 @@ edges to LiveKit. States (``AgentState``, ``UserState``) change only in
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import heapq
 import logging
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
@@ -24,7 +26,7 @@ from .. import tts as tts_mod
 from .. import vad as vad_mod
 from ..errors import StopResponse
 from ..llm.chat_context import ChatContext, ChatItem, ChatMessage, FunctionCall, FunctionCallOutput
-from ..llm.execution import execute_function_call, output_text
+from ..llm.execution import ToolExecution, execute_function_call, output_text
 from ..llm.run_context import RunContext
 from ..llm.tools import Tool, ToolContext
 from ..stt.stt import SpeechEvent
@@ -33,7 +35,7 @@ from ..types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, N
 from ..utils.aio import TaskOwner, cancel_and_wait
 from ..utils.events import EventEmitter
 from ..vad.vad import VADEvent
-from .agent import Agent, TurnDetectionMode, check_turn_detection, resolve_component
+from .agent import Agent, ModelSettings, TurnDetectionMode, check_turn_detection, resolve_component
 from .audio_recognition import AudioRecognition, EndOfTurnInfo
 from .events import (
     AgentFalseInterruptionEvent,
@@ -46,22 +48,46 @@ from .events import (
     EventTypes,
     FunctionToolsExecutedEvent,
     MetricsCollectedEvent,
+    SessionError,
     SpeechCreatedEvent,
     SpeechSource,
     UserInputTranscribedEvent,
     UserState,
     UserStateChangedEvent,
 )
-from .generation import LLMOutput, Playout, PlayoutResult, read_llm, text_once
+from .generation import LLMOutput, Playout, PlayoutResult, TTSFailed, read_llm_node, text_once
 from .io import AudioInput, AudioOutput, TextOutput, UserTranscriptOutput
 from .metrics import EOUMetrics
 from .metrics_report import report_to_job
 from .room_io import RoomInputOptions, RoomIO, RoomOutputOptions
-from .speech_handle import SpeechHandle
+from .speech_handle import SpeechHandle, running_tool
 
 logger = logging.getLogger("roomd.agents")
 
 Userdata_T = TypeVar("Userdata_T")
+
+# The session whose hook or tool is running (how ``await AgentTask(...)`` finds it).
+current_session: contextvars.ContextVar[AgentSession[Any] | None] = contextvars.ContextVar(
+    "roomd_current_session", default=None
+)
+
+
+async def _ensure_connected(room: rtc.Room) -> None:
+    """Connect the job's room if the entrypoint has not (as the reference does)."""
+    if room.isconnected():
+        return
+    from ..job import get_job_context
+
+    try:
+        job_ctx = get_job_context()
+    except RuntimeError:
+        job_ctx = None
+    if job_ctx is None or job_ctx.room is not room:
+        raise RuntimeError(
+            "AgentSession.start(room=...): the room is not connected and is not the running job's room; "
+            "connect it first (await room.connect(url, token))"
+        )
+    await job_ctx.connect()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,24 +100,34 @@ class SessionConnectOptions:
 
 @dataclass(slots=True)
 class SessionInput:
-    """Where user audio comes from; set ``audio`` before ``start`` to run without a room."""
+    """Where user audio comes from; set ``audio`` before ``start`` to run without a room.
+    ``set_audio_enabled(False)`` stops listening (frames are dropped) until re-enabled."""
 
     audio: AudioInput | None = None
+    audio_enabled: bool = True
+    video: Any = None  # video input is not supported
+
+    def set_audio_enabled(self, enable: bool) -> None:
+        self.audio_enabled = enable
 
 
 @dataclass(slots=True)
 class SessionOutput:
-    """Where agent audio and transcripts go; set before ``start`` to run without a room."""
+    """Where agent audio and transcripts go; set before ``start`` to run without a room.
+    ``set_audio_enabled(False)``: the agent's replies are text only (transcript, chat)
+    until re-enabled; ``set_transcription_enabled(False)``: no transcript is published."""
 
     audio: AudioOutput | None = None
     transcription: TextOutput | None = None
     user_transcription: UserTranscriptOutput | None = None
+    audio_enabled: bool = True
+    transcription_enabled: bool = True
 
+    def set_audio_enabled(self, enable: bool) -> None:
+        self.audio_enabled = enable
 
-@dataclass(slots=True)
-class _QueuedSpeech:
-    handle: SpeechHandle
-    run: Callable[[], Awaitable[None]]
+    def set_transcription_enabled(self, enable: bool) -> None:
+        self.transcription_enabled = enable
 
 
 @dataclass(slots=True)
@@ -189,8 +225,13 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self._agent_state = AgentState.INITIALIZING
         self._user_state = UserState.LISTENING
         self._tasks = TaskOwner()
-        self._speech_q: asyncio.Queue[_QueuedSpeech] | None = None
-        self._queued: list[SpeechHandle] = []
+        self._speech_heap: list[tuple[int, int, SpeechHandle]] = []
+        self._speech_seq = 0
+        self._wake_scheduler = asyncio.Event()
+        self._speech_tasks: set[asyncio.Task[None]] = set()
+        self._live_speeches: set[SpeechHandle] = set()  # created and not done yet
+        self._error_counts: dict[str, int] = {}  # unrecoverable errors in a row, by kind
+        self._close_task: asyncio.Task[None] | None = None
         self._current: SpeechHandle | None = None
         self._recognition: AudioRecognition | None = None
         self._room_io: RoomIO | None = None
@@ -245,6 +286,10 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         return self._room_io
 
     @property
+    def turn_detection(self) -> NotGivenOr[TurnDetectionMode]:
+        return self._turn_detection
+
+    @property
     def conn_options(self) -> SessionConnectOptions:
         return self._conn_options
 
@@ -279,60 +324,108 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
     async def start(
         self,
         agent: Agent,
-        room: rtc.Room | None = None,
         *,
-        room_input_options: RoomInputOptions | None = None,
-        room_output_options: RoomOutputOptions | None = None,
+        capture_run: bool = False,
+        room: NotGivenOr[rtc.Room | None] = NOT_GIVEN,
+        room_input_options: NotGivenOr[RoomInputOptions | None] = NOT_GIVEN,
+        room_output_options: NotGivenOr[RoomOutputOptions | None] = NOT_GIVEN,
     ) -> None:
-        """Start running ``agent``: join the room's audio (or use ``self.input``/``self.output``
-        set beforehand), then call ``agent.on_enter()`` (in the background)."""
+        """Start running ``agent``. With ``room``, join it (connecting the job's room first
+        when the entrypoint did not call ``ctx.connect()``) and link the first matching
+        participant; else use a ``RoomIO`` started before, or ``self.input``/``self.output``
+        set beforehand. ``agent.on_enter()`` runs in the background."""
         if self._started:
             raise RuntimeError("AgentSession.start() was already called")
         if not isinstance(agent, Agent):
             raise TypeError(f"start() needs an Agent, got {agent!r}")
+        if capture_run:
+            logger.warning("AgentSession.start(capture_run=True): run capture is not supported yet; ignored")
         self._started = True
-        self._speech_q = asyncio.Queue()
-        if room is not None:
-            self._room_io = RoomIO(
-                room,
-                input_options=room_input_options,
-                output_options=room_output_options,
-                on_chat_text=self._on_chat_text,
-                on_participant_left=self._on_participant_left,
-            )
-            await self._room_io.start()
-            self.input.audio = self.input.audio or self._room_io.audio_input
-            self.output.audio = self.output.audio or self._room_io.audio_output
-            self.output.transcription = self.output.transcription or self._room_io.text_output
-            self.output.user_transcription = self.output.user_transcription or self._room_io.user_transcript_output
-        if self.output.audio is not None:
-            self.output.audio.on("playback_started", self._on_playback_started)
         self._agent = agent
         agent._session = self
         await self._load_mcp_tools(agent)
+        if is_given(room) and room is not None and self._room_io is None:
+            await _ensure_connected(room)
+            room_io = RoomIO(
+                self,
+                room,
+                input_options=room_input_options if is_given(room_input_options) and room_input_options else RoomInputOptions(),
+                output_options=room_output_options if is_given(room_output_options) and room_output_options else RoomOutputOptions(),
+            )
+            await room_io.start()
+        if self.output.audio is not None:
+            self.output.audio.on("playback_started", self._on_playback_started)
         self._watch_metrics()
         self._start_recognition()
-        self._tasks.create_task(self._run_speeches(), name="session.speeches")
+        self._tasks.create_task(self._schedule_speeches(), name="session.scheduler")
         self._set_agent_state(AgentState.LISTENING)
-        self._tasks.create_task(self._guard(agent.on_enter(), "on_enter"), name="session.on_enter")
+        self._tasks.create_task(self._in_session(agent.on_enter(), "on_enter"), name="session.on_enter")
+
+    def _attach_room_io(self, room_io: RoomIO) -> None:
+        """Called by ``RoomIO.start()``: its inputs and outputs become the session's."""
+        if self._room_io is not None and self._room_io is not room_io:
+            raise RuntimeError("the session already has a RoomIO")
+        self._room_io = room_io
+        self.input.audio = self.input.audio or room_io.audio_input
+        self.output.audio = self.output.audio or room_io.audio_output
+        self.output.transcription = self.output.transcription or room_io.text_output
+        self.output.user_transcription = self.output.user_transcription or room_io.user_transcript_output
+        if self._started and self.output.audio is not None:
+            self.output.audio.on("playback_started", self._on_playback_started)
+        if self._started and self._recognition is None:
+            self._start_recognition()
 
     async def aclose(self) -> None:
         await self._close(CloseReason.USER_INITIATED)
 
-    async def _close(self, reason: CloseReason, error: BaseException | None = None) -> None:
+    async def drain(self) -> None:
+        """Let the queued speeches play out, then close."""
+        await self._drained()
+        await self._close(CloseReason.USER_INITIATED)
+
+    def shutdown(self, *, drain: bool = True) -> None:
+        """Close in the background (after the queued speeches when ``drain``)."""
+        async def run() -> None:
+            if drain:
+                await self._drained()
+            await self._close(CloseReason.USER_INITIATED)
+
+        asyncio.get_running_loop().create_task(run(), name="session.shutdown")
+
+    async def _drained(self) -> None:
+        while not self._closing and (self._current is not None or self._speech_heap or self._speech_tasks_running()):
+            pending = [t for t in self._speech_tasks if not t.done()]
+            if pending:
+                await asyncio.wait(pending)
+            else:
+                await asyncio.sleep(0)
+
+    def _speech_tasks_running(self) -> bool:
+        return any(not t.done() for t in self._speech_tasks)
+
+    async def __aenter__(self) -> AgentSession[Userdata_T]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _close(self, reason: CloseReason, error: SessionError | None = None) -> None:
         if self._closing:
             await self._closed.wait()
             return
         self._closing = True
-        for handle in [*self._queued, *([self._current] if self._current else [])]:
+        pending = list(self._live_speeches)
+        for handle in pending:
             handle.interrupt(force=True)
+        for task in self._speech_tasks:
+            task.cancel()
         self._cancel_timers()
         if self._agent is not None:
             await self._guard(self._agent.on_exit(), "on_exit")
         if self._recognition is not None:
             await self._recognition.aclose()
         await self._tasks.aclose()
-        for handle in self._queued:
+        for handle in pending:
             handle._mark_done()
         if self._current is not None:
             self._current._mark_done()
@@ -373,7 +466,43 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             raise
         except Exception as exc:
             logger.exception("%s failed", what)
-            self.emit("error", ErrorEvent(error=exc, source=self))
+            self._report_error("session", self._agent or self, exc, recoverable=True)
+
+    def _report_error(self, kind: str, source: Any, exc: BaseException, *, recoverable: bool) -> None:
+        """Emit ``error``; an unrecoverable LLM/TTS error closes the session once more than
+        ``max_unrecoverable_errors`` happened in a row (an STT error at once), unless a
+        listener marked it recoverable."""
+        label = getattr(source, "label", None) or type(source).__name__
+        error = SessionError(type=f"{kind}_error", label=str(label), error=exc, recoverable=recoverable)  # type: ignore[arg-type]
+        self.emit("error", ErrorEvent(error=error, source=source))
+        if error.recoverable or self._closing:
+            return
+        count = self._error_counts[kind] = self._error_counts.get(kind, 0) + 1
+        if kind in ("llm", "tts") and count <= self._conn_options.max_unrecoverable_errors:
+            return
+        logger.error("AgentSession is closing after an unrecoverable %s error: %s", kind, exc)
+        if self._close_task is None:
+            self._close_task = asyncio.get_running_loop().create_task(
+                self._close(CloseReason.ERROR, error), name="session.close_on_error"
+            )
+
+    async def _in_session(self, aw: Awaitable[Any], what: str) -> None:
+        """Run a hook (on_enter...) where an ``AgentTask`` can find the session."""
+        current_session.set(self)
+        await self._guard(aw, what)
+
+    def update_options(
+        self,
+        *,
+        min_endpointing_delay: NotGivenOr[float] = NOT_GIVEN,
+        max_endpointing_delay: NotGivenOr[float] = NOT_GIVEN,
+    ) -> None:
+        """Change the endpointing delays for the turns to come."""
+        low = min_endpointing_delay if is_given(min_endpointing_delay) else self.min_endpointing_delay
+        high = max_endpointing_delay if is_given(max_endpointing_delay) else self.max_endpointing_delay
+        if low < 0 or high < low:
+            raise ValueError(f"need 0 <= min_endpointing_delay <= max_endpointing_delay, got {low} and {high}")
+        self.min_endpointing_delay, self.max_endpointing_delay = low, high
 
     # -- agents --------------------------------------------------------------------------
 
@@ -394,32 +523,55 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         if old is not None:
             await self._guard(old.on_exit(), "on_exit")
             old._session = None
+        await self._activate(agent)
+        self._tasks.create_task(self._in_session(agent.on_enter(), "on_enter"), name="session.on_enter")
+
+    async def _activate(self, agent: Agent) -> None:
         old_stt, old_vad = self.stt, self.vad
         self._agent = agent
         agent._session = self
         await self._load_mcp_tools(agent)
         self._watch_metrics()
-        if self.stt is not old_stt or self.vad is not old_vad:
+        if self.stt is not old_stt or self.vad is not old_vad or type(agent).stt_node is not Agent.stt_node:
             if self._recognition is not None:
                 await self._recognition.aclose()
             self._start_recognition()
-        await self._guard(agent.on_enter(), "on_enter")
+
+    async def _run_task(self, task: Agent, result: asyncio.Future[Any]) -> Any:
+        """``await AgentTask(...)``: the task is the active agent until it completes."""
+        parent = self._agent
+        await self._activate(task)
+        enter = self._tasks.create_task(self._in_session(task.on_enter(), "on_enter"), name="session.task_enter")
+        try:
+            return await asyncio.shield(result)
+        finally:
+            if not enter.done():
+                await cancel_and_wait(enter)
+            await self._guard(task.on_exit(), "on_exit")
+            task._session = None
+            if parent is not None and not self._closing:
+                said = [i for i in task._chat_ctx.items if i.id != "instructions"]
+                known = {i.id for i in parent._chat_ctx.items}
+                parent._chat_ctx.items.extend(i for i in said if i.id not in known)
+                await self._activate(parent)
 
     # -- conversation --------------------------------------------------------------------
 
-    def _add_item(self, item: ChatItem, *, speech: SpeechHandle | None = None) -> None:
+    def _add_item(self, item: ChatItem, *, speech: SpeechHandle | None = None, history: bool = True) -> None:
+        if speech is not None:
+            speech._add_item(item)
+        if not history:
+            return
         if self._agent is not None:
             self._agent._chat_ctx.items.append(item)
         self._history.items.append(item)
-        if speech is not None:
-            speech._add_item(item)
         self.emit("conversation_item_added", ConversationItemAddedEvent(item=item))
 
     def _request_ctx(self, agent: Agent, instructions: str | None, extra: Sequence[ChatItem] = ()) -> ChatContext:
         items: list[ChatItem] = []
         if agent.instructions:
             items.append(ChatMessage(role="system", content=[agent.instructions], id="instructions"))
-        items.extend(agent._chat_ctx.items)
+        items.extend(i for i in agent._chat_ctx.items if i.id != "instructions")
         items.extend(extra)
         if instructions:
             items.append(ChatMessage(role="system", content=[instructions]))
@@ -431,23 +583,24 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self,
         text: str | AsyncIterable[str],
         *,
+        audio: NotGivenOr[AsyncIterable[rtc.AudioFrame]] = NOT_GIVEN,
         allow_interruptions: NotGivenOr[bool] = NOT_GIVEN,
         add_to_chat_ctx: bool = True,
     ) -> SpeechHandle:
-        """Speak ``text`` (no LLM). Returns at once; await the handle for the playout."""
+        """Speak ``text`` (no LLM); with ``audio``, play those frames instead of the TTS
+        (``text`` is the transcript). Returns at once; await the handle for the playout."""
         self._need_running()
         handle = SpeechHandle(allow_interruptions=self._allows(allow_interruptions))
+        frames = audio if is_given(audio) else None
 
         async def run() -> None:
+            if not await handle._wait_for_authorization():
+                return
             source = text_once(text) if isinstance(text, str) else text
-            result = await self._speak(handle, source)
-            if add_to_chat_ctx and result.heard_text:
-                self._add_item(
-                    ChatMessage(role="assistant", content=[result.heard_text], interrupted=result.interrupted),
-                    speech=handle,
-                )
+            await self._speak(handle, source, frames=frames,
+                              on_result=self._keep_message(handle) if add_to_chat_ctx else None)
 
-        self._schedule(handle, run, source="say", user_initiated=True)
+        self._start_speech(handle, run(), source="say", user_initiated=True)
         return handle
 
     def generate_reply(
@@ -455,28 +608,40 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         *,
         user_input: NotGivenOr[str] = NOT_GIVEN,
         instructions: NotGivenOr[str] = NOT_GIVEN,
-        tools: NotGivenOr[Sequence[Tool]] = NOT_GIVEN,
+        tool_choice: NotGivenOr[llm_mod.ToolChoice] = NOT_GIVEN,
         allow_interruptions: NotGivenOr[bool] = NOT_GIVEN,
+        tools: NotGivenOr[Sequence[Tool]] = NOT_GIVEN,
     ) -> SpeechHandle:
         """Have the LLM answer now. ``user_input`` is added as a user message first;
-        ``instructions`` are extra instructions for this reply only; ``tools`` replace
-        the agent's tools for it. Returns at once; await the handle for the playout."""
+        ``instructions`` are extra instructions for this reply only; ``tool_choice``
+        constrains tool use (called from inside a tool, it defaults to "none"). Returns at
+        once; await the handle for the playout (also from a tool, or an ``on_enter``)."""
         self._need_running()
+        if not is_given(tool_choice) and running_tool.get() is not None:
+            tool_choice = "none"  # a reply made from inside a tool must not call tools again
         if is_given(user_input) and user_input:
             self._add_item(ChatMessage(role="user", content=[user_input]))
         return self._reply(
             instructions=instructions if is_given(instructions) else None,
             tools=list(tools) if is_given(tools) else None,
+            settings=ModelSettings(tool_choice=tool_choice),
             allow_interruptions=allow_interruptions,
             source="generate_reply",
             user_initiated=True,
         )
 
-    def interrupt(self) -> None:
-        """Stop the current speech and drop the queued ones (those that allow it)."""
-        for handle in [*self._queued, *([self._current] if self._current else [])]:
-            if handle.allow_interruptions and not handle.done():
-                handle.interrupt()
+    def interrupt(self, *, force: bool = False) -> asyncio.Future[None]:
+        """Stop the current speech and drop the queued ones (those that allow it, or all
+        with ``force``). The future resolves when the current speech has stopped."""
+        current = self._current
+        for handle in list(self._live_speeches):
+            if (force or handle.allow_interruptions) and not handle.done():
+                handle.interrupt(force=force)
+        if current is None or current.done():
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            fut.set_result(None)
+            return fut
+        return asyncio.ensure_future(current._wait_for_generation_or_done())
 
     async def commit_user_turn(self) -> None:
         """End the user's turn now (for turn_detection="manual")."""
@@ -497,42 +662,65 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             return allow
         return bool(self._agent_option("allow_interruptions", self.allow_interruptions))
 
-    def _schedule(self, handle: SpeechHandle, run: Callable[[], Awaitable[None]], *,
-                  source: SpeechSource, user_initiated: bool) -> None:
-        assert self._speech_q is not None
-        self._queued.append(handle)
-        self._speech_q.put_nowait(_QueuedSpeech(handle, run))
-        self.emit("speech_created", SpeechCreatedEvent(user_initiated=user_initiated, source=source, speech_handle=handle))
+    def _start_speech(self, handle: SpeechHandle, work: Awaitable[None], *, source: SpeechSource,
+                      user_initiated: bool) -> None:
+        """Own the speech's task (it waits for the floor, step by step) and queue it."""
 
-    async def _run_speeches(self) -> None:
-        assert self._speech_q is not None
-        while True:
-            queued = await self._speech_q.get()
-            handle = queued.handle
-            if handle in self._queued:
-                self._queued.remove(handle)
-            if handle.interrupted:
-                handle._mark_done()
-                continue
-            self._current = handle
-            handle._scheduled.set()
+        async def run() -> None:
             try:
-                await queued.run()
+                await work
             except asyncio.CancelledError:
                 raise
+            except TTSFailed as failed:
+                logger.error("speech %s: TTS failed: %s", handle.id, failed.cause)
+                self._report_error("tts", self.tts or self, failed.cause, recoverable=False)
             except Exception as exc:
                 logger.exception("speech %s failed", handle.id)
-                self.emit("error", ErrorEvent(error=exc, source=self))
+                self._report_error("session", self, exc, recoverable=True)
             finally:
+                handle._mark_done()
+                # not running any more, as far as the scheduler's idle check goes
+                self._speech_tasks.discard(asyncio.current_task())
+                self._wake_scheduler.set()
+
+        self._live_speeches.add(handle)
+        handle.add_done_callback(self._live_speeches.discard)
+        task = self._tasks.create_task(run(), name=f"session.speech.{handle.id}")
+        self._speech_tasks.add(task)
+        task.add_done_callback(self._speech_tasks.discard)
+        self._enqueue(handle)
+        self.emit("speech_created", SpeechCreatedEvent(user_initiated=user_initiated, source=source, speech_handle=handle))
+
+    def _enqueue(self, handle: SpeechHandle, *, force: bool = False) -> None:
+        # force: the next step of a speech whose tools just ran goes before anything queued
+        self._speech_seq += 1
+        priority = -(1 << 30) if force else -SpeechHandle.SPEECH_PRIORITY_NORMAL
+        heapq.heappush(self._speech_heap, (priority, self._speech_seq, handle))
+        self._wake_scheduler.set()
+
+    async def _schedule_speeches(self) -> None:
+        """Give the floor to one speech step at a time, in order; a step's tools run
+        after it lost the floor, so other speeches can play meanwhile."""
+        while True:
+            await self._wake_scheduler.wait()
+            self._wake_scheduler.clear()
+            while self._speech_heap:
+                _, _, handle = heapq.heappop(self._speech_heap)
+                if handle.done():
+                    continue
+                self._current = handle
+                handle._authorize_generation()
+                await handle._wait_for_generation_or_done()
                 self._current = None
                 if self._paused_speech is handle:
                     self._end_false_interruption_wait()
-                handle._mark_done()
-            if not self._queued:
+                if not self._speech_heap and self._agent_state != AgentState.THINKING:
+                    self._set_agent_state(AgentState.LISTENING)
+                delay = float(self._agent_option("min_consecutive_speech_delay", self.min_consecutive_speech_delay))
+                if delay > 0 and self._speech_heap:
+                    await asyncio.sleep(delay)
+            if not self._speech_tasks_running() and self._agent_state == AgentState.THINKING:
                 self._set_agent_state(AgentState.LISTENING)
-            delay = float(self._agent_option("min_consecutive_speech_delay", self.min_consecutive_speech_delay))
-            if delay > 0 and self._queued:
-                await asyncio.sleep(delay)
 
     def _tts_for_stream(self) -> tts_mod.TTS | None:
         tts = self.tts
@@ -543,69 +731,95 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             adapter = self._tts_adapters[id(tts)] = TTSStreamAdapter(tts=tts)
         return adapter
 
-    async def _speak(self, handle: SpeechHandle, text: AsyncIterable[str]) -> PlayoutResult:
+    def _sync_transcription(self) -> bool:
+        if self._room_io is None:
+            return False  # memory outputs: text as it comes (tests read it at once)
+        sync = self._room_io.output_options.sync_transcription
+        return sync if is_given(sync) else True
+
+    def _stt_for_stream(self) -> stt_mod.STT | None:
+        return self._recognition.stt if self._recognition is not None else self.stt
+
+    def _keep_message(self, handle: SpeechHandle) -> Callable[[PlayoutResult], None]:
+        """What a speech said (what was heard of it, when interrupted) joins the chat."""
+
+        def keep(result: PlayoutResult) -> None:
+            if result.heard_text or (result.text and not result.interrupted):
+                self._add_item(
+                    ChatMessage(role="assistant", content=[result.heard_text or result.text],
+                                interrupted=result.interrupted),
+                    speech=handle,
+                )
+
+        return keep
+
+    async def _speak(self, handle: SpeechHandle, text: AsyncIterable[str], *,
+                     frames: AsyncIterable[rtc.AudioFrame] | None = None,
+                     settings: ModelSettings | None = None,
+                     on_result: Callable[[PlayoutResult], None] | None = None) -> PlayoutResult:
         """Play text for ``handle`` until done or interrupted."""
-        playout = Playout(
-            tts=self._tts_for_stream(),
-            audio=self.output.audio,
-            transcript=self.output.transcription,
-            conn_options=self._conn_options.tts_conn_options,
-        )
-        task = asyncio.ensure_future(playout.run(text))
+        agent = self.current_agent
+        audio = self.output.audio if self.output.audio_enabled else None
+        speak = audio is not None and (frames is not None or self.tts is not None
+                                       or type(agent).tts_node is not Agent.tts_node)
+        aligned = self._agent_option("use_tts_aligned_transcript", self.use_tts_aligned_transcript) is True
+        playout = Playout(agent=agent, model_settings=settings or ModelSettings(), audio=audio,
+                          transcript=self.output.transcription if self.output.transcription_enabled else None,
+                          speak=speak, aligned=aligned, sync=self._sync_transcription(),
+                          speed=self._room_io.output_options.transcription_speed_factor if self._room_io else 1.0,
+                          on_result=on_result)
+        task = asyncio.ensure_future(playout.run(text, frames))
         await handle.wait_if_not_interrupted([task])
         if task.done():
             return task.result()
         await cancel_and_wait(task)
         return await playout.interrupt()
 
-    def _reply(self, *, instructions: str | None, tools: list[Tool] | None, allow_interruptions: NotGivenOr[bool],
-               source: SpeechSource, user_initiated: bool, extra: Sequence[ChatItem] = ()) -> SpeechHandle:
+    def _reply(self, *, instructions: str | None, tools: list[Tool] | None, settings: ModelSettings,
+               allow_interruptions: NotGivenOr[bool], source: SpeechSource, user_initiated: bool,
+               extra: Sequence[ChatItem] = ()) -> SpeechHandle:
         handle = SpeechHandle(allow_interruptions=self._allows(allow_interruptions))
-
-        async def run() -> None:
-            await self._run_reply(handle, instructions=instructions, tools=tools, extra=extra)
-
-        self._schedule(handle, run, source=source, user_initiated=user_initiated)
+        work = self._run_reply(handle, instructions=instructions, tools=tools, settings=settings, extra=extra)
+        self._start_speech(handle, work, source=source, user_initiated=user_initiated)
         return handle
 
-    async def _run_reply(self, handle: SpeechHandle, *, instructions: str | None,
-                         tools: list[Tool] | None, extra: Sequence[ChatItem]) -> None:
-        for step in range(self.max_tool_steps + 1):
-            agent = self._agent
-            llm = self.llm
-            if agent is None or llm is None:
-                if llm is None:
-                    logger.warning("generate_reply: the session has no LLM; nothing to say")
+    async def _run_reply(self, handle: SpeechHandle, *, instructions: str | None, tools: list[Tool] | None,
+                         settings: ModelSettings, extra: Sequence[ChatItem]) -> None:
+        step = 0
+        while True:
+            if not await handle._wait_for_authorization():
                 return
-            step_tools = tools if tools is not None else [*agent.tools, *self._mcp_tools]
+            agent = self._agent
+            if agent is None or self.llm is None and type(agent).llm_node is Agent.llm_node:
+                logger.warning("generate_reply: the session has no LLM; nothing to say")
+                return
+            step_tools = list(tools) if tools is not None else [*agent.tools, *self._mcp_tools]
             ctx = self._request_ctx(agent, instructions, extra if step == 0 else ())
             self._set_agent_state(AgentState.THINKING)
-            done = await self._llm_step(handle, llm, ctx, step_tools)
-            if done is None:  # failed or interrupted before any output
+            done = await self._llm_step(handle, agent, ctx, step_tools, settings)
+            if done is None:  # failed before any output
                 return
             result, calls = done.result, done.tool_calls
-            if result.heard_text or (result.text and not result.interrupted):
-                self._add_item(
-                    ChatMessage(role="assistant", content=[result.heard_text or result.text], interrupted=result.interrupted),
-                    speech=handle,
-                )
             if result.interrupted or not calls:
                 return
+            if calls:
+                self._set_agent_state(AgentState.THINKING)
+            handle._mark_generation_done()  # the floor is free while the tools run
             if not await self._run_tools(handle, agent, step_tools, calls):
                 return
-            if step == self.max_tool_steps:
+            if step >= self.max_tool_steps:
                 logger.info("speech %s: max_tool_steps (%d) reached; not asking the LLM again", handle.id, self.max_tool_steps)
                 return
+            step += 1
             handle._num_steps += 1
+            self._enqueue(handle, force=True)
 
-    async def _llm_step(self, handle: SpeechHandle, llm: llm_mod.LLM, ctx: ChatContext,
-                        tools: Sequence[Tool]) -> _Step | None:
+    async def _llm_step(self, handle: SpeechHandle, agent: Agent, ctx: ChatContext,
+                        tools: list[Tool], settings: ModelSettings) -> _Step | None:
         out = LLMOutput()
-        llm_task = asyncio.ensure_future(
-            read_llm(llm, chat_ctx=ctx, tools=tools, conn_options=self._conn_options.llm_conn_options, out=out)
-        )
+        llm_task = asyncio.ensure_future(read_llm_node(agent.llm_node(ctx, tools, settings), out))
         try:
-            result = await self._speak(handle, out.text)
+            result = await self._speak(handle, out.text, settings=settings, on_result=self._keep_message(handle))
             if result.interrupted:
                 await cancel_and_wait(llm_task)
                 return _Step(result=result)
@@ -613,30 +827,39 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         except asyncio.CancelledError:
             await cancel_and_wait(llm_task)
             raise
+        except TTSFailed as failed:
+            await cancel_and_wait(llm_task)
+            logger.error("speech %s: TTS failed: %s", handle.id, failed.cause)
+            self._report_error("tts", self.tts or agent, failed.cause, recoverable=False)
+            return None
         except Exception as exc:
             await cancel_and_wait(llm_task)
             logger.error("LLM step failed: %s", exc)
-            self.emit("error", ErrorEvent(error=exc, source=llm))
+            self._report_error("llm", self.llm or agent, exc, recoverable=False)
             return None
+        self._error_counts.pop("llm", None)
+        self._error_counts.pop("tts", None)
         return _Step(result=result, tool_calls=list(out.tool_calls))
 
     async def _run_tools(self, handle: SpeechHandle, agent: Agent, tools: Sequence[Tool],
                          calls: list[llm_mod.FunctionToolCall]) -> bool:
         """Run the calls; True when the LLM should be asked again with their outputs."""
         function_calls = [FunctionCall(call_id=c.call_id, name=c.name, arguments=c.arguments) for c in calls]
-        for call in function_calls:
-            self._add_item(call, speech=handle)
         try:
             tool_ctx = ToolContext(tools)
         except (TypeError, ValueError) as exc:
-            self.emit("error", ErrorEvent(error=exc, source=self))
+            self._report_error("session", agent, exc, recoverable=True)
             return False
-        executions = await asyncio.gather(*(
-            execute_function_call(tool_ctx, call, RunContext(session=self, speech_handle=handle, function_call=call))
-            for call in function_calls
-        ))
+
+        async def run_one(call: FunctionCall) -> ToolExecution:
+            running_tool.set((handle, call))
+            current_session.set(self)
+            return await execute_function_call(tool_ctx, call, RunContext(session=self, speech_handle=handle, function_call=call))
+
+        executions = await asyncio.gather(*(asyncio.ensure_future(run_one(c)) for c in function_calls))
         new_agent: Agent | None = None
         outputs: list[FunctionCallOutput | None] = []
+        reply = False
         for execution in executions:
             output = execution.output
             raw = execution.raw_output
@@ -648,17 +871,26 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
                 new_agent = raw[0]
                 if output is not None:
                     output.output = output_text(raw[1])
+            elif output is not None and (raw is not None or output.is_error):
+                reply = True  # a tool that returns None is silent: no spoken follow-up
             outputs.append(output)
+        for call in function_calls:
+            self._add_item(call, speech=handle, history=not handle.interrupted)
+        for output in outputs:
             if output is not None:
-                self._add_item(output, speech=handle)
-        self.emit("function_tools_executed",
-                  FunctionToolsExecutedEvent(function_calls=function_calls, function_call_outputs=outputs))
-        if new_agent is not None and new_agent is not agent:
+                self._add_item(output, speech=handle, history=not handle.interrupted)
+        if handle.interrupted:
+            return False
+        event = FunctionToolsExecutedEvent(function_calls=function_calls, function_call_outputs=outputs,
+                                           _reply_required=reply and new_agent is None,
+                                           _handoff_required=new_agent is not None)
+        self.emit("function_tools_executed", event)
+        if event.has_agent_handoff and new_agent is not None and new_agent is not agent:
             await self._handoff(new_agent)
             return False
         if all(e.stop_response for e in executions):
             return False
-        return not handle.interrupted
+        return event.has_tool_reply and not handle.interrupted
 
     # -- user turns (AudioRecognition hooks) -------------------------------------------------
 
@@ -683,15 +915,31 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             min_endpointing_delay=lambda: float(self._agent_option("min_endpointing_delay", self.min_endpointing_delay)),
             max_endpointing_delay=lambda: float(self._agent_option("max_endpointing_delay", self.max_endpointing_delay)),
             stt_conn_options=self._conn_options.stt_conn_options,
+            stt_node=self._stt_node_for(self._agent),
         )
         self._recognition.start(audio)
+
+    def _stt_node_for(self, agent: Agent | None) -> Callable[[AsyncIterable[rtc.AudioFrame]], Any] | None:
+        if agent is None or type(agent).stt_node is Agent.stt_node:
+            return None  # the default: the recognizer reads the STT stream itself
+
+        def node(frames: AsyncIterable[rtc.AudioFrame]) -> Any:
+            return agent.stt_node(frames, ModelSettings())
+
+        return node
 
     def retrieve_chat_ctx(self) -> ChatContext:
         return self._agent.chat_ctx if self._agent is not None else ChatContext.empty()
 
+    def on_stt_error(self, exc: BaseException) -> None:
+        self._report_error("stt", self.stt or self, exc, recoverable=False)
+
+    def input_audio_enabled(self) -> bool:
+        return self.input.audio_enabled
+
     def discard_audio(self) -> bool:
         speech = self._current
-        return (
+        return not self.input.audio_enabled or (
             self.discard_audio_if_uninterruptible
             and speech is not None
             and not speech.allow_interruptions
@@ -742,8 +990,8 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         # speaks again, which must not cancel a turn already being handled.
         self._tasks.create_task(self._user_turn(info.transcript, info), name="session.user_turn")
 
-    async def _on_chat_text(self, text: str, participant_identity: str) -> None:
-        self.interrupt()
+    async def _user_turn_from_text(self, text: str) -> None:
+        """A typed user turn (``lk.chat``): answered like a spoken one."""
         await self._user_turn(text, None)
 
     async def _user_turn(self, text: str, info: EndOfTurnInfo | None) -> None:
@@ -765,13 +1013,13 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
                 stop = True
             except Exception as exc:
                 logger.exception("on_user_turn_completed failed")
-                self.emit("error", ErrorEvent(error=exc, source=agent))
+                self._report_error("session", agent, exc, recoverable=True)
             hook_time = time.perf_counter() - started
             self._add_item(message)
             extra = [item for item in turn_ctx.items if item.id not in known and item is not message]
             handle = None
             if not stop:
-                handle = self._reply(instructions=None, tools=None, allow_interruptions=NOT_GIVEN,
+                handle = self._reply(instructions=None, tools=None, settings=ModelSettings(), allow_interruptions=NOT_GIVEN,
                                      source="generate_reply", user_initiated=False, extra=extra)
             if info is not None:
                 self._emit_metrics(EOUMetrics(

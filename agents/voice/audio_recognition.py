@@ -12,17 +12,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..llm.chat_context import ChatContext
 from ..stt.stream_adapter import StreamAdapter as STTStreamAdapter
-from ..stt.stt import STT, RecognizeStream, SpeechEvent, SpeechEventType
+from ..stt.stt import STT, RecognizeStream, SpeechData, SpeechEvent, SpeechEventType
+from ..utils.aio import Chan
 from ..types import APIConnectOptions
 from ..utils.aio import TaskOwner
 from ..vad.vad import VAD, VADEvent, VADEventType, VADStream
 from .io import AudioInput
+
+from livekit import rtc
 
 logger = logging.getLogger("roomd.agents")
 
@@ -45,6 +48,28 @@ class RecognitionHooks(Protocol):
     async def on_end_of_turn(self, info: EndOfTurnInfo) -> None: ...
     def retrieve_chat_ctx(self) -> ChatContext: ...
     def discard_audio(self) -> bool: ...
+    def input_audio_enabled(self) -> bool: ...
+    def on_stt_error(self, exc: BaseException) -> None: ...
+
+
+class _NodeInput:
+    """The audio an overridden ``stt_node`` reads, fed like an STT stream."""
+
+    def __init__(self) -> None:
+        self.frames: Chan[rtc.AudioFrame] = Chan()
+
+    def push_frame(self, frame: rtc.AudioFrame) -> None:
+        if not self.frames.closed:
+            self.frames.send_nowait(frame)
+
+    def flush(self) -> None:
+        pass
+
+    def end_input(self) -> None:
+        self.frames.close()
+
+    async def aclose(self) -> None:
+        self.frames.close()
 
 
 class AudioRecognition:
@@ -59,6 +84,7 @@ class AudioRecognition:
         min_endpointing_delay: Callable[[], float],
         max_endpointing_delay: Callable[[], float],
         stt_conn_options: APIConnectOptions,
+        stt_node: Callable[[AsyncIterable[rtc.AudioFrame]], Any] | None = None,
     ) -> None:
         if stt is not None and not stt.capabilities.streaming:
             if vad is None:
@@ -72,6 +98,7 @@ class AudioRecognition:
         self._min_delay = min_endpointing_delay
         self._max_delay = max_endpointing_delay
         self._stt_conn_options = stt_conn_options
+        self._stt_node = stt_node
         self._tasks = TaskOwner()
         self._vad_stream: VADStream | None = None
         self._stt_stream: RecognizeStream | None = None
@@ -95,13 +122,19 @@ class AudioRecognition:
         if self._vad is not None:
             self._vad_stream = self._vad.stream()
             self._tasks.create_task(self._read_vad(self._vad_stream), name="recognition.vad")
-        if self._stt is not None:
+        if self._stt_node is not None:
+            sink = _NodeInput()
+            self._stt_stream = sink  # type: ignore[assignment]
+            self._tasks.create_task(self._read_node(self._stt_node(sink.frames)), name="recognition.stt_node")
+        elif self._stt is not None:
             self._stt_stream = self._stt.stream(conn_options=self._stt_conn_options)
             self._tasks.create_task(self._read_stt(self._stt_stream), name="recognition.stt")
         self._tasks.create_task(self._forward_audio(audio), name="recognition.audio")
 
     async def _forward_audio(self, audio: AudioInput) -> None:
         async for frame in audio:
+            if not self._hooks.input_audio_enabled():
+                continue
             if self._vad_stream is not None:
                 self._vad_stream.push_frame(frame)
             if self._stt_stream is not None and not self._hooks.discard_audio():
@@ -135,7 +168,26 @@ class AudioRecognition:
                 await self._on_stt_event(ev)
         except Exception as exc:
             logger.error("speech recognition failed: %s", exc)
-            raise
+            self._hooks.on_stt_error(exc)
+
+    async def _read_node(self, result: Any) -> None:
+        """An overridden ``stt_node``: speech events, or plain strings as final transcripts."""
+        from .nodes import iterate
+
+        async for item in iterate(result):
+            if isinstance(item, str):
+                if self._vad is None:
+                    # no VAD to say when speech ended: the text itself ends the utterance
+                    await self._on_stt_event(SpeechEvent(type=SpeechEventType.FINAL_TRANSCRIPT,
+                                                         alternatives=[SpeechData(language="", text=item)]))
+                    await self._on_stt_event(SpeechEvent(type=SpeechEventType.END_OF_SPEECH))
+                else:
+                    await self._on_stt_event(SpeechEvent(type=SpeechEventType.FINAL_TRANSCRIPT,
+                                                         alternatives=[SpeechData(language="", text=item)]))
+            elif isinstance(item, SpeechEvent):
+                await self._on_stt_event(item)
+            else:
+                raise TypeError(f"stt_node yielded {type(item).__name__}; expected SpeechEvent or str")
 
     async def _on_stt_event(self, ev: SpeechEvent) -> None:
         if ev.type == SpeechEventType.START_OF_SPEECH and self._vad is None:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from ..llm.chat_context import ChatItem, FunctionCall, FunctionCallOutput
+from ..llm.chat_context import ChatItem, ChatMessage, FunctionCall, FunctionCallOutput
 
 if TYPE_CHECKING:
     from .speech_handle import SpeechHandle
@@ -81,15 +81,34 @@ class UserStateChangedEvent:
     type: Literal["user_state_changed"] = "user_state_changed"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FunctionToolsExecutedEvent:
+    """Tools ran. A listener may ``cancel_tool_reply()`` (the LLM is not asked again with
+    the outputs) or ``cancel_agent_handoff()`` (a returned agent does not take over)."""
+
     function_calls: list[FunctionCall]
     function_call_outputs: list[FunctionCallOutput | None]  # None: the tool raised StopResponse
     created_at: float = field(default_factory=_now)
     type: Literal["function_tools_executed"] = "function_tools_executed"
+    _reply_required: bool = field(default=False, repr=False)
+    _handoff_required: bool = field(default=False, repr=False)
 
     def zipped(self) -> list[tuple[FunctionCall, FunctionCallOutput | None]]:
         return list(zip(self.function_calls, self.function_call_outputs, strict=True))
+
+    def cancel_tool_reply(self) -> None:
+        self._reply_required = False
+
+    def cancel_agent_handoff(self) -> None:
+        self._handoff_required = False
+
+    @property
+    def has_tool_reply(self) -> bool:
+        return self._reply_required
+
+    @property
+    def has_agent_handoff(self) -> bool:
+        return self._handoff_required
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,27 +138,48 @@ class AgentFalseInterruptionEvent:
     resumed: bool
     created_at: float = field(default_factory=_now)
     type: Literal["agent_false_interruption"] = "agent_false_interruption"
+    message: ChatMessage | None = None  # the reference's fields; roomd resumes the paused audio
+    extra_instructions: str | None = None
+
+
+@dataclass(slots=True)
+class SessionError:
+    """What failed, as the reference's ``LLMError``/``STTError``/``TTSError`` describe it:
+    ``type`` ("llm_error", "stt_error", "tts_error", or "session_error" for an agent's
+    hook or tool plumbing), the component's ``label``, the exception and whether the
+    session can go on. An ``error`` listener may set ``recoverable = True`` to keep the
+    session open after an unrecoverable error."""
+
+    type: Literal["llm_error", "stt_error", "tts_error", "session_error"]
+    label: str
+    error: BaseException
+    recoverable: bool
+    timestamp: float = field(default_factory=_now)
+
+    def __str__(self) -> str:
+        return f"{self.type} from {self.label}: {self.error}"
 
 
 @dataclass(frozen=True, slots=True)
 class ErrorEvent:
-    error: BaseException
-    source: Any  # the component (LLM, STT, TTS, VAD) or the session
-    recoverable: bool = True
+    error: SessionError
+    source: Any  # the component (LLM, STT, TTS) or the agent/session
     created_at: float = field(default_factory=_now)
     type: Literal["error"] = "error"
 
 
 class CloseReason(str, enum.Enum):
-    USER_INITIATED = "user_initiated"
-    PARTICIPANT_DISCONNECTED = "participant_disconnected"
     ERROR = "error"
+    JOB_SHUTDOWN = "job_shutdown"
+    PARTICIPANT_DISCONNECTED = "participant_disconnected"
+    USER_INITIATED = "user_initiated"
+    TASK_COMPLETED = "task_completed"
 
 
 @dataclass(frozen=True, slots=True)
 class CloseEvent:
     reason: CloseReason
-    error: BaseException | None = None
+    error: SessionError | None = None
     created_at: float = field(default_factory=_now)
     type: Literal["close"] = "close"
 
@@ -156,6 +196,7 @@ __all__ = [
     "FunctionToolsExecutedEvent",
     "MetricsCollectedEvent",
     "SpeechCreatedEvent",
+    "SessionError",
     "SpeechSource",
     "UserInputTranscribedEvent",
     "UserState",

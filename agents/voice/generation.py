@@ -1,26 +1,44 @@
-"""One agent utterance on the wire: LLM text streamed into TTS, audio into the output,
-text into the transcript; and what of it the user actually heard."""
+"""One step of an agent utterance on the wire: reply text through the agent's
+``tts_node`` into the audio output and through its ``transcription_node`` into the
+transcript; and what of it the user actually heard."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from ..llm.chat_context import ChatContext
-from ..llm.llm import LLM, FunctionToolCall
-from ..llm.tools import Tool
-from ..tts.tts import TTS
-from ..types import APIConnectOptions
+from livekit import rtc
+
+from ..llm.llm import ChatChunk, FunctionToolCall
 from ..utils.aio import Chan
 from ..utils.audio import frame_duration
 from ..utils.taskgroup import run_together
 from .io import AudioOutput, TextOutput, flush_text_output
+from .nodes import iterate, tts_text_listener
+from .timed_string import TimedString
+
+if TYPE_CHECKING:
+    from .agent import Agent, ModelSettings
+
+
+class TTSFailed(Exception):
+    """The speech's audio could not be made (the TTS node failed); ``cause`` says why."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+#: speaking rate assumed to pace a transcript the TTS did not time (about 150 words a minute)
+CHARS_PER_SECOND = 14.0
 
 
 @dataclass(slots=True)
 class LLMOutput:
-    """Filled while the LLM stream is read: text pieces go out through ``text``."""
+    """Filled while the LLM node is read: text pieces go out through ``text``."""
 
     text: Chan[str] = field(default_factory=Chan)
     full_text: list[str] = field(default_factory=list)
@@ -28,27 +46,31 @@ class LLMOutput:
     first_token_at: float | None = None
 
 
-async def read_llm(
-    llm: LLM, *, chat_ctx: ChatContext, tools: Sequence[Tool], conn_options: APIConnectOptions, out: LLMOutput
-) -> None:
+async def read_llm_node(result: Any, out: LLMOutput) -> None:
+    """Read what ``llm_node`` gave (chunks, str pieces, one str or chunk, or None)."""
     try:
-        async with llm.chat(chat_ctx=chat_ctx, tools=list(tools) or None, conn_options=conn_options) as stream:
-            async for chunk in stream:
-                if chunk.delta is None:
+        async for item in iterate(result):
+            if isinstance(item, str):
+                content, calls = item, []
+            elif isinstance(item, ChatChunk):
+                if item.delta is None:
                     continue
-                if chunk.delta.content:
-                    if out.first_token_at is None:
-                        out.first_token_at = time.perf_counter()
-                    out.full_text.append(chunk.delta.content)
-                    out.text.send_nowait(chunk.delta.content)
-                out.tool_calls.extend(chunk.delta.tool_calls)
+                content, calls = item.delta.content or "", list(item.delta.tool_calls)
+            else:
+                raise TypeError(f"llm_node yielded {type(item).__name__}; expected str or ChatChunk")
+            if content:
+                if out.first_token_at is None:
+                    out.first_token_at = time.perf_counter()
+                out.full_text.append(content)
+                out.text.send_nowait(content)
+            out.tool_calls.extend(calls)
     finally:
         out.text.close()
 
 
 @dataclass(slots=True)
 class PlayoutResult:
-    text: str  # all the text given for the utterance (so far)
+    text: str  # the transcript given for the utterance (so far)
     heard_text: str  # the part whose audio the user heard (all of it unless interrupted)
     interrupted: bool
     first_frame_at: float | None  # perf_counter of the first audio frame handed to the output
@@ -61,62 +83,125 @@ class _Piece:
 
 
 class Playout:
-    """Speaks text from an async iterable: through ``tts`` into ``audio`` when both
-    exist, else straight to the transcript. ``run`` returns when the audio was heard;
-    ``interrupt`` stops it and works out what was heard."""
+    """Speaks text from an async iterable: through the agent's ``tts_node`` into
+    ``audio`` (or ``frames`` given by ``say(audio=)``), and through its
+    ``transcription_node`` into ``transcript``. ``run`` returns when the audio was heard;
+    ``interrupt`` (after cancelling ``run``) drops the rest and works out what was heard.
 
-    def __init__(self, *, tts: TTS | None, audio: AudioOutput | None, transcript: TextOutput | None,
-                 conn_options: APIConnectOptions) -> None:
-        self._tts = tts if audio is not None else None
-        self._audio = audio if tts is not None else None
+    With ``aligned`` the transcription node receives ``TimedString`` pieces timed by the
+    TTS (when the TTS reports which text each audio voices) instead of the raw text."""
+
+    def __init__(self, *, agent: Agent, model_settings: ModelSettings, audio: AudioOutput | None,
+                 transcript: TextOutput | None, speak: bool, aligned: bool = False, sync: bool = False,
+                 speed: float = 1.0, on_result: Callable[[PlayoutResult], None] | None = None) -> None:
+        self._agent = agent
+        self._settings = model_settings
+        self._audio = audio if speak else None
         self._transcript = transcript
-        self._conn_options = conn_options
+        self._aligned = aligned and self._audio is not None
         self._pieces: list[_Piece] = []
-        self._given: list[str] = []
+        self._tts_text: list[str] = []
+        self._transcribed: list[str] = []
         self._queued = 0.0
         self._first_frame_at: float | None = None
-        self._voiced_text = False  # the TTS reported which text each audio voices
+        self._timed: Chan[str] = Chan()
+        self._pending: _Piece | None = None
+        self._sync = sync and self._audio is not None
+        self._speed = speed
+        self._on_result = on_result
+        self._first_frame = asyncio.Event()
 
-    async def run(self, text: AsyncIterable[str]) -> PlayoutResult:
-        if self._tts is None or self._audio is None:
-            async for piece in text:
-                self._given.append(piece)
-                if self._transcript is not None:
-                    await self._transcript.capture_text(piece)
-            if self._transcript is not None:
-                await flush_text_output(self._transcript)
-            joined = "".join(self._given)
-            return PlayoutResult(joined, joined, False, None)
-        await self._synthesize(text, self._tts, self._audio)
-        self._audio.flush()
-        finished = await self._audio.wait_for_playout()
-        return await self._result(interrupted=finished.interrupted, position=finished.playback_position)
+    async def run(self, text: AsyncIterable[str], frames: AsyncIterable[rtc.AudioFrame] | None = None) -> PlayoutResult:
+        audio = self._audio
+        if audio is None:
+            await self._transcribe(text)
+            return await self._result(interrupted=False, position=0.0)
+        to_tts: Chan[str] = Chan()
+        to_transcript: Chan[str] = Chan()
 
-    async def _synthesize(self, text: AsyncIterable[str], tts: TTS, audio: AudioOutput) -> None:
-        stream = tts.stream(conn_options=self._conn_options)
+        async def pump() -> None:
+            try:
+                async for piece in text:
+                    self._tts_text.append(piece)
+                    if frames is None:
+                        to_tts.send_nowait(piece)
+                    if not self._aligned or frames is not None:
+                        to_transcript.send_nowait(piece)
+            finally:
+                to_tts.close()
+                to_transcript.close()
 
-        async def push() -> None:
-            async for piece in text:
-                self._given.append(piece)
-                stream.push_text(piece)
-            stream.end_input()
-
-        async def pull() -> None:
-            async for synthesized in stream:
-                if synthesized.delta_text:
-                    self._voiced_text = True
-                    self._pieces.append(_Piece(self._queued, synthesized.delta_text))
-                    if self._transcript is not None:
-                        await self._transcript.capture_text(synthesized.delta_text)
+        async def play() -> None:
+            tts_text_listener.set(self._on_voiced)
+            source = frames if frames is not None else iterate(self._agent.tts_node(to_tts, self._settings))
+            try:
+                async for frame in iterate(source):
+                    if not isinstance(frame, rtc.AudioFrame):
+                        raise TypeError(f"tts_node yielded {type(frame).__name__}; expected rtc.AudioFrame")
+                    if self._first_frame_at is None:
+                        self._first_frame_at = time.perf_counter()
+                        self._first_frame.set()
+                    self._queued += frame_duration(frame)
+                    await audio.capture_frame(frame)
+            except (asyncio.CancelledError, TypeError):
+                raise
+            except Exception as exc:
+                raise TTSFailed(exc) from exc
+            finally:
                 if self._first_frame_at is None:
                     self._first_frame_at = time.perf_counter()
-                self._queued += frame_duration(synthesized.frame)
-                await audio.capture_frame(synthesized.frame)
+                self._first_frame.set()  # no audio at all: nothing to wait for
+                self._end_timed()
 
-        try:
-            await run_together(push(), pull())
-        finally:
-            await stream.aclose()
+        timed = self._aligned and frames is None
+        await run_together(pump(), play(), self._transcribe(self._timed if timed else to_transcript))
+        audio.flush()
+        finished = await audio.wait_for_playout()
+        return await self._result(interrupted=finished.interrupted, position=finished.playback_position)
+
+    def _on_voiced(self, text: str) -> None:
+        piece = _Piece(self._queued, text)
+        self._pieces.append(piece)
+        if self._aligned:
+            self._emit_pending(self._queued)
+            self._pending = piece
+
+    def _emit_pending(self, end: float) -> None:
+        if self._pending is not None:
+            self._timed.send_nowait(TimedString(self._pending.text, start_time=self._pending.offset, end_time=end))
+            self._pending = None
+
+    def _end_timed(self) -> None:
+        if not self._aligned or self._timed.closed:
+            return
+        if not self._pieces and self._tts_text:
+            # The TTS did not say which audio voices which text: one piece for the whole.
+            self._timed.send_nowait(TimedString("".join(self._tts_text), start_time=0.0, end_time=self._queued))
+        self._emit_pending(self._queued)
+        self._timed.close()
+
+    async def _transcribe(self, text: AsyncIterable[str]) -> None:
+        async for piece in iterate(self._agent.transcription_node(text, self._settings)):
+            if not isinstance(piece, str):
+                raise TypeError(f"transcription_node yielded {type(piece).__name__}; expected str")
+            said_before = sum(len(p) for p in self._transcribed)
+            self._transcribed.append(piece)
+            if self._transcript is not None:
+                if self._sync:
+                    await self._pace(piece, said_before)
+                await self._transcript.capture_text(str(piece))
+
+    async def _pace(self, piece: str, said_before: int) -> None:
+        """sync_transcription: release ``piece`` when its audio plays (the TTS's timing
+        when known, else an estimated speaking rate times the speed factor)."""
+        start = getattr(piece, "start_time", None)
+        if not isinstance(start, (int, float)):
+            start = said_before / (CHARS_PER_SECOND * self._speed)
+        await self._first_frame.wait()
+        assert self._first_frame_at is not None
+        delay = self._first_frame_at + min(float(start), self._queued) - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     async def interrupt(self) -> PlayoutResult:
         """Call after cancelling ``run``: drop the queued audio, report what was heard."""
@@ -127,22 +212,36 @@ class Playout:
             position = finished.playback_position
         return await self._result(interrupted=True, position=position)
 
+    def _heard(self, position: float) -> str:
+        transcript = "".join(self._transcribed)
+        if self._audio is None:
+            return transcript
+        voiced = "".join(p.text for p in self._pieces)
+        if self._pieces and voiced.strip() == "".join(self._tts_text).strip() and transcript.strip() == voiced.strip():
+            return "".join(p.text for p in self._pieces if p.offset <= position + 1e-6)
+        if self._queued <= 0:
+            return ""
+        # No alignment for this text: assume it is spoken evenly over the audio.
+        cut = int(len(transcript) * min(1.0, position / self._queued))
+        if cut < len(transcript):
+            space = transcript.rfind(" ", 0, cut + 1)
+            cut = space if space > 0 else 0
+        return transcript[:cut]
+
     async def _result(self, *, interrupted: bool, position: float) -> PlayoutResult:
-        given = "".join(self._given)
-        if not self._voiced_text:
-            # The TTS did not say which audio voices which text: all or nothing.
-            heard = given if not interrupted else ""
-            if self._transcript is not None and heard:
-                await self._transcript.capture_text(heard)
-        else:
-            heard = "".join(p.text for p in self._pieces if p.offset <= position + 1e-6) if interrupted else given
+        given = "".join(self._transcribed)
+        heard = self._heard(position).strip() if interrupted else given
+        result = PlayoutResult(given, heard, interrupted, self._first_frame_at)
+        if self._on_result is not None:
+            # before the transcript is closed: whoever sees it final finds the message kept
+            self._on_result(result)
         if self._transcript is not None:
             await flush_text_output(self._transcript)
-        return PlayoutResult(given, heard.strip() if interrupted else heard, interrupted, self._first_frame_at)
+        return result
 
 
 async def text_once(text: str) -> AsyncIterator[str]:
     yield text
 
 
-__all__ = ["LLMOutput", "Playout", "PlayoutResult", "read_llm", "text_once"]
+__all__ = ["LLMOutput", "Playout", "PlayoutResult", "TTSFailed", "read_llm_node", "text_once"]

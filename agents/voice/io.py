@@ -30,23 +30,9 @@ from ..types import NOT_GIVEN, NotGivenOr
 from ..utils.aio import Chan, cancel_and_wait
 from ..utils.audio import frame_duration, split_frame
 from ..utils.events import EventEmitter
+from .timed_string import TimedString  # noqa: F401 - voice.io.TimedString, as in the reference
 
 logger = logging.getLogger("roomd.agents")
-
-
-class TimedString(str):
-    """Text with the time span (seconds into its segment's audio) it is spoken at."""
-
-    start_time: NotGivenOr[float]
-    end_time: NotGivenOr[float]
-
-    def __new__(
-        cls, text: str, start_time: NotGivenOr[float] = NOT_GIVEN, end_time: NotGivenOr[float] = NOT_GIVEN
-    ) -> TimedString:
-        obj = super().__new__(cls, text)
-        obj.start_time = start_time
-        obj.end_time = end_time
-        return obj
 
 
 # -- input -------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ class RoomAudioInput(AudioInput):
         self._stream: rtc.AudioStream | None = None
         self._subscribed = asyncio.Event()
         self._closing: set[asyncio.Task[None]] = set()  # streams of replaced tracks, closing
+        self._held: list[rtc.AudioFrame] | None = None  # live frames kept while pre-connect audio may come
         room.on("track_subscribed", self._on_track_subscribed)
         room.on("track_unsubscribed", self._on_track_unsubscribed)
         room.on("track_published", self._on_track_published)
@@ -110,7 +111,23 @@ class RoomAudioInput(AudioInput):
         async for event in stream:
             if self._chan.closed:
                 return
-            self._chan.send_nowait(event.frame)
+            if self._held is not None:
+                self._held.append(event.frame)
+            else:
+                self._chan.send_nowait(event.frame)
+
+    def hold(self) -> None:
+        """Keep live frames back until ``release`` (pre-connect audio goes first)."""
+        if self._held is None:
+            self._held = []
+
+    def release(self, first: list[rtc.AudioFrame]) -> None:
+        """Send ``first`` (audio recorded before the agent joined), then the held frames."""
+        held, self._held = self._held or [], None
+        if self._chan.closed:
+            return
+        for frame in [*first, *held]:
+            self._chan.send_nowait(frame)
 
     def __aiter__(self) -> AsyncIterator[rtc.AudioFrame]:
         return self._chan

@@ -33,7 +33,7 @@ class RoomAudioOutput(QueuedAudioOutput):
             self._options.audio_num_channels,
             queue_size_ms=self._options.audio_queue_size_ms,
         )
-        track = rtc.LocalAudioTrack.create_audio_track(self._options.audio_track_name, self._source)
+        track = rtc.LocalAudioTrack.create_audio_track(self._options.track_name, self._source)
         self._publication = await self._room.local_participant.publish_track(
             track, self._options.audio_publish_options
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from livekit import rtc
 
@@ -13,7 +14,7 @@ from .options import TOPIC_CHAT
 
 logger = logging.getLogger("roomd.agents")
 
-ChatCallback = Callable[[str, str], Awaitable[None]]  # (text, participant identity)
+ChatCallback = Callable[[str, str, Any], Awaitable[None]]  # (text, participant identity, stream info)
 
 
 class RoomChatInput:
@@ -41,7 +42,7 @@ class RoomChatInput:
             return
         if text.strip():
             try:
-                await self._on_text(text, participant_identity)
+                await self._on_text(text, participant_identity, reader.info)
             except asyncio.CancelledError:
                 raise
             except Exception:

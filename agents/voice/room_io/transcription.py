@@ -33,7 +33,7 @@ class _Text:
 
 @dataclass(frozen=True, slots=True)
 class _End:
-    pass
+    written: asyncio.Future[None] | None = None  # resolved once the segment's stream is closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +71,16 @@ class RoomTextOutput(TextOutput):
             self._writer.chan.send_nowait(_Text(text))
 
     async def flush(self) -> None:
-        if not self._writer.chan.closed:
-            self._writer.chan.send_nowait(_End())
+        """End the segment, and wait (up to 2 s) until it is out: a speech is done when
+        its transcript has reached the room (a tool may delete the room right after)."""
+        if self._writer.chan.closed:
+            return
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._writer.chan.send_nowait(_End(written))
+        try:
+            await asyncio.wait_for(asyncio.shield(written), timeout=2.0)
+        except TimeoutError:
+            logger.warning("the agent transcript is slow to reach the room; not waiting for it")
 
     async def _run(self, chan: Chan[_Text | _End | _Whole]) -> None:
         stream: rtc.TextStreamWriter | None = None
@@ -92,9 +100,13 @@ class RoomTextOutput(TextOutput):
                     if stream is not None:
                         await stream.aclose(attributes={ATTR_TRANSCRIPTION_FINAL: "true"})
                     stream, segment_id = None, shortuuid("SG_")
+                    if item.written is not None and not item.written.done():
+                        item.written.set_result(None)
             except Exception as exc:  # a dropped transcript must not end the session
                 logger.warning("could not publish the agent transcript: %s", exc)
                 stream = None
+                if isinstance(item, _End) and item.written is not None and not item.written.done():
+                    item.written.set_result(None)
         if stream is not None:
             try:
                 await stream.aclose(attributes={ATTR_TRANSCRIPTION_FINAL: "true"})

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 from livekit import api, rtc
 
@@ -136,3 +137,24 @@ class Participant:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.room.disconnect()
         await self.source.aclose()
+
+
+def job_info(address: object, room_name: str, identity: str) -> Any:
+    """What the supervisor would give a job for ``room_name`` (credentials included)."""
+    import uuid
+
+    from livekit.protocol import agent as agent_pb
+    from livekit.protocol import models as models_pb
+
+    from roomd.agents.job import RunningJobInfo
+    from roomd.agents.job_request import AcceptArguments
+
+    return RunningJobInfo(
+        job=agent_pb.Job(id=f"AJ_{uuid.uuid4().hex[:8]}", room=models_pb.Room(name=room_name)),
+        url=address.url,  # type: ignore[attr-defined]
+        token=token(address, room_name, identity),
+        accept=AcceptArguments(identity=identity),
+        worker_id="test-worker",
+        api_key=address.api_key,  # type: ignore[attr-defined]
+        api_secret=address.api_secret,  # type: ignore[attr-defined]
+    )

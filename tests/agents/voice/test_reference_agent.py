@@ -11,13 +11,10 @@ from typing import Any
 
 import pytest
 from livekit import rtc
-from livekit.protocol import agent as agent_pb
-from livekit.protocol import models as models_pb
-from room_helpers import Participant, connect, token
+from room_helpers import Participant, connect, job_info
 from voice_audio import utterance
 
-from roomd.agents.job import JobContext, JobProcess, RunningJobInfo
-from roomd.agents.job_request import AcceptArguments
+from roomd.agents.job import JobContext, JobProcess
 from roomd.agents.voice import AgentSession
 
 pytestmark = pytest.mark.livekit_server
@@ -48,13 +45,7 @@ async def test_reference_agent_greets_and_answers_with_a_tool(livekit_server: An
     name = f"ref-{uuid.uuid4().hex[:8]}"
     user = Participant(await connect(livekit_server, name, "visitor"))
     await user.publish_microphone()
-    info = RunningJobInfo(
-        job=agent_pb.Job(id=f"AJ_{uuid.uuid4().hex[:8]}", room=models_pb.Room(name=name)),
-        url=livekit_server.url,
-        token=token(livekit_server, name, "assistant"),
-        accept=AcceptArguments(identity="assistant"),
-        worker_id="test-worker",
-    )
+    info = job_info(livekit_server, name, "assistant")
     ctx = JobContext(proc=JobProcess(pid=os.getpid()), info=info, room=rtc.Room())
     try:
         await asyncio.wait_for(module.entrypoint(ctx), TIMEOUT)
