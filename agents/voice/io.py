@@ -26,7 +26,6 @@ from typing import Literal
 
 from livekit import rtc
 
-from ..types import NOT_GIVEN, NotGivenOr
 from ..utils.aio import Chan, cancel_and_wait
 from ..utils.audio import frame_duration, split_frame
 from ..utils.events import EventEmitter
