@@ -20,20 +20,24 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from roomd.daemon.devserver import DevServerAddress, free_tcp_port
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from container import REPO, SHARE, Container, ContainerError, build_root  # noqa: E402
+from container import (
+    PIP_OFFLINE,
+    REPO,
+    SHARE,
+    Container,
+    ContainerError,
+    Installed,
+    build_root,
+)
 
 WHEELHOUSE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "roomd" / "nspawn" / "wheels"
-PIP_OFFLINE = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": f"{SHARE}/wheels",
-               "PIP_DISABLE_PIP_VERSION_CHECK": "1", "DEBIAN_FRONTEND": "noninteractive"}
 
 
 def _unavailable(reason: str) -> None:
@@ -60,7 +64,7 @@ def _host_python() -> str:
 def build_deb(source: Path, out: Path) -> Path:
     proc = subprocess.run(["bash", str(source / "packaging" / "build-deb.sh"), str(out)],
                           capture_output=True, text=True, env={**os.environ, "PYTHON": _host_python()},
-                          timeout=600)
+                          timeout=600, check=False)
     if proc.returncode != 0:
         raise AssertionError(f"build-deb.sh failed:\n{proc.stderr[-3000:]}")
     return Path(proc.stdout.strip().splitlines()[-1])
@@ -84,34 +88,13 @@ def fill_wheelhouse(wheels: list[Path], share: Path) -> None:
     args = [_host_python(), "-m", "pip", "download", "--quiet", "--only-binary=:all:",
             "--dest", str(WHEELHOUSE), *map(str, wheels)]
     offline = subprocess.run([*args, "--no-index", "--find-links", str(WHEELHOUSE)],
-                             capture_output=True, text=True, timeout=300)
+                             capture_output=True, text=True, timeout=300, check=False)
     if offline.returncode != 0:
         subprocess.run(args, capture_output=True, text=True, timeout=900, check=True)
     target = share / "wheels"
     shutil.copytree(WHEELHOUSE, target, dirs_exist_ok=True)
     for wheel in wheels:
         shutil.copy2(wheel, target / wheel.name)
-
-
-@dataclass
-class Installed:
-    """The container with roomd installed and configured, and what the tests need to know."""
-
-    box: Container
-    server: DevServerAddress
-    http_port: int
-    deb: str            # path inside the container
-    upgrade_deb: str    # the same checkout at a bumped version
-    upgrade_version: str
-    version: str
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    def set_http_port(self, port: int) -> None:
-        self.box.run(["sed", "-i", f"s/^http_port = .*/http_port = {port}/",
-                      "/etc/roomd/roomd.toml"]).check()
 
 
 def _pyproject_version(source: Path) -> str:
@@ -136,6 +119,8 @@ def installed(nspawn_root: Path, livekit_server: DevServerAddress) -> Iterator[I
                        check=True, capture_output=True, timeout=300)
         roomd_wheel = _wheel_in(deb, Path(tmp) / "deb")
         fill_wheelhouse([roomd_wheel, *wheels.glob("*.whl")], share)
+        # The upgrade's wheel too: a test installs it behind the running daemon's back.
+        shutil.copy2(_wheel_in(upgrade_deb, Path(tmp) / "upgrade-deb"), share / "wheels")
 
         box = Container(nspawn_root, share, Path(tmp) / "console.log")
         try:

@@ -19,9 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+from roomd.daemon.devserver import DevServerAddress
 
 REPO = Path(__file__).resolve().parents[2]
 SHARE = "/srv/roomd-test"  # where the host's build directory is bound inside (read-only)
+# pip inside installs from the wheelhouse the fixture made on the host: no index needed.
+PIP_OFFLINE = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": f"{SHARE}/wheels",
+               "PIP_DISABLE_PIP_VERSION_CHECK": "1", "DEBIAN_FRONTEND": "noninteractive"}
 _INSIDE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                "LANG": "C.UTF-8", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
 
@@ -47,7 +51,8 @@ class Result:
 def build_root() -> Path:
     """The cached root's path (built now if its recipe changed); ``ContainerError`` if not."""
     proc = subprocess.run(["bash", str(REPO / "packaging" / "nspawn-root.sh")],
-                          capture_output=True, text=True, timeout=1200, stdin=subprocess.DEVNULL)
+                          capture_output=True, text=True, timeout=1200, stdin=subprocess.DEVNULL,
+                          check=False)
     if proc.returncode != 0:
         raise ContainerError(f"packaging/nspawn-root.sh failed ({proc.returncode}):\n"
                              f"{proc.stderr[-3000:]}")
@@ -131,7 +136,8 @@ class Container:
                 *(f"{k}={v}" for k, v in {**_INSIDE_ENV, **(env or {})}.items()), *args]
         try:
             proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout,
-                                  input=input, stdin=None if input is not None else subprocess.DEVNULL)
+                                  input=input, stdin=None if input is not None else subprocess.DEVNULL,
+                                  check=False)
         except subprocess.TimeoutExpired as exc:
             raise AssertionError(f"{' '.join(args)} did not finish in {timeout}s") from exc
         return Result(list(args), proc.returncode, proc.stdout, proc.stderr)
@@ -173,3 +179,24 @@ class Container:
             except (OSError, ValueError):
                 continue
         raise AssertionError(f"pid {inside_pid} not found in the container")
+
+
+@dataclass
+class Installed:
+    """The container with roomd installed and configured, and what the tests need to know."""
+
+    box: Container
+    server: DevServerAddress
+    http_port: int
+    deb: str            # path inside the container
+    upgrade_deb: str    # the same checkout at a bumped version
+    upgrade_version: str
+    version: str
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def set_http_port(self, port: int) -> None:
+        self.box.run(["sed", "-i", f"s/^http_port = .*/http_port = {port}/",
+                      "/etc/roomd/roomd.toml"]).check()
