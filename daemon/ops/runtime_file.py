@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
-import psutil
 
 FILE_NAME = "daemon.json"
 DEFAULT_DIRECTORY = "/run/roomd"  # RuntimeDirectory=roomd, for an operator's shell
@@ -69,7 +68,19 @@ def read_runtime_file(directory: Path, *, check_alive: bool = True) -> RuntimeIn
         info = msgspec.json.decode((directory / FILE_NAME).read_bytes(), type=RuntimeInfo)
     except (OSError, msgspec.ValidationError, msgspec.DecodeError):
         return None
-    if check_alive and not psutil.pid_exists(info.pid):
+    if check_alive and not _alive(info.pid):
         return None  # left behind by a daemon that was killed
     return info
 
+
+
+def _alive(pid: int) -> bool:
+    # Not psutil.pid_exists: it also looks in /proc, which ProtectProc=invisible with
+    # PrivateUsers= empties of every other process, the daemon included, for ExecReload.
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: it exists
+    return True

@@ -138,6 +138,10 @@ async def test_a_dispatched_job_runs_in_the_service(installed: Installed, lkapi:
     ended = [r for r in records(messages(installed)) if r.get("event") == "job ended"
              and r.get("room") == room]
     assert ended and ended[-1]["status"] == "SUCCESS", ended
+    time.sleep(3)
+    now = status(installed)
+    print("POOLS", json.dumps(now["pools"]))
+    print("CHILDREN", json.dumps(now["children"]))
 
 
 def test_reload_starts_a_new_generation_in_the_same_process(installed: Installed) -> None:
@@ -238,10 +242,12 @@ async def test_stop_drains_a_held_call_then_exits_0_with_an_empty_cgroup(
     after = await asyncio.to_thread(
         wait_until, lambda: (s := unit(installed))["ActiveState"] == "inactive" and s, 120,
         "service inactive")
-    assert (after["Result"], after["ExecMainCode"], after["ExecMainStatus"]) == ("success", "1", "0"), after
+    assert (after["Result"], after["ExecMainStatus"]) == ("success", "0"), after
     leftover = installed.box.run(["cat", f"/sys/fs/cgroup{cgroup}/cgroup.procs"])
     assert leftover.returncode != 0 or leftover.stdout.strip() == "", leftover.stdout
     text = "\n".join(e["MESSAGE"] for e in messages(installed, mark))
+    # systemd says "Main process exited, code=..." only for a failure; 0 is "Deactivated".
+    assert "Deactivated successfully" in text and "Main process exited" not in text, text[-3000:]
     assert "SIGKILL" not in text and "left-over process" not in text, text[-3000:]
 
 
