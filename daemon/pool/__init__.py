@@ -5,10 +5,11 @@ from .handle import PoolJobHandle
 from .launcher import PoolLauncher
 from .limits import PoolLimits
 from .pool import Pool, RequestEvaluationError
-from .states import ChildState, PoolState
+from .states import REQUEST_HOST_STATE, ChildState, PoolState
 from .stats import PoolSnapshot, PoolStats
 
 __all__ = [
     "ApiCredentials", "ChildSnapshot", "ChildState", "Pool", "PoolJobHandle", "PoolLauncher",
-    "PoolLimits", "PoolSnapshot", "PoolState", "PoolStats", "RequestEvaluationError",
+    "PoolLimits", "PoolSnapshot", "PoolState", "PoolStats", "REQUEST_HOST_STATE",
+    "RequestEvaluationError",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import itertools
 import sys
 import time
@@ -24,11 +25,11 @@ from roomd.daemon.config import PoolConfig
 from roomd.daemon.jobs import JobLaunch, LaunchError
 from roomd.ipc import MetricSample, PluginDescription
 
-from .child import ApiCredentials, ChildGone, ChildProcess, ChildStartError
+from .child import ApiCredentials, ChildGone, ChildProcess, ChildSnapshot, ChildStartError
 from .handle import PoolJobHandle
 from .limits import PoolLimits
 from .reaper import enable_subreaper
-from .states import POOL_TRANSITIONS, ChildState, IllegalTransition, PoolState
+from .states import POOL_TRANSITIONS, REQUEST_HOST_STATE, ChildState, IllegalTransition, PoolState
 from .stats import PoolSnapshot, PoolStats, RttWindow
 from .tasks import TaskOwner
 from .zygote import Zygote, ZygoteError
@@ -468,4 +469,12 @@ class Pool:
         )
 
     def snapshot(self) -> PoolSnapshot:
-        return PoolSnapshot(self.stats(), tuple(c.snapshot() for c in self._children.values()))
+        return PoolSnapshot(self.stats(), tuple(self._child_snapshot(c) for c in self._children.values()))
+
+    def _child_snapshot(self, child: ChildProcess) -> ChildSnapshot:
+        snapshot = child.snapshot()
+        if child is self._host:
+            # Idle between questions but never given a job: not one of the
+            # num_idle_processes prewarmed children, so it must not be counted as one.
+            return dataclasses.replace(snapshot, state=REQUEST_HOST_STATE)
+        return snapshot

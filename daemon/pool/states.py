@@ -46,3 +46,7 @@ POOL_TRANSITIONS: dict[PoolState, frozenset[PoolState]] = {
 
 class IllegalTransition(RuntimeError):
     pass
+
+# How /status and roomd_children show the child that answers the plugin's request_fnc: it
+# is IDLE between questions, but it never takes a job.
+REQUEST_HOST_STATE = "request_host"

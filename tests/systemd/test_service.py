@@ -138,10 +138,16 @@ async def test_a_dispatched_job_runs_in_the_service(installed: Installed, lkapi:
     ended = [r for r in records(messages(installed)) if r.get("event") == "job ended"
              and r.get("room") == room]
     assert ended and ended[-1]["status"] == "SUCCESS", ended
-    time.sleep(3)
-    now = status(installed)
-    print("POOLS", json.dumps(now["pools"]))
-    print("CHILDREN", json.dumps(now["children"]))
+
+    # num_idle_processes = 2 (the default): two prewarmed children once the pool has refilled,
+    # plus the child answering the probe's request_fnc, which is not one of them.
+    def refilled() -> dict[str, Any] | None:
+        now = status(installed)
+        return now if now["pools"][0]["idle"] == 2 and now["pools"][0]["spawning"] == 0 else None
+
+    now = await asyncio.to_thread(wait_until, refilled, 30, "pool refilled")
+    states = sorted(c["state"] for c in now["children"])
+    assert states == ["idle", "idle", "request_host"], now["children"]
 
 
 def test_reload_starts_a_new_generation_in_the_same_process(installed: Installed) -> None:
