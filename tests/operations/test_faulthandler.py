@@ -46,7 +46,7 @@ async def test_sigabrt_leaves_the_stack_of_a_child_and_of_the_supervisor(tmp_pat
         assert await daemon.wait(30) == -signal.SIGABRT
         text = "".join(daemon.lines)
         assert "Fatal Python error: Aborted" in text, text[-2000:]
-        assert "most recent call first" in text and "Current thread" in text, text[-2000:]
+        assert "most recent call first" in text, text[-2000:]
     finally:
         if daemon.returncode is None:
             await daemon.stop()

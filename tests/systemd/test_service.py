@@ -143,7 +143,8 @@ async def test_a_dispatched_job_runs_in_the_service(installed: Installed, lkapi:
     # plus the child answering the probe's request_fnc, which is not one of them.
     def refilled() -> dict[str, Any] | None:
         now = status(installed)
-        return now if now["pools"][0]["idle"] == 2 and now["pools"][0]["spawning"] == 0 else None
+        pool = now["pools"][0]
+        return now if (pool["idle"], pool["spawning"], len(now["children"])) == (2, 0, 3) else None
 
     now = await asyncio.to_thread(wait_until, refilled, 30, "pool refilled")
     states = sorted(c["state"] for c in now["children"])
