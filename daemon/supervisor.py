@@ -154,6 +154,7 @@ class Supervisor:
         self._discover = discover
         self._version = version
         self._installed_version = installed_version
+        self._running_version = installed_version()  # what this process imported at start
         self._child_env = child_env
         self._state = SupervisorState.STARTING
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
@@ -472,14 +473,14 @@ class Supervisor:
         if self._state is not SupervisorState.READY:
             return ReloadResult(False, self._generation, f"cannot reload while {self._state.value}")
         installed = self._installed_version()
-        if self._version and installed and installed != self._version:
+        if installed != self._running_version:
             # The code on disk is another release: children forked from it would run code the
             # supervisor does not match. Only a restart may change versions.
-            log.error("reload refused: another version is installed", running=self._version,
-                      installed=installed)
+            log.error("reload refused: another version is installed",
+                      running=self._running_version, installed=installed)
             return ReloadResult(False, self._generation,
-                                f"roomd {installed} is installed but {self._version} is running; "
-                                "a reload cannot change versions: restart the service")
+                                f"roomd {installed} is installed but {self._running_version} is "
+                                "running; a reload cannot change versions: restart the service")
         self._transition(SupervisorState.RELOADING)
         try:
             notes: list[str] = []

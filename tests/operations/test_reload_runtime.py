@@ -51,11 +51,13 @@ async def running(tmp_path: Path) -> AsyncIterator[Callable[..., asyncio.Future[
     runs: list[tuple[Supervisor, asyncio.Task[int]]] = []
 
     async def start(*, port: int = 0, installed: str = INSTALLED) -> Supervisor:
+        versions = iter([INSTALLED])  # at start; then ``installed`` (what a reload finds)
         config_path = tmp_path / "roomd.toml"
         _write_config(config_path, port)
         config = Config(daemon=DaemonConfig(http_port=port, drain_timeout=5.0))
         supervisor = Supervisor(config, config_path=str(config_path), discover=_no_plugins,
-                                version=INSTALLED, installed_version=lambda: installed,
+                                version=INSTALLED,
+                                installed_version=lambda: next(versions, installed),
                                 environ={"RUNTIME_DIRECTORY": str(tmp_path)})
         task = asyncio.create_task(supervisor.run())
         runs.append((supervisor, task))
