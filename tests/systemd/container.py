@@ -105,7 +105,7 @@ class Container:
         try:
             for child in psutil.Process(self._nspawn.pid).children(recursive=True):
                 if child.name() == "systemd" and child.ppid() == self._nspawn.pid:
-                    return child.pid
+                    return int(child.pid)
         except psutil.NoSuchProcess:
             pass
         return 0
@@ -164,21 +164,6 @@ class Container:
                 entry["MESSAGE"] = bytes(message).decode(errors="replace")
             entries.append(entry)
         return entries
-
-    def main_pid(self, unit: str = "roomd") -> int:
-        return int(self.show(unit, "MainPID")["MainPID"])
-
-    def host_pid(self, inside_pid: int) -> int:
-        """A container pid as the host sees it (NSpid in /proc/<pid>/status)."""
-        for proc in psutil.Process(self.init_pid).children(recursive=True):
-            try:
-                with open(f"/proc/{proc.pid}/status") as status:
-                    for line in status:
-                        if line.startswith("NSpid:") and int(line.split()[-1]) == inside_pid:
-                            return proc.pid
-            except (OSError, ValueError):
-                continue
-        raise AssertionError(f"pid {inside_pid} not found in the container")
 
 
 @dataclass
