@@ -23,7 +23,9 @@ from livekit import api, rtc
 from room_client import join, wait_for_agent, wait_for_attribute
 from roomd.daemon.devserver import free_tcp_port
 
-pytestmark = pytest.mark.livekit_server
+# The first test's setup builds the root when its recipe changed (debootstrap: minutes on a
+# cold cache), so the per-test limit has room for it.
+pytestmark = [pytest.mark.livekit_server, pytest.mark.timeout(1500)]
 
 AGENT = "roomd-probe"
 # A shorter watchdog than the packaged 30 s keeps the restart test quick; set by a drop-in,
