@@ -74,7 +74,9 @@ class Container:
             self._nspawn = subprocess.Popen(
                 ["systemd-nspawn", "--quiet", "-D", str(self.root), "-b", "--register=no",
                  "--keep-unit", "--volatile=overlay", "--console=read-only",
-                 f"--bind-ro={self.share}:{SHARE}", "--machine=roomd-test"],
+                 f"--bind-ro={self.share}:{SHARE}",
+                 # Unique per boot: nspawn keeps per-machine state under /run/systemd/nspawn.
+                 f"--machine=roomd-test-{os.getpid()}"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True)
         deadline = time.monotonic() + timeout
