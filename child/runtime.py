@@ -292,6 +292,7 @@ def child_main(sock: socket.socket, options: WorkerOptions, *, target: str, plug
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # works even when the loop is stuck
+    faulthandler.enable(all_threads=True)  # SIGABRT/SIGSEGV leave a stack on stderr (the journal)
     proc = JobProcess(pid=os.getpid(), plugin=plugin, generation=generation)
     proc._ipc_fileno = sock.fileno()
     code = EXIT_INTERNAL_ERROR

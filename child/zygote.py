@@ -12,6 +12,7 @@ socket ends the zygote; children already forked live on.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import signal
 import socket
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generation", type=int, default=0)
     args = parser.parse_args(argv)
 
+    # A fatal signal (SIGABRT, SIGSEGV) prints every thread's stack to stderr (the journal
+    # under systemd) before the process dies; the children forked from here inherit it.
+    faulthandler.enable(all_threads=True)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     control = socket.socket(fileno=args.control_fd)
     encoder = msgspec.msgpack.Encoder()

@@ -11,6 +11,7 @@ import click
 from roomd.ipc.exits import EXIT_USAGE
 
 from .config import Config, ConfigError, load_config
+from .ops.runtime_file import loopback_url
 
 
 def config_or_exit(path: str | None, overrides: Mapping[str, Any] | None = None, *,
@@ -32,12 +33,5 @@ def config_or_exit(path: str | None, overrides: Mapping[str, Any] | None = None,
 
 
 def daemon_url(config: Config, path: str) -> str:
-    """Where a command reaches the running daemon's HTTP endpoint (``path`` like "/status").
-
-    A wildcard listener also answers on loopback, the only place ``/reload`` is obeyed.
-    """
-    host = config.daemon.http_host
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{config.daemon.http_port}{path}"
+    """Where a command reaches the running daemon's HTTP endpoint (``path`` like "/status")."""
+    return loopback_url(config.daemon.http_host, config.daemon.http_port) + path

@@ -2,7 +2,13 @@
 
 One processor chain serves structlog loggers and stdlib ``logging`` (livekit, aiohttp),
 so every line has the same shape and passes the same secret filter. Per-job context
-(job_id, room, plugin) is bound with contextvars by whoever runs the job.
+(job_id, room, plugin) is bound with contextvars by whoever runs the job. Python
+warnings (``warnings.warn`` in any library) are records too, one line each.
+
+When the stream is the journal (systemd sets ``JOURNAL_STREAM`` to its device and inode),
+each record is written as exactly one line that starts with its syslog priority (``<3>``
+error, ``<4>`` warning, ``<6>`` info, ``<7>`` debug): journald stores it as the entry's
+PRIORITY, so ``journalctl -p warning`` finds our warnings and errors.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -43,13 +49,46 @@ def resolve_format(log_format: LogFormat, stream: TextIO) -> Literal["json", "co
     return "console" if stream.isatty() else "json"
 
 
+# syslog priorities by logging level (sd-daemon(3)): journald strips the prefix.
+_PRIORITIES = ((logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
+
+
+def syslog_priority(levelno: int) -> int:
+    for threshold, priority in _PRIORITIES:
+        if levelno >= threshold:
+            return priority
+    return 7
+
+
+def is_journal_stream(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
+    """True when ``stream`` is the journal's socket that systemd named in ``JOURNAL_STREAM``."""
+    value = (os.environ if environ is None else environ).get("JOURNAL_STREAM", "")
+    device, _, inode = value.partition(":")
+    try:
+        st = os.fstat(stream.fileno())
+        return (st.st_dev, st.st_ino) == (int(device), int(inode))
+    except (ValueError, OSError, AttributeError):  # unset, malformed, or no file descriptor
+        return False
+
+
+class JournalHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """One line per record, prefixed with its syslog priority, for a journal stream."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        # A traceback or a warning's source line must not become entries of their own,
+        # each at the default priority: keep the record on its line.
+        return f"<{syslog_priority(record.levelno)}>" + text.replace("\n", "\\n")
+
+
 def configure_logging(
     log_format: LogFormat = "auto",
     level: str = "info",
     *,
     stream: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> None:
-    """Route structlog and stdlib logging through one chain writing to ``stream``."""
+    """Route structlog, stdlib logging and warnings through one chain writing to ``stream``."""
     stream = stream or sys.stdout
     resolved = resolve_format(log_format, stream)
     numeric_level = logging.getLevelName(level.upper())
@@ -74,7 +113,8 @@ def configure_logging(
         foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
     )
-    handler = logging.StreamHandler(stream)
+    journal = is_journal_stream(stream, environ)
+    handler = JournalHandler(stream) if journal else logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -83,6 +123,9 @@ def configure_logging(
     root.setLevel(numeric_level)
     # The livekit FFI logs every frame at debug; keep its noise one step above ours.
     logging.getLogger("livekit").setLevel(max(numeric_level, logging.INFO))
+    # Library warnings (PyJWT's InsecureKeyLengthWarning, deprecations) as records on the
+    # "py.warnings" logger instead of raw multi-line text on stderr.
+    logging.captureWarnings(True)
 
     structlog.configure(
         processors=[

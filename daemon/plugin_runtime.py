@@ -109,12 +109,14 @@ def registration_for(spec: PluginSpec, description: PluginDescription, version: 
 async def start_pool(spec: PluginSpec, config: Config, generation: int,
                      env: Mapping[str, str] | None = None, *,
                      overrides: Mapping[str, Any] | None = None,
-                     metrics_sink: ChildMetricsSink | None = None) -> tuple[Pool, PluginDescription]:
+                     metrics_sink: ChildMetricsSink | None = None,
+                     deadline: float | None = None) -> tuple[Pool, PluginDescription]:
     """A ready pool for ``spec`` and the plugin's description, or ``PluginStartError``.
 
     ``overrides`` win over the operator's per-plugin options (``roomd plugins check`` uses
     them to prewarm exactly one child). ``metrics_sink`` receives what the children measure
-    (the daemon's registry); without one, it is dropped.
+    (the daemon's registry); without one, it is dropped. ``deadline`` (event loop time) caps
+    the wait: a start or reload never outlasts ``ops.deadlines.PREWARM_DEADLINE``.
     """
     pool = Pool(
         plugin=spec.name, target=spec.target, config=config.pool, generation=generation,
@@ -126,8 +128,11 @@ async def start_pool(spec: PluginSpec, config: Config, generation: int,
     try:
         # Every start attempt may fail and back off before the pool gives up (FATAL): the
         # budget covers them all, so the cause we report is the pool's, not our timeout.
-        budget = (pool.limits.initialize_timeout + pool.limits.start_backoff_max) \
+        loop = asyncio.get_running_loop()
+        own = (pool.limits.initialize_timeout + pool.limits.start_backoff_max) \
             * pool.limits.max_start_failures + START_MARGIN
+        end = loop.time() + own if deadline is None else min(loop.time() + own, deadline)
+        budget = max(0.0, end - loop.time())
         try:
             description = await pool.describe(budget)
         except LaunchError as exc:
@@ -142,7 +147,7 @@ async def start_pool(spec: PluginSpec, config: Config, generation: int,
             return pool, description
         # Wait for one prewarmed child: a plugin whose prewarm always fails ends FATAL here.
         try:
-            state = await pool.wait_ready(budget)
+            state = await pool.wait_ready(max(0.0, end - loop.time()))
         except TimeoutError:
             raise PluginStartError(
                 f"no child became ready within {budget:.0f}s: {pool.last_error}") from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import faulthandler
 import functools
 import signal
 import time
@@ -30,7 +31,7 @@ from roomd.ipc.exits import EXIT_FAILURE, EXIT_OK
 from roomd.ipc.tasks import TaskOwner
 
 from .admission import Admission
-from .config import Config, ConfigError, LiveKitConfig, load_config
+from .config import Config, ConfigError, DaemonConfig, LiveKitConfig, load_config
 from .devserver import DevServerError, dev_server_for
 from .link import LinkFailed, PoolEvaluator, ServerLink
 from .load import LoadMonitor
@@ -46,6 +47,7 @@ from .plugin_runtime import (
     start_pool,
 )
 from .ops import DaemonMetrics, PoolRoster, ServiceOps
+from .ops.deadlines import PREWARM_DEADLINE
 from .pool import Pool, PoolLauncher
 from .pool.states import allowed
 
@@ -118,6 +120,18 @@ class _Served:
     link: ServerLink
 
 
+def _installed_version() -> str:
+    """The roomd version on disk now (a package upgrade may have replaced it)."""
+    import importlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    importlib.invalidate_caches()
+    try:
+        return version("roomd")
+    except PackageNotFoundError:
+        return ""
+
+
 class Supervisor:
     def __init__(
         self,
@@ -129,13 +143,19 @@ class Supervisor:
         version: str = "",
         child_env: Mapping[str, str] | None = None,
         environ: Mapping[str, str] | None = None,
+        installed_version: Callable[[], str] = _installed_version,
     ) -> None:
-        """``environ``: where NOTIFY_SOCKET and WATCHDOG_* are read (default: os.environ)."""
+        """``environ``: where NOTIFY_SOCKET and WATCHDOG_* are read (default: os.environ).
+
+        ``installed_version``: the version on disk, checked before each reload.
+        """
         self.config = config
         self._config_path = config_path
         self._flag_overrides = dict(flag_overrides or {})
         self._discover = discover
         self._version = version
+        self._installed_version = installed_version
+        self._running_version = installed_version()  # what this process imported at start
         self._child_env = child_env
         self._state = SupervisorState.STARTING
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
@@ -282,12 +302,13 @@ class Supervisor:
         """
         self._generation += 1
         generation = self._generation
+        deadline = asyncio.get_running_loop().time() + PREWARM_DEADLINE
         discovery = self._discover()
         broken = self._note_problems(discovery)
         specs = self._enabled(discovery)
         if not specs and not self._served and not broken:
             log.warning("no agent plugins to serve; install one (pip install ...) and reload")
-        await asyncio.gather(*(self._serve(spec, generation) for spec in specs))
+        await asyncio.gather(*(self._serve(spec, generation, deadline) for spec in specs))
         wanted = {spec.name for spec in specs} | broken
         for name in list(self._served):
             if name in broken:
@@ -331,7 +352,7 @@ class Supervisor:
             record.transition(PluginState.FAILED, error)
         return broken
 
-    async def _serve(self, spec: PluginSpec, generation: int) -> None:
+    async def _serve(self, spec: PluginSpec, generation: int, deadline: float) -> None:
         """Make ``spec`` at ``generation`` the one serving its plugin name."""
         record = self.plugins.get(spec.name)
         if record is None:
@@ -341,7 +362,8 @@ class Supervisor:
             record.transition(PluginState.STARTING)
         try:
             pool, description = await start_pool(spec, self.config, generation, self._child_env,
-                                                 metrics_sink=self.metrics.child_metrics)
+                                                 metrics_sink=self.metrics.child_metrics,
+                                                 deadline=deadline)
         except PluginStartError as exc:
             error = f"{spec.distribution} {spec.version}: {exc}"
             if spec.name in self._served:
@@ -450,20 +472,34 @@ class Supervisor:
         """Re-read config, re-discover plugins, start a new generation; old jobs keep running."""
         if self._state is not SupervisorState.READY:
             return ReloadResult(False, self._generation, f"cannot reload while {self._state.value}")
+        installed = self._installed_version()
+        if installed != self._running_version:
+            # The code on disk is another release: children forked from it would run code the
+            # supervisor does not match. Only a restart may change versions.
+            log.error("reload refused: another version is installed",
+                      running=self._running_version, installed=installed)
+            return ReloadResult(False, self._generation,
+                                f"roomd {installed} is installed but {self._running_version} is "
+                                "running; a reload cannot change versions: restart the service")
         self._transition(SupervisorState.RELOADING)
         try:
+            notes: list[str] = []
             if self._config_path is not None or self._flag_overrides:
                 try:
                     new_config = load_config(self._config_path, overrides=self._flag_overrides)
                 except ConfigError as exc:
                     return ReloadResult(False, self._generation, f"configuration rejected: {exc}")
+                new_config, notes = _keep_bound_address(new_config, self.config.daemon)
                 self.config = _keep_server(new_config, self.config.livekit)
                 self.admission.reconfigure(max_jobs=self.config.admission.max_jobs,
                                            load_threshold=self.config.load_threshold)
             problems = await self._apply_discovery()
-            detail = f"generation {self._generation}: {len(self._served)} plugin(s) serving"
+            detail = f"{len(self._served)} plugin(s) serving"
             if problems:
                 detail += f"; problems: {'; '.join(problems)}"
+            for note in notes:
+                log.warning("reload: a change needs a restart", detail=note)
+                detail += f"; {note}"
             return ReloadResult(not problems, self._generation, detail)
         finally:
             self._transition(SupervisorState.READY)
@@ -509,6 +545,22 @@ class Supervisor:
         self._transition(SupervisorState.STOPPED)
 
 
+def _keep_bound_address(config: Config, running: DaemonConfig) -> tuple[Config, list[str]]:
+    """The HTTP endpoint stays where it is bound until a restart; say so when the file moved it.
+
+    Rebinding in a reload would pull the socket from under the very ``roomd reload`` that
+    asked for it (and from Prometheus); the runtime file keeps naming the bound address.
+    """
+    new = config.daemon
+    if (new.http_host, new.http_port) == (running.http_host, running.http_port):
+        return config, []
+    note = (f"daemon.http_host/http_port changed to {new.http_host}:{new.http_port}: needs a "
+            f"restart (systemctl restart roomd); still serving on "
+            f"{running.http_host}:{running.http_port}")
+    kept = msgspec.structs.replace(new, http_host=running.http_host, http_port=running.http_port)
+    return msgspec.structs.replace(config, daemon=kept), [note]
+
+
 def _keep_server(config: Config, livekit: LiveKitConfig) -> Config:
     """A reload keeps the server we registered with when the new file names none (dev mode)."""
     return config if config.livekit.url else msgspec.structs.replace(config, livekit=livekit)
@@ -525,6 +577,9 @@ def run_daemon(
     from importlib.metadata import version
 
     configure_logging(config.daemon.log_format, config.daemon.log_level)
+    # systemd's watchdog kills a stuck daemon with SIGABRT: leave the stacks of every thread
+    # on stderr (the journal) so the cause of the hang is on record.
+    faulthandler.enable(all_threads=True)
     try:
         with dev_server_for(config) as config:
             supervisor = Supervisor(config, config_path=config_path, flag_overrides=flag_overrides,

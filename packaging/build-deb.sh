@@ -6,7 +6,8 @@
 # secrets template, and maintainer scripts. postinst makes /opt/roomd/venv and installs
 # the wheel into it (its dependencies come from the package index pip is configured
 # with), and creates /etc/roomd/roomd.env (0600, root) once. The service is not started:
-# it needs the LiveKit credentials first.
+# it needs the LiveKit credentials first. On an upgrade a running service is restarted
+# (drained, then started from the new version); a stopped one stays stopped.
 #
 # Usage: packaging/build-deb.sh [OUTPUT_DIR]      (default: dist/)
 # Environment: PYTHON (default: .venv/bin/python, else python3) builds the wheel.
@@ -66,7 +67,9 @@ if [ "\$1" = configure ]; then
     fi
     if [ -d /run/systemd/system ]; then
         systemctl daemon-reload
-        systemctl try-reload-or-restart roomd.service || true
+        # Restart, never reload: a reload keeps the old supervisor running the old code.
+        # A running daemon drains its calls (up to TimeoutStopSec), then the new version starts.
+        systemctl try-restart roomd.service || true
     fi
 fi
 exit 0

@@ -56,7 +56,7 @@ RECENT_REFUSALS = 20  # refused offers kept for /status
 
 
 class LinkFailed(RuntimeError):
-    """The server could not be reached ``max_retry`` times in a row."""
+    """The server could not be reached: the first attempt and ``max_retry`` retries failed."""
 
 
 class OfferWithdrawn(Exception):
@@ -230,7 +230,8 @@ class ServerLink:
                         self._transition(LinkState.FAILED, reason)
                         raise LinkFailed(
                             f"could not register agent {self.registration.agent_name!r} with "
-                            f"{self._livekit.url} after {failures} attempts: {reason}"
+                            f"{self._livekit.url} after {failures} attempts in a row (the first "
+                            f"and link.max_retry = {self._config.max_retry} retries): {reason}"
                         ) from None
                     delay = self._backoff(failures)
                     log.warning("connection failed, retrying", agent=self.registration.agent_name,

@@ -26,6 +26,9 @@ from roomd.daemon.config import Config
 from .unit import CONFIG_PATH, ENV_FILE, render_unit
 
 UNIT_PATH = "/etc/systemd/system/roomd.service"
+# Where a distribution package (packaging/build-deb.sh) puts its unit. A unit in
+# /etc/systemd/system overrides it entirely, package upgrades included.
+PACKAGED_UNIT_PATHS = ("/lib/systemd/system/roomd.service", "/usr/lib/systemd/system/roomd.service")
 
 ENV_TEMPLATE = """\
 # Secrets for roomd (read by systemd as root; the service never reads this file itself).
@@ -74,6 +77,13 @@ class Layout:
     @property
     def venv(self) -> Path:  # as systemd will see it
         return self.prefix / "venv"
+
+    def packaged_unit(self) -> Path | None:
+        """The unit a package installed under this root, if there is one."""
+        for path in PACKAGED_UNIT_PATHS:
+            if self.at(path).is_file():
+                return self.at(path)
+        return None
 
     @property
     def env_file(self) -> Path:

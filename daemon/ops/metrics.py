@@ -34,7 +34,7 @@ from roomd.daemon.admission import Decision
 from roomd.daemon.jobs import JobOutcome
 from roomd.daemon.link import JobState
 from roomd.daemon.plugin_runtime import PluginState
-from roomd.daemon.pool import ChildState, PoolState
+from roomd.daemon.pool import REQUEST_HOST_STATE, ChildState, PoolState
 from roomd.ipc import MetricSample
 
 from .view import DaemonView
@@ -48,7 +48,8 @@ JOB_DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 
 # own work, the server round trip adds milliseconds, a cold or starved pool seconds.
 DISPATCH_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                             1.0, 2.5, 5.0, 10.0)
-CHILD_STATES = tuple(state.value for state in ChildState if state is not ChildState.EXITED)
+CHILD_STATES = (*(state.value for state in ChildState if state is not ChildState.EXITED),
+                REQUEST_HOST_STATE)
 # What a caller waits through in one voice turn: tens of milliseconds (a fast first token)
 # to seconds (a cold model, a slow network); past 10 s the call is broken anyway.
 AGENT_LATENCY_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)

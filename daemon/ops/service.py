@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import os
 import time
 from collections.abc import Mapping
 
@@ -26,6 +27,13 @@ from roomd.ipc.tasks import TaskOwner
 from .http import OpsHttpServer
 from .metrics import DaemonMetrics
 from .notify import Notifier, WatchdogSettings, monotonic_usec, run_watchdog
+from .runtime_file import (
+    RuntimeInfo,
+    loopback_url,
+    remove_runtime_file,
+    runtime_directory,
+    write_runtime_file,
+)
 from .status import status_line
 from .view import DaemonView
 
@@ -52,6 +60,8 @@ class ServiceOps:
         self.notifier = Notifier.from_environment(environ)
         self._watchdog = WatchdogSettings.from_environment(environ)
         self.http = OpsHttpServer(view, metrics, host=http_host, port=http_port)
+        self._http_host = http_host
+        self._runtime_dir = runtime_directory(environ)
         self._stop_budget = stop_budget
         self._status_interval = status_interval
         self._tasks = TaskOwner("service ops")
@@ -61,6 +71,7 @@ class ServiceOps:
     async def start(self) -> None:
         """Serve HTTP and start notifying; ``OSError`` if the HTTP address cannot be bound."""
         await self.http.start()
+        self._write_runtime_file()
         if self.notifier.enabled:
             log.info("notifying the service manager", notify_socket=self.notifier.address,
                      watchdog_seconds=self._watchdog.interval_usec / 1e6 if self._watchdog else None)
@@ -71,7 +82,27 @@ class ServiceOps:
     async def aclose(self) -> None:
         await self._tasks.aclose()
         await self.http.aclose()
+        if self._runtime_dir is not None:
+            remove_runtime_file(self._runtime_dir, os.getpid())
         self.notifier.close()
+
+    @property
+    def url(self) -> str:
+        """The bound endpoint's base URL, as a local client reaches it."""
+        port = self.http.addresses[0][1] if self.http.addresses else 0
+        return loopback_url(self._http_host, port)
+
+    def _write_runtime_file(self) -> None:
+        if self._runtime_dir is None:
+            return
+        info = RuntimeInfo(pid=os.getpid(), version=self._view.version, url=self.url)
+        try:
+            path = write_runtime_file(self._runtime_dir, info)
+        except OSError as exc:  # roomd reload falls back to the configuration
+            log.warning("cannot write the runtime file", directory=str(self._runtime_dir),
+                        error=str(exc))
+            return
+        log.info("runtime file written", path=str(path), url=info.url)
 
     # -- the supervisor's state ------------------------------------------------------------
     def on_state(self, state: enum.Enum) -> None:

@@ -11,6 +11,8 @@ import math
 
 from roomd.daemon.config import DaemonConfig, PoolConfig
 
+from .deadlines import UNIT_START_TIMEOUT
+
 CONFIG_PATH = "/etc/roomd/roomd.toml"
 ENV_FILE = "/etc/roomd/roomd.env"
 WATCHDOG_SECONDS = 30
@@ -49,7 +51,8 @@ Environment=HOME=%S/roomd XDG_CACHE_HOME=%C/roomd PYTHONUNBUFFERED=1
 # SIGTERM to the supervisor only: it drains its children itself; whatever is left in
 # the cgroup after TimeoutStopSec gets SIGKILL.
 KillMode=mixed
-TimeoutStartSec=10min
+# Also bounds ExecReload= on systemd 252: above roomd reload's own wait (daemon/ops/deadlines.py).
+TimeoutStartSec={UNIT_START_TIMEOUT}
 TimeoutStopSec={stop_timeout_seconds()}
 WatchdogSec={WATCHDOG_SECONDS}
 Restart=on-failure

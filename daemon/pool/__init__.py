@@ -6,10 +6,10 @@ from .child import ApiCredentials, ChildSnapshot
 from .handle import PoolJobHandle
 from .launcher import PoolLauncher
 from .pool import Pool, RequestEvaluationError
-from .states import ChildState, ExitReason, PoolState
+from .states import REQUEST_HOST_STATE, ChildState, ExitReason, PoolState
 from .stats import PoolSnapshot, PoolStats
 
 __all__ = [
     "ApiCredentials", "ChildSnapshot", "ChildState", "ExitReason", "Pool", "PoolJobHandle", "PoolLauncher",
-    "PoolLimits", "PoolSnapshot", "PoolState", "PoolStats", "RequestEvaluationError",
+    "PoolLimits", "PoolSnapshot", "PoolState", "PoolStats", "REQUEST_HOST_STATE", "RequestEvaluationError",
 ]

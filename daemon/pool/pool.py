@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import itertools
 import sys
 import time
@@ -26,10 +27,10 @@ from roomd.ipc import MetricSample, PluginDescription
 from roomd.ipc.tasks import TaskOwner
 from roomd.ipc.worker import AcceptArguments, RequestDecision, accept_by_default
 
-from .child import ApiCredentials, ChildGone, ChildProcess, ChildStartError
+from .child import ApiCredentials, ChildGone, ChildProcess, ChildSnapshot, ChildStartError
 from .handle import PoolJobHandle
 from .reaper import enable_subreaper
-from .states import POOL_TRANSITIONS, ChildState, ExitReason, PoolState, allowed
+from .states import POOL_TRANSITIONS, REQUEST_HOST_STATE, ChildState, ExitReason, PoolState, allowed
 from .stats import PoolSnapshot, PoolStats, RttWindow
 from .zygote import Zygote, ZygoteError
 
@@ -470,4 +471,12 @@ class Pool:
         )
 
     def snapshot(self) -> PoolSnapshot:
-        return PoolSnapshot(self.stats(), tuple(c.snapshot() for c in self._children.values()))
+        return PoolSnapshot(self.stats(), tuple(self._child_snapshot(c) for c in self._children.values()))
+
+    def _child_snapshot(self, child: ChildProcess) -> ChildSnapshot:
+        snapshot = child.snapshot()
+        if child is self._host:
+            # Idle between questions but never given a job: not one of the
+            # num_idle_processes prewarmed children, so it must not be counted as one.
+            return dataclasses.replace(snapshot, state=REQUEST_HOST_STATE)
+        return snapshot

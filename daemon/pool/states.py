@@ -77,3 +77,8 @@ def allowed(table: Mapping[_S, Set[_S]], old: _S, new: _S, what: str) -> bool:
     if new not in table[old]:
         raise IllegalTransition(f"{what}: {old.name} -> {new.name}")
     return True
+
+
+# How /status and roomd_children show the child that answers the plugin's request_fnc: it
+# is IDLE between questions, but it never takes a job.
+REQUEST_HOST_STATE = "request_host"

@@ -3,7 +3,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -18,6 +21,7 @@ def _fresh_context() -> Iterator[None]:
     clear_job_context()
     structlog.reset_defaults()
     logging.getLogger().handlers.clear()
+    logging.captureWarnings(False)
 
 
 def lines(stream: io.StringIO) -> list[dict[str, object]]:
@@ -96,3 +100,56 @@ def test_auto_format_is_json_when_not_a_terminal() -> None:
     configure_logging("auto", "info", stream=out)
     structlog.get_logger().info("machine readable")
     assert lines(out)[0]["event"] == "machine readable"
+
+
+def _journal(path: Path) -> tuple[io.TextIOWrapper, dict[str, str]]:
+    """A stream and the JOURNAL_STREAM value systemd would set for it (its device:inode)."""
+    stream = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+    st = os.fstat(stream.fileno())
+    return stream, {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_journal_lines_start_with_their_priority_and_stay_one_line(
+        tmp_path: Path, log_format: str) -> None:
+    path = tmp_path / "journal"
+    stream, environ = _journal(path)
+    with stream:
+        configure_logging(log_format, "debug", stream=stream, environ=environ)  # type: ignore[arg-type]
+        log = structlog.get_logger("roomd.test")
+        log.debug("looking")
+        log.info("started")
+        log.warning("slow")
+        try:
+            raise ValueError("bad\nthing")
+        except ValueError:
+            log.exception("failed")
+        logging.getLogger("aiohttp").critical("gone")
+    written = path.read_text().splitlines()
+    assert [line[:3] for line in written] == ["<7>", "<6>", "<4>", "<3>", "<3>"]
+    assert "Traceback" in written[3] and "ValueError" in written[3]
+    if log_format == "json":
+        assert json.loads(written[3][3:])["event"] == "failed"
+
+
+def test_python_warnings_are_one_warning_record_each(tmp_path: Path) -> None:
+    path = tmp_path / "journal"
+    stream, environ = _journal(path)
+    with stream:
+        configure_logging("json", "info", stream=stream, environ=environ)
+        warnings.warn("key is too short", UserWarning, stacklevel=1)
+    [line] = path.read_text().splitlines()
+    assert line.startswith("<4>")
+    record = json.loads(line[3:])
+    assert record["logger"] == "py.warnings" and record["level"] == "warning"
+    assert "UserWarning: key is too short" in record["event"]
+
+
+def test_no_priority_prefix_when_the_stream_is_not_the_journal(tmp_path: Path) -> None:
+    other, environ = _journal(tmp_path / "elsewhere")
+    other.close()
+    out = io.StringIO()
+    configure_logging("json", "info", stream=out, environ=environ)
+    structlog.get_logger().warning("slow")
+    [record] = lines(out)
+    assert record["event"] == "slow"

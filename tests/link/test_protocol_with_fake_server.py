@@ -361,7 +361,9 @@ async def test_bad_registration_answer_is_named_and_exhausts_retries(
 async def test_unreachable_server_fails_after_max_retry(links: LinkRunner) -> None:
     link = links.start("ws://127.0.0.1:9", config=LinkConfig(max_retry=1, reconnect_backoff_max=0.05))
     _, task = links.tasks[-1]
-    with pytest.raises(LinkFailed, match=r"after 2 attempts: ClientConnectorError"):
+    # max_retry counts retries: the first attempt and one retry, and the message says so.
+    with pytest.raises(LinkFailed, match=r"after 2 attempts in a row \(the first and "
+                                         r"link.max_retry = 1 retries\): ClientConnectorError"):
         await asyncio.wait_for(task, 10)
     assert link.state is LinkState.FAILED
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from roomd.daemon.config import DaemonConfig
+from roomd.daemon.ops.deadlines import PREWARM_DEADLINE, RELOAD_CLIENT_TIMEOUT
 from roomd.daemon.ops.unit import render_unit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,6 +162,37 @@ def test_deb_maintainer_scripts_make_the_venv_and_the_secrets_file(deb: Path,
     assert any(name.endswith("entry_points.txt") for name in names)
 
 
+
+def test_upgrade_restarts_a_running_daemon_instead_of_reloading_it(deb: Path,
+                                                                  tmp_path: Path) -> None:
+    # A reload would keep the old supervisor running the old code (tests/systemd upgrades
+    # for real); the postinst must restart.
+    control = tmp_path / "control"
+    subprocess.run(["dpkg-deb", "-e", str(deb), str(control)], check=True)
+    postinst = (control / "postinst").read_text()
+    assert "systemctl try-restart roomd.service" in postinst
+    assert "reload-or" not in postinst
+
+
+def test_reload_deadlines_nest_daemon_inside_client_inside_unit() -> None:
+    # systemd 252 bounds ExecReload= by TimeoutStartSec=: the daemon answers first, then
+    # roomd reload reports it, and systemd only kills a daemon that is stuck.
+    s = unit_settings()
+    assert PREWARM_DEADLINE < RELOAD_CLIENT_TIMEOUT < int(s["TimeoutStartSec"][0])
+    help_text = _roomd("reload", "--help").stdout
+    assert re.search(rf"default:\s+{RELOAD_CLIENT_TIMEOUT}", help_text), help_text
+
+
+def test_install_refuses_to_shadow_the_package_unit(tmp_path: Path) -> None:
+    packaged = tmp_path / "lib/systemd/system/roomd.service"
+    packaged.parent.mkdir(parents=True)
+    packaged.write_text(UNIT.read_text())
+    refused = _roomd("service", "install", "--root", str(tmp_path), "--dry-run")
+    assert refused.returncode == 1
+    assert "roomd package is installed" in refused.stderr and "--force" in refused.stderr
+    assert not (tmp_path / "etc").exists()
+    forced = _roomd("service", "install", "--root", str(tmp_path), "--dry-run", "--force")
+    assert forced.returncode == 0, forced.stderr
 
 
 def test_install_is_idempotent_and_never_overwrites_secrets(deb: Path, tmp_path: Path) -> None:

@@ -230,6 +230,10 @@ async def test_describe_and_request_evaluation_run_plugin_code_in_children(make_
     assert refused.accept is None
     with pytest.raises(RequestEvaluationError, match="request_fnc raised RuntimeError: request_fnc exploded"):
         await pool.evaluate_request(make_launch("request_raise").job)
+    # The child answering request_fnc is not one of the prewarmed idle children.
+    states = sorted(c.state for c in pool.snapshot().children)
+    assert states.count("request_host") == 1
+    assert states.count("idle") == pool.snapshot().stats.idle == pool.limits.num_idle_processes
     # The default request_fnc is answered without a child.
     plain = await make_pool()
     decision = await plain.evaluate_request(make_launch("ok", job_id="AJ_2").job)
