@@ -54,6 +54,9 @@ class JobHandle(Protocol):
     async def wait_ended(self) -> JobOutcome:
         """Return the outcome once the job has ended, for whatever reason."""
 
+    def status_reported(self) -> None:
+        """The server has processed the final status: the agent may now leave its room."""
+
     async def terminate(self, reason: str) -> None:
         """Ask the job to end (server ``JobTermination``, drain timeout); bounded, escalates."""
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import msgspec
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: JobEnding / StatusReported before the agent leaves its room
 
 # Exit codes a child uses on purpose, so logs and metrics can tell them from crashes.
 EXIT_OK = 0  # asked to shut down, did so
@@ -101,6 +101,26 @@ class JobEnded(_Message):
     reason: str = ""  # why it ended (entrypoint returned, shutdown(...), room disconnected)
 
 
+class JobEnding(_Message):
+    """The job's final status, sent while the agent is still in its room.
+
+    livekit-server records a job whose agent leaves the room before its final
+    ``UpdateJobStatus`` as FAILED ("agent worker left the room"), so the child waits for
+    ``StatusReported`` (bounded) before it disconnects, then sends ``JobEnded``.
+    """
+
+    job_id: str
+    status: JobStatusName
+    error: str = ""
+    reason: str = ""
+
+
+class StatusReported(_Message):
+    """The server has processed the job's final status: the agent may leave its room."""
+
+    job_id: str
+
+
 class Shutdown(_Message):
     reason: str
 
@@ -158,7 +178,8 @@ class RequestEvaluated(_Message):
 
 
 Message = (
-    Hello | Initialize | Initialized | Ping | Pong | StartJob | JobStarted | JobEnded | Shutdown
+    Hello | Initialize | Initialized | Ping | Pong | StartJob | JobStarted | JobEnding | StatusReported
+    | JobEnded | Shutdown
     | ShutdownAck | Exiting | Log | Metrics | DumpStacks
     | EvaluateRequest | RequestEvaluated
 )

@@ -34,6 +34,9 @@ class PoolJobHandle:
     async def wait_ended(self) -> JobOutcome:
         return await asyncio.shield(self._record.outcome)
 
+    def status_reported(self) -> None:
+        self._child.status_reported(self._record.job_id)
+
     async def terminate(self, reason: str) -> None:
         """Shutdown -> wait ``shutdown_timeout`` -> SIGTERM -> SIGKILL; returns once the job has ended."""
         if self._record.outcome.done():
