@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -52,6 +52,7 @@ class PluginStatus(msgspec.Struct, frozen=True, kw_only=True):
     agent_name: str | None = None
     generation: int = 0
     last_error: str = ""
+    ready: bool = False  # serving, its agent registered with the server, its pool not FATAL
 
 
 @dataclasses.dataclass
@@ -117,12 +118,14 @@ def plugin_limits(config: Config, plugin: str, description: PluginDescription) -
 async def start_pool(spec: PluginSpec, config: Config, generation: int,
                      env: Mapping[str, str] | None = None, *,
                      overrides: Mapping[str, Any] | None = None,
-                     metrics_sink: ChildMetricsSink | None = None) -> tuple[Pool, PluginDescription]:
+                     metrics_sink: ChildMetricsSink | None = None,
+                     on_pool: Callable[[Pool], None] | None = None) -> tuple[Pool, PluginDescription]:
     """A ready pool for ``spec`` and the plugin's description, or ``PluginStartError``.
 
     ``overrides`` win over the operator's per-plugin options (``roomd plugins check`` uses
     them to prewarm exactly one child). ``metrics_sink`` receives what the children measure
-    (the daemon's registry); without one, it is dropped.
+    (the daemon's registry); without one, it is dropped. ``on_pool`` sees the pool as soon as
+    it exists, so its start failures count (and show) even if it never becomes ready.
     """
     pool = Pool(
         plugin=spec.name, target=spec.target, config=config.pool, generation=generation,
@@ -130,6 +133,8 @@ async def start_pool(spec: PluginSpec, config: Config, generation: int,
         credentials=ApiCredentials(config.livekit.api_key, config.livekit.api_secret),
         log_level=config.daemon.log_level, env=env, metrics_sink=metrics_sink,
     )
+    if on_pool is not None:
+        on_pool(pool)
     await pool.start()
     try:
         # Every start attempt may fail and back off before the pool gives up (FATAL): the
