@@ -40,7 +40,10 @@ def reload_command(config_path: str | None, url: str | None, timeout: float) -> 
             click.echo("roomd reload: daemon.http_port is 0 (a random port); pass --url", err=True)
             sys.exit(EXIT_UNREACHABLE)
         url = daemon_url(config, "/reload")
-    request = urllib.request.Request(url, data=b"", method="POST")
+    # A JSON body is what the daemon asks for: a browser page cannot send one cross-origin
+    # without a CORS preflight, which the daemon never grants.
+    request = urllib.request.Request(url, data=b"{}", method="POST",
+                                     headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             body = response.read()
