@@ -127,6 +127,7 @@ class JobRecord:
     def __init__(self, launch: JobLaunch) -> None:
         self.launch = launch
         self.started = asyncio.Event()
+        self.ran = False  # JobStarted arrived: the entrypoint ran, however soon it ended
         self.outcome: asyncio.Future[JobOutcome] = asyncio.get_running_loop().create_future()
         self.assigned_at = time.monotonic()
 
@@ -408,6 +409,7 @@ class ChildProcess:
                 raise ProtocolError(f"JobStarted for {message.job_id!r}, which this child was not given")
             if self._state is ChildState.ASSIGNED:  # (it may be STOPPING already: Shutdown crossed it)
                 self._transition(ChildState.RUNNING, message.job_id)
+            job.ran = True
             job.started.set()
         elif isinstance(message, JobEnding):
             self._job_ending(message)

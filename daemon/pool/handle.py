@@ -28,7 +28,8 @@ class PoolJobHandle:
 
     async def wait_running(self) -> None:
         await self._record.started.wait()
-        if self._record.outcome.done():
+        # A job that ran and ended at once (its JobStarted and JobEnding read together) did run.
+        if self._record.outcome.done() and not self._record.ran:
             raise JobEndedEarly(self._record.outcome.result())
 
     async def wait_ended(self) -> JobOutcome:
