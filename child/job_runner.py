@@ -3,6 +3,9 @@
 The job ends when the entrypoint has returned and the room is not (or no longer) connected,
 when ``ctx.shutdown()`` is called, when the supervisor sends Shutdown, or when the room
 disconnects. An exception from the entrypoint makes the job FAILED with its message.
+
+The result is handed to ``on_result`` while the agent is still in the room, and the room is
+left only after it returns: livekit-server marks a job whose agent leaves first as FAILED.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ async def run_job(
     *,
     on_started: Callable[[], Awaitable[None]],
     shutdown_timeout: float,
+    on_result: Callable[[JobResult], Awaitable[None]] | None = None,
 ) -> JobResult:
     _set_current(ctx)  # this task's context; the entrypoint task copies it
     room = ctx.room
@@ -80,6 +84,9 @@ async def run_job(
         if entry.done() and not entry.cancelled() and entry.exception() is not None and status == "SUCCESS":
             exc = entry.exception()
             status, error = "FAILED", f"{type(exc).__name__}: {exc}"
+    result = JobResult(status=status, error=error, reason=reason)
+    if on_result is not None:
+        await on_result(result)
     with contextlib.suppress(Exception):
         async with asyncio.timeout(bound):
             if room.isconnected():
@@ -89,4 +96,4 @@ async def run_job(
             await ctx._close_api()
     for problem in problems:
         log.warning("job shutdown problem", problem=problem)
-    return JobResult(status=status, error=error, reason=reason)
+    return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import pkgutil
 import sys
 from types import ModuleType
 from typing import Any
@@ -70,6 +71,34 @@ def load_options(target: str) -> WorkerOptions:
     except ValueError as exc:
         raise PluginLoadError(f"{target}: {exc}") from None
     return value
+
+
+def import_whole_package(target: str) -> list[str]:
+    """Import every module of the plugin's top-level package now, in the zygote.
+
+    A generation's children are forked from its zygote, so what the zygote imported is that
+    generation's code for as long as it lives. A module the plugin imports lazily (inside a
+    function) would otherwise be read from disk when first used, possibly from the files of a
+    later ``pip install`` while this generation is still kept. Returns the problems ("module:
+    error") of modules that could not be imported; those stay lazy.
+    """
+    if is_script_target(target):
+        return []  # a single file has no package to pin
+    top = target.partition(":")[0].split(".")[0]
+    package = sys.modules.get(top)
+    paths = getattr(package, "__path__", None)
+    if package is None or paths is None:
+        return []  # a plain module: it was imported whole
+    problems = []
+    for info in pkgutil.walk_packages(paths, prefix=f"{top}.", onerror=lambda name: problems.append(
+            f"{name}: cannot be listed")):
+        if info.name.rsplit(".", 1)[-1] == "__main__" or info.name in sys.modules:
+            continue
+        try:
+            importlib.import_module(info.name)
+        except Exception as exc:
+            problems.append(f"{info.name}: {type(exc).__name__}: {exc}")
+    return problems
 
 
 def _load_script(target: str) -> WorkerOptions:

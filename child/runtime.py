@@ -42,6 +42,7 @@ from roomd.ipc import (
     Initialize,
     Initialized,
     JobEnded,
+    JobEnding,
     JobStarted,
     Limits,
     Log,
@@ -55,11 +56,13 @@ from roomd.ipc import (
     Shutdown,
     ShutdownAck,
     StartJob,
+    StatusReported,
 )
+from roomd.ipc.procs import end_group, reap_children, zombie_children
 from roomd.ipc.tasks import TaskOwner
 
 from . import logs
-from .job_runner import run_job
+from .job_runner import JobResult, run_job
 
 if TYPE_CHECKING:  # the voice package imports livekit.rtc (numpy): not for every zygote to pay
     from roomd.agents.voice.metrics_report import LatencySample
@@ -82,6 +85,7 @@ class ChildRuntime:
         self._limits: Limits | None = None
         self._jobs_done = 0
         self._shutting_down = False
+        self._status_reported: asyncio.Future[None] | None = None
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         return self._tasks.spawn(coro, name)
@@ -181,6 +185,10 @@ class ChildRuntime:
                 if self._job_task is not None:
                     raise ProtocolError("StartJob while a job is running")
                 self._job_task = self._spawn(self._job(message), "job")
+            elif isinstance(message, StatusReported):
+                waiter = self._status_reported
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
             elif isinstance(message, Shutdown):
                 self._spawn(self._shutdown(message.reason), "shutdown")
             elif isinstance(message, DumpStacks):
@@ -223,14 +231,37 @@ class ChildRuntime:
             await self._channel.send(JobStarted(job_id=job.id))
             await self._channel.flush()
 
+        status_wait = max(0.1, min(10.0, self._limits.shutdown_timeout / 3))
+
+        async def on_result(result: JobResult) -> None:
+            # Still in the room: the final status must reach the server before we leave it.
+            self._status_reported = asyncio.get_running_loop().create_future()
+            await self._channel.send(JobEnding(job_id=job.id, status=result.status,  # type: ignore[arg-type]
+                                               error=result.error, reason=result.reason))
+            try:
+                async with asyncio.timeout(status_wait):
+                    await self._status_reported
+            except TimeoutError:
+                log.warning("final job status not confirmed by the server; leaving the room anyway",
+                            waited_seconds=status_wait)
+            finally:
+                self._status_reported = None
+
         try:
             result = await run_job(ctx, entrypoint, on_started=on_started,
-                                   shutdown_timeout=self._limits.shutdown_timeout)
+                                   shutdown_timeout=self._limits.shutdown_timeout, on_result=on_result)
         except Exception as exc:  # the runner itself failed: still a true, FAILED job
             log.error("job runner failed", exc_info=exc)
             result_status, result_error, result_reason = "FAILED", f"{type(exc).__name__}: {exc}", "runner error"
         else:
             result_status, result_error, result_reason = result.status, result.error, result.reason
+        try:
+            ended = await end_group(os.getpid(), status_wait, exclude={os.getpid()})
+            if ended:  # a job's helpers end with it (grace, then SIGKILL), so none outlives it
+                log.info("ended the job's helper processes", pids=ended)
+            reap_children(zombie_children(os.getpid()))  # helpers that exited, never waited for
+        except OSError as exc:  # /proc unreadable (EMFILE): the supervisor ends them with the child
+            log.warning("could not end the job's helper processes", error=str(exc))
         await self._forwarder.report_now()  # while the supervisor still binds this job to our events
         await self._channel.send(JobEnded(job_id=job.id, status=result_status,  # type: ignore[arg-type]
                                           error=result_error, reason=result_reason))

@@ -25,7 +25,7 @@ import msgspec
 from roomd.ipc.control import MAX_CONTROL_PACKET, ControlMessage, Fork, Forked, ForkFailed, ZygoteReady
 from roomd.ipc.messages import EXIT_INTERNAL_ERROR, PluginDescription
 
-from .plugin import PluginLoadError, describe, load_options
+from .plugin import PluginLoadError, describe, import_whole_package, load_options
 from .runtime import child_main
 
 _PID = struct.Struct(">i")
@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = load_options(args.target)
         description = describe(options)
+        # This generation's code is what is imported now: lazy imports must not later read
+        # the files of a newer version installed while this generation is kept.
+        for problem in import_whole_package(args.target):
+            print(f"roomd zygote {os.getpid()}: module stays lazy: {problem}", file=sys.stderr)
     except PluginLoadError as exc:
         control.send(encoder.encode(ZygoteReady(pid=os.getpid(), error=str(exc))))
         return 1
@@ -131,6 +135,9 @@ def _fork_child(control: socket.socket, child_sock: socket.socket, options: obje
         if pid == 0:
             os.close(write_end)
             control.close()
+            # Lead a process group of our own: whatever a job starts joins it, so the job's
+            # helpers can be found and ended with the job (roomd.ipc.procs).
+            os.setpgid(0, 0)
             try:
                 child_main(child_sock, options, target=args.target,  # type: ignore[arg-type]
                            plugin=args.plugin, generation=args.generation)

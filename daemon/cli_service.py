@@ -45,7 +45,10 @@ def reload_command(config_path: str | None, url: str | None, runtime_dir: str | 
     """Reload the running daemon's configuration and plugins; wait until it is done."""
     if url is None:
         url = _running_daemon_url(config_path, runtime_dir)
-    request = urllib.request.Request(url, data=b"", method="POST")
+    # A JSON body is what the daemon asks for: a browser page cannot send one cross-origin
+    # without a CORS preflight, which the daemon never grants.
+    request = urllib.request.Request(url, data=b"{}", method="POST",
+                                     headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             body = response.read()

@@ -15,6 +15,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -23,6 +24,9 @@ PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+# How often something repeats: below 50 ms a loop burns a core (status_interval = 1e-9
+# once did), above an hour it never effectively runs.
+Interval = Annotated[float, msgspec.Meta(ge=0.05, le=3600)]
 
 SECRET_KEYS = frozenset({"api_secret"})
 MASK = "********"
@@ -49,15 +53,18 @@ class DaemonConfig(_Section, frozen=True):
     drain_timeout: NonNegativeFloat = 1800.0
     http_host: str = "127.0.0.1"
     http_port: Port = 8081
+    # false: /readyz is ready while at least one plugin serves (a broken one shows in /status);
+    # true: every enabled plugin must serve.
+    require_all_plugins: bool = False
 
 
 class LinkConfig(_Section, frozen=True):
     namespace: str = ""
     max_retry: NonNegativeInt = 16
-    reconnect_backoff_max: PositiveFloat = 30.0
-    status_interval: PositiveFloat = 2.5
+    reconnect_backoff_max: Interval = 30.0
+    status_interval: Interval = 2.5
     assignment_timeout: PositiveFloat = 7.5
-    ping_interval: PositiveFloat = 10.0
+    ping_interval: Interval = 10.0
 
 
 class AdmissionConfig(_Section, frozen=True):
@@ -71,9 +78,9 @@ class PoolConfig(_Section, frozen=True):
     max_concurrent_spawns: PositiveInt = 2
     initialize_timeout: PositiveFloat = 10.0
     shutdown_timeout: PositiveFloat = 60.0
-    ping_interval: PositiveFloat = 2.5
+    ping_interval: Interval = 2.5
     ping_timeout: PositiveFloat = 15.0
-    memory_sample_interval: PositiveFloat = 5.0
+    memory_sample_interval: Interval = 5.0
     job_memory_warn_mb: NonNegativeFloat = 500.0
     job_memory_limit_mb: NonNegativeFloat = 0.0
     max_start_failures: PositiveInt = 5
@@ -336,8 +343,22 @@ def _check_required(config: Config) -> None:
             f"{config.source}: livekit.{key} is not set (set it in the config file or {env}, "
             "or run with --dev to start a local development server)"
         )
-    if not re.match(r"^(wss?|https?)://", config.livekit.url):
-        raise ConfigError(
-            f"{config.source}: livekit.url must start with ws://, wss://, http:// or https://, "
-            f"got {config.livekit.url!r}"
-        )
+    problem = url_problem(config.livekit.url)
+    if problem:
+        raise ConfigError(f"{config.source}: livekit.url {problem}, got {config.livekit.url!r}")
+
+
+def url_problem(url: str) -> str:
+    """What is wrong with a LiveKit server URL, or "" when it can be connected to."""
+    if not re.match(r"^(wss?|https?)://", url):
+        return "must start with ws://, wss://, http:// or https://"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port out of range or not a number
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if not parts.hostname:
+        return "names no host"
+    if port == 0:
+        return "has port 0, which cannot be connected to"
+    return ""

@@ -190,6 +190,11 @@ class DevServer:
         self.stop()
         raise DevServerError(f"livekit-server did not answer within {timeout}s; log: {self._log_path}")
 
+    @property
+    def log_path(self) -> Path | None:
+        """Where the server's own log goes (its "job ended" lines are the server's record)."""
+        return self._log_path
+
     def log_tail(self, lines: int = 30) -> str:
         if self._log_path is None or not self._log_path.exists():
             return ""

@@ -41,10 +41,14 @@ class JobHandle(Protocol):
     def job_id(self) -> str: ...
 
     async def wait_running(self) -> None:
-        """Return once the entrypoint is running; raise ``JobEndedEarly`` if it ended first."""
+        """Return once the entrypoint is running (or ran: a job may end as soon as it starts);
+        raise ``JobEndedEarly`` if it ended without its entrypoint running."""
 
     async def wait_ended(self) -> JobOutcome:
         """Return the outcome once the job has ended, for whatever reason."""
+
+    def status_reported(self) -> None:
+        """The server has processed the final status: the agent may now leave its room."""
 
     async def terminate(self, reason: str) -> None:
         """Ask the job to end (server ``JobTermination``, drain timeout); bounded, escalates."""

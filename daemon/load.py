@@ -20,6 +20,9 @@ import time
 from pathlib import Path
 
 import psutil
+import structlog
+
+log = structlog.get_logger("roomd.load")
 
 
 def cpu_capacity(cgroup_dir: Path | None) -> float:
@@ -150,7 +153,16 @@ class LoadMonitor:
         return self.value
 
     async def run(self) -> None:
-        self.sample()  # primes both samplers: their first reading has no interval
-        while True:
+        failures = 0
+        while True:  # the first sample primes both samplers: it has no interval
+            try:
+                self.sample()
+                failures = 0
+            except (OSError, psutil.Error) as exc:
+                # Transient (EMFILE, ENOMEM, /proc races): keep the last value and try again;
+                # this task must not die, or the server would see a frozen load forever.
+                failures += 1
+                if failures == 1 or failures % 100 == 0:
+                    log.warning("load sample failed; keeping the last value", error=str(exc),
+                                failures=failures)
             await asyncio.sleep(self._interval)
-            self.sample()

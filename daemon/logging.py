@@ -34,13 +34,28 @@ MASK = "********"
 def redact_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """Mask values of secret-looking keys and JWTs inside any string value."""
+    """Mask values of secret-looking keys and JWTs inside any string value, at any depth
+    (a child's log fields can nest: ``{"nested": {"token": ...}}``)."""
     for key, value in list(event_dict.items()):
-        if _SECRET_KEY.search(key) and value not in (None, ""):
-            event_dict[key] = MASK
-        elif isinstance(value, str) and "eyJ" in value:
-            event_dict[key] = _SECRET_TEXT.sub(MASK, value)
+        event_dict[key] = _redact(key, value, 0)
     return event_dict
+
+
+_MAX_DEPTH = 8  # deeper than any honest log field; anything below is masked whole
+
+
+def _redact(key: object, value: Any, depth: int) -> Any:
+    if isinstance(key, str) and _SECRET_KEY.search(key) and value not in (None, ""):
+        return MASK
+    if isinstance(value, str):
+        return _SECRET_TEXT.sub(MASK, value) if "eyJ" in value else value
+    if isinstance(value, (dict, list, tuple)) and depth >= _MAX_DEPTH:
+        return MASK
+    if isinstance(value, dict):
+        return {k: _redact(k, v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_redact(None, v, depth + 1) for v in value)
+    return value
 
 
 def resolve_format(log_format: LogFormat, stream: TextIO) -> Literal["json", "console"]:

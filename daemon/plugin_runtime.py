@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -66,6 +66,7 @@ class PluginStatus(msgspec.Struct, frozen=True, kw_only=True):
     agent_name: str | None = None
     generation: int = 0
     last_error: str = ""
+    ready: bool = False  # serving, its agent registered with the server, its pool not FATAL
 
 
 @dataclasses.dataclass
@@ -110,13 +111,16 @@ async def start_pool(spec: PluginSpec, config: Config, generation: int,
                      env: Mapping[str, str] | None = None, *,
                      overrides: Mapping[str, Any] | None = None,
                      metrics_sink: ChildMetricsSink | None = None,
-                     deadline: float | None = None) -> tuple[Pool, PluginDescription]:
+                     deadline: float | None = None,
+                     on_pool: Callable[[Pool], None] | None = None) -> tuple[Pool, PluginDescription]:
     """A ready pool for ``spec`` and the plugin's description, or ``PluginStartError``.
 
     ``overrides`` win over the operator's per-plugin options (``roomd plugins check`` uses
     them to prewarm exactly one child). ``metrics_sink`` receives what the children measure
     (the daemon's registry); without one, it is dropped. ``deadline`` (event loop time) caps
-    the wait: a start or reload never outlasts ``ops.deadlines.PREWARM_DEADLINE``.
+    the wait: a start or reload never outlasts ``ops.deadlines.PREWARM_DEADLINE``. ``on_pool``
+    sees the pool as soon as it exists, so its start failures count (and show) even if it
+    never becomes ready.
     """
     pool = Pool(
         plugin=spec.name, target=spec.target, config=config.pool, generation=generation,
@@ -124,6 +128,8 @@ async def start_pool(spec: PluginSpec, config: Config, generation: int,
         credentials=ApiCredentials(config.livekit.api_key, config.livekit.api_secret),
         log_level=config.daemon.log_level, env=env, metrics_sink=metrics_sink,
     )
+    if on_pool is not None:
+        on_pool(pool)
     await pool.start()
     try:
         # Every start attempt may fail and back off before the pool gives up (FATAL): the

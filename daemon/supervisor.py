@@ -49,12 +49,15 @@ from .plugin_runtime import (
 from .ops import DaemonMetrics, PoolRoster, ServiceOps
 from .ops.deadlines import PREWARM_DEADLINE
 from .pool import Pool, PoolLauncher
+from .pool.reaper import reap_orphans
 from .pool.states import allowed
 
 log = structlog.get_logger("roomd.supervisor")
 
 # Pools of a previous generation get this long to finish their jobs before they are stopped.
 STOP_NOW_TIMEOUT = 5.0
+ORPHAN_REAP_INTERVAL = 1.0
+SETTLE_POLL = 0.2  # how often the start checks whether every plugin has settled
 
 
 class SupervisorState(enum.Enum):
@@ -183,6 +186,9 @@ class Supervisor:
         self.started_at = time.monotonic()
         self.ready = asyncio.Event()
         self._listeners: list[Callable[[SupervisorState], None]] = []
+        self._starting_pools: dict[str, Pool] = {}  # each plugin's latest pool, ready or not
+        self._reload_task: asyncio.Task[None] | None = None
+        self._reload_replies: list[asyncio.Future[ReloadResult]] = []
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -241,7 +247,8 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(signum, self.request_signal, signum)
-        self._tasks.spawn(self.load.run(), "load monitor")
+        self._tasks.spawn(self.load.run(), "load monitor", essential=True)
+        self._tasks.spawn(self._reap_orphans(), "orphan reaper", essential=True)
         drain: asyncio.Task[None] | None = None
         try:
             self._transition(SupervisorState.REGISTERING)
@@ -250,11 +257,12 @@ class Supervisor:
                 event = await self._events.get()
                 if isinstance(event, _Signal):
                     if event.signum == signal.SIGHUP:
-                        await self.handle_hup()
+                        self._start_reload(None)
                         continue
                     self._stop_requested += 1
                     if self._stop_requested == 1:
                         starting.cancel()
+                        await self._interrupt_reload()
                         drain = self._tasks.spawn(self.handle_term(), "drain")
                         drain.add_done_callback(lambda _t: self._events.put_nowait(_DrainEnded()))
                     else:
@@ -263,15 +271,13 @@ class Supervisor:
                             drain.cancel()
                         await self.stop_now("stopped by a second signal")
                 elif isinstance(event, _ReloadRequest):
-                    result = await self.reload()
-                    self.metrics.reloaded(result.ok)
-                    if not event.reply.done():  # the asker may have given up
-                        event.reply.set_result(result)
+                    self._start_reload(event.reply)
                 elif isinstance(event, _LinkGaveUp):
                     log.error("server link gave up; stopping", plugin=event.plugin, error=event.error)
                     self._exit_code = EXIT_FAILURE
                     self._stop_requested += 1
                     starting.cancel()
+                    await self._interrupt_reload()
                     await self.stop_now(f"link of plugin {event.plugin!r} failed")
                 # The state changes while this loop awaits; mypy narrows it as if it could not.
                 elif isinstance(event, _DrainEnded) and self._state is not SupervisorState.STOPPED:  # type: ignore[comparison-overlap]
@@ -286,14 +292,56 @@ class Supervisor:
             await ops.aclose()
         return self._exit_code
 
+    def dead_tasks(self) -> dict[str, str]:
+        """Essential tasks that ended (task -> how): the daemon is not ready while any did."""
+        return dict(self._tasks.dead)
+
+    async def _reap_orphans(self) -> None:
+        """As child subreaper we inherit every orphan below us (a helper whose job child ended
+        first); reap the ones no pool watches, so none stays <defunct>."""
+        while True:
+            await asyncio.sleep(ORPHAN_REAP_INTERVAL)
+            watched = set().union(*(pool.watched_pids() for pool in self.pools))
+            try:
+                for status in reap_orphans(watched):
+                    log.info("reaped an orphaned process", pid=status.pid, exit=status.describe())
+            except OSError as exc:  # EMFILE reading /proc: next round
+                log.warning("orphan sweep failed", error=str(exc))
+
     # -- starting and reloading plugins ---------------------------------------------------
     async def _start_all(self) -> None:
-        problems = await self._apply_discovery()
-        if self._state is SupervisorState.REGISTERING:
-            why = f"{len(self._served)} plugin(s) serving"
+        # READY once every plugin has settled: serving, failed, or failing to start (its pool
+        # backs off). A plugin whose prewarm hangs must not hold READY=1 back for
+        # max_start_failures x initialize_timeout while the others serve.
+        applying = asyncio.ensure_future(self._apply_discovery())
+        try:
+            while not applying.done() and not (self._served and self._settled()):
+                await asyncio.wait({applying}, timeout=SETTLE_POLL)
+            if self._state is SupervisorState.REGISTERING:
+                starting = sorted(name for name, r in self.plugins.items() if r.state is PluginState.STARTING)
+                why = f"{len(self._served)} plugin(s) serving"
+                if starting:
+                    why += f"; still starting: {', '.join(starting)}"
+                self._transition(SupervisorState.READY, why)
+            problems = await applying
             if problems:
-                why += f"; problems: {'; '.join(problems)}"
-            self._transition(SupervisorState.READY, why)
+                log.warning("plugins with problems", problems=problems)
+        finally:
+            applying.cancel()
+
+    def _settled(self) -> bool:
+        """No plugin is still starting without having failed a start at least once."""
+        for name, record in self.plugins.items():
+            if record.state is not PluginState.STARTING:
+                continue
+            pool = self._starting_pools.get(name)
+            if pool is None or pool.stats().start_failures_total == 0:
+                return False
+        return True
+
+    def _pool_created(self, name: str, pool: Pool) -> None:
+        self._starting_pools[name] = pool
+        self.roster.add(pool)  # its start failures count even if it never serves
 
     async def _apply_discovery(self) -> list[str]:
         """Make what is installed and enabled now the served set, as a new generation.
@@ -361,9 +409,9 @@ class Supervisor:
             record.spec, record.generation, record.agent_name = spec, generation, None
             record.transition(PluginState.STARTING)
         try:
-            pool, description = await start_pool(spec, self.config, generation, self._child_env,
-                                                 metrics_sink=self.metrics.child_metrics,
-                                                 deadline=deadline)
+            pool, description = await start_pool(
+                spec, self.config, generation, self._child_env, metrics_sink=self.metrics.child_metrics,
+                deadline=deadline, on_pool=lambda pool: self._pool_created(spec.name, pool))
         except PluginStartError as exc:
             error = f"{spec.distribution} {spec.version}: {exc}"
             if spec.name in self._served:
@@ -463,10 +511,37 @@ class Supervisor:
         finally:
             self._old_links.discard(link)
 
+    def _start_reload(self, reply: asyncio.Future[ReloadResult] | None) -> None:
+        """Run a reload beside the loop, so a stop signal is handled at once. Requests that
+        arrive while one runs share its result instead of starting generation after generation."""
+        if reply is not None:
+            self._reload_replies.append(reply)
+        if self._reload_task is not None and not self._reload_task.done():
+            log.info("reload already running; this request shares its result")
+            return
+        self._reload_task = self._tasks.spawn(self.handle_hup(), "reload")
+
+    async def _interrupt_reload(self) -> None:
+        """A stop signal wins over a reload: cancel it (its half-started pool is closed)."""
+        task = self._reload_task
+        if task is None or task.done():
+            return
+        log.warning("stop requested during a reload; abandoning the reload")
+        task.cancel()
+        # Bounded: the drain must start within a second whatever the reload was doing.
+        await asyncio.wait({task}, timeout=1.0)
+
     async def handle_hup(self) -> None:
-        result = await self.reload()
-        self.metrics.reloaded(result.ok)
-        log.info("reload finished", ok=result.ok, generation=result.generation, detail=result.detail)
+        result = ReloadResult(False, self._generation, "reload interrupted by a stop request")
+        try:
+            result = await self.reload()
+            self.metrics.reloaded(result.ok)
+            log.info("reload finished", ok=result.ok, generation=result.generation, detail=result.detail)
+        finally:
+            replies, self._reload_replies = self._reload_replies, []
+            for reply in replies:
+                if not reply.done():  # the asker may have given up
+                    reply.set_result(result)
 
     async def reload(self) -> ReloadResult:
         """Re-read config, re-discover plugins, start a new generation; old jobs keep running."""
@@ -502,7 +577,8 @@ class Supervisor:
                 detail += f"; {note}"
             return ReloadResult(not problems, self._generation, detail)
         finally:
-            self._transition(SupervisorState.READY)
+            if self._state is SupervisorState.RELOADING:  # not when a stop interrupted it
+                self._transition(SupervisorState.READY)
 
     def plugin_statuses(self) -> list[PluginStatus]:
         """Every plugin the daemon knows of, for ``/status`` and ``roomd plugins list``."""

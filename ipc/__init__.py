@@ -21,6 +21,7 @@ from .messages import (
     Initialize,
     Initialized,
     JobEnded,
+    JobEnding,
     JobStarted,
     Limits,
     Log,
@@ -35,13 +36,14 @@ from .messages import (
     Shutdown,
     ShutdownAck,
     StartJob,
+    StatusReported,
 )
 
 __all__ = [
     "ALL_MESSAGE_TYPES", "EXIT_INIT_FAILED", "EXIT_INTERNAL_ERROR", "EXIT_OK", "EXIT_PROTOCOL_ERROR", "EXIT_RETIRED",
     "MAX_FRAME_SIZE", "PROTOCOL_VERSION", "Channel", "ChannelClosed",
     "DumpStacks", "EvaluateRequest", "Exiting", "FrameDecoder", "Hello", "Initialize",
-    "Initialized", "JobEnded", "JobStarted", "Limits", "Log", "Message", "MetricSample", "Metrics",
+    "Initialized", "JobEnded", "JobEnding", "JobStarted", "Limits", "Log", "Message", "MetricSample", "Metrics",
     "ParticipantInfo", "Ping", "PluginDescription", "Pong", "ProtocolError", "RequestEvaluated",
-    "Shutdown", "ShutdownAck", "StartJob", "encode_frame",
+    "Shutdown", "ShutdownAck", "StartJob", "StatusReported", "encode_frame",
 ]

@@ -18,7 +18,7 @@ from .exits import EXIT_OK as EXIT_OK
 from .exits import EXIT_PROTOCOL_ERROR as EXIT_PROTOCOL_ERROR
 from .exits import EXIT_RETIRED as EXIT_RETIRED
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: JobEnding / StatusReported before the agent leaves its room
 
 JobStatusName = Literal["SUCCESS", "FAILED"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -101,6 +101,26 @@ class JobEnded(_Message, frozen=True):
     reason: str = ""  # why it ended (entrypoint returned, shutdown(...), room disconnected)
 
 
+class JobEnding(_Message, frozen=True):
+    """The job's final status, sent while the agent is still in its room.
+
+    livekit-server records a job whose agent leaves the room before its final
+    ``UpdateJobStatus`` as FAILED ("agent worker left the room"), so the child waits for
+    ``StatusReported`` (bounded) before it disconnects, then sends ``JobEnded``.
+    """
+
+    job_id: str
+    status: JobStatusName
+    error: str = ""
+    reason: str = ""
+
+
+class StatusReported(_Message, frozen=True):
+    """The server has processed the job's final status: the agent may leave its room."""
+
+    job_id: str
+
+
 class Shutdown(_Message, frozen=True):
     reason: str
 
@@ -158,7 +178,8 @@ class RequestEvaluated(_Message, frozen=True):
 
 
 Message = (
-    Hello | Initialize | Initialized | Ping | Pong | StartJob | JobStarted | JobEnded | Shutdown
+    Hello | Initialize | Initialized | Ping | Pong | StartJob | JobStarted | JobEnding | StatusReported
+    | JobEnded | Shutdown
     | ShutdownAck | Exiting | Log | Metrics | DumpStacks
     | EvaluateRequest | RequestEvaluated
 )

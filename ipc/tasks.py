@@ -2,6 +2,11 @@
 
 Every task it starts is cancelled and awaited on close, and a task that fails is logged with its
 owner's name rather than lost. Where a lifetime is one block, use ``asyncio.TaskGroup`` instead.
+
+A task spawned ``essential`` is one the component cannot do without (the load monitor, a
+watchdog): if it ends before the owner is closed, whether it raised or returned, the owner
+remembers it in ``dead``, so readiness and the watchdog can say so instead of the component
+carrying on with a frozen value.
 """
 
 from __future__ import annotations
@@ -26,24 +31,36 @@ class TaskOwner:
         self._on_error = on_error
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._essential: set[asyncio.Task[Any]] = set()
+        self.dead: dict[str, str] = {}  # essential task name -> how it ended
 
     @property
     def tasks(self) -> frozenset[asyncio.Task[Any]]:
         """The tasks still running."""
         return frozenset(self._tasks)
 
-    def spawn(self, coro: Coroutine[Any, Any, _T], name: str) -> asyncio.Task[_T]:
+    def spawn(self, coro: Coroutine[Any, Any, _T], name: str, *, essential: bool = False) -> asyncio.Task[_T]:
         if self._closed:
             coro.close()
             raise RuntimeError(f"{self._name} is closed; cannot start {name}")
         task = asyncio.get_running_loop().create_task(coro, name=f"{self._name}: {name}")
         self._tasks.add(task)
+        if essential:
+            self._essential.add(task)
         task.add_done_callback(functools.partial(self._done, name))
         return task
 
     def _done(self, name: str, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         error = None if task.cancelled() else task.exception()
+        if task in self._essential:
+            self._essential.discard(task)
+            if not self._closed:
+                how = f"{type(error).__name__}: {error}" if error is not None else \
+                    "cancelled" if task.cancelled() else "returned"
+                self.dead[task.get_name()] = how
+                log.critical("essential task ended; the daemon is not ready", owner=self._name,
+                             task=task.get_name(), how=how)
         if error is None:
             return
         if self._on_error is not None:

@@ -12,8 +12,16 @@ from roomd.daemon.devserver import DevServer, DevServerAddress, DevServerError, 
 
 
 @pytest.fixture(scope="session")
-def livekit_server() -> Iterator[DevServerAddress]:
-    """A real ``livekit-server --dev`` on 127.0.0.1, shared by the whole test session.
+def livekit_server(livekit_dev_server: DevServer) -> DevServerAddress:
+    """The shared server's address (see ``livekit_dev_server``)."""
+    assert livekit_dev_server.address is not None
+    return livekit_dev_server.address
+
+
+@pytest.fixture(scope="session")
+def livekit_dev_server() -> Iterator[DevServer]:
+    """A real ``livekit-server --dev`` on 127.0.0.1, shared by the whole test session; its
+    ``log_path`` holds what the server itself records (tests/faults/server_record.py).
 
     Under CI (CI=true) a missing server fails loudly instead of silently skipping every
     test that matters.
@@ -25,9 +33,9 @@ def livekit_server() -> Iterator[DevServerAddress]:
             pytest.fail(f"livekit-server is required but unavailable: {exc}")
         pytest.skip(f"livekit-server unavailable: {exc}")
     server = DevServer(binary)
-    address = server.start()
+    server.start()
     try:
-        yield address
+        yield server
     finally:
         server.stop()
 

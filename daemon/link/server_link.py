@@ -30,6 +30,7 @@ from roomd.daemon.admission import Admission, Decision, Refusal
 from roomd.daemon.config import LinkConfig, LiveKitConfig
 from roomd.daemon.jobs import (
     JobEndedEarly,
+    JobHandle,
     JobLaunch,
     JobLauncher,
     JobOutcome,
@@ -53,6 +54,8 @@ REGISTER_TIMEOUT = 10.0
 CLOSE_FLUSH_TIMEOUT = 2.0
 FULL_WARNING_INTERVAL = 60.0  # seconds between warnings that we report FULL
 RECENT_REFUSALS = 20  # refused offers kept for /status
+# How long a job that ended waits in its room for the server to confirm its final status.
+STATUS_CONFIRM_TIMEOUT = 10.0
 
 
 class LinkFailed(RuntimeError):
@@ -153,6 +156,11 @@ class ServerLink:
         self._idle.set()
         self._jobs: dict[str, LinkJob] = {}
         self._assignments: dict[str, asyncio.Future[agent_pb.JobAssignment]] = {}
+        # Jobs roomd itself ends (drain timeout, a second stop signal): reported FAILED.
+        self._ended_by_roomd: dict[str, str] = {}
+        # WorkerPings whose pong proves the server has handled everything sent before them.
+        self._barriers: list[tuple[int, asyncio.Future[None]]] = []
+        self._last_ping_stamp = 0
         self._draining = False
         self._closing = False
         self._full_warned_at = -FULL_WARNING_INTERVAL
@@ -224,6 +232,13 @@ class ServerLink:
                 try:
                     ws = await self._connect(http)
                 except (aiohttp.ClientError, OSError, TimeoutError, ProtocolError) as exc:
+                    if isinstance(exc, aiohttp.WSServerHandshakeError) and exc.status in (401, 403):
+                        # Credentials do not get better by retrying: say so at once.
+                        self._transition(LinkState.FAILED, f"HTTP {exc.status}")
+                        raise LinkFailed(
+                            f"{self._livekit.url} refused the agent registration (HTTP {exc.status} "
+                            f"{exc.message}): check LIVEKIT_API_KEY / LIVEKIT_API_SECRET "
+                            "(livekit.api_key / livekit.api_secret)") from None
                     failures += 1
                     reason = _describe(exc)
                     if failures > self._config.max_retry:
@@ -359,6 +374,11 @@ class ServerLink:
         elif kind == "pong":
             self.rtt = max(0.0, (time.time() * 1000 - message.pong.last_timestamp) / 1000)
             self._observer.rtt(self.registration.agent_name, self.rtt)
+            # The server handles one worker's messages in order: a pong for a ping sent
+            # after a status means that status has been applied.
+            for stamp, waiter in self._barriers:
+                if stamp <= message.pong.last_timestamp and not waiter.done():
+                    waiter.set_result(None)
         elif kind == "register":
             raise ProtocolError("a second RegisterWorkerResponse on a registered connection")
         else:
@@ -431,8 +451,36 @@ class ServerLink:
 
     async def _ping_loop(self) -> None:
         while True:
-            self._send(agent_pb.WorkerMessage(ping=agent_pb.WorkerPing(timestamp=int(time.time() * 1000))))
+            self._send_ping()
             await asyncio.sleep(self._config.ping_interval)
+
+    def _send_ping(self) -> int:
+        # Strictly increasing stamps, so a pong names exactly which pings it follows.
+        stamp = self._last_ping_stamp = max(int(time.time() * 1000), self._last_ping_stamp + 1)
+        self._send(agent_pb.WorkerMessage(ping=agent_pb.WorkerPing(timestamp=stamp)))
+        return stamp
+
+    async def _server_caught_up(self, timeout: float) -> bool:
+        """True once the server has handled every message queued before this call."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (self._send_ping(), waiter)
+        self._barriers.append(entry)
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._barriers.remove(entry)
+
+    async def _release_after_report(self, record: LinkJob, handle: JobHandle) -> None:
+        try:
+            if not await self._server_caught_up(STATUS_CONFIRM_TIMEOUT):
+                log.warning("server did not confirm the final job status in time", job_id=record.id,
+                            timeout=STATUS_CONFIRM_TIMEOUT)
+        finally:
+            handle.status_reported()
 
     def _send_job_status(self, job_id: str, status: JobStatus, error: str = "") -> None:
         self._send(agent_pb.WorkerMessage(update_job=agent_pb.UpdateJobStatus(
@@ -586,8 +634,18 @@ class ServerLink:
         self._finish(record, await handle.wait_ended())
 
     def _finish(self, record: LinkJob, outcome: JobOutcome) -> None:
+        ended_by = self._ended_by_roomd.pop(record.id, None)
+        if ended_by is not None and outcome.status is JobStatus.SUCCESS:
+            # The job did not end on its own: roomd cut it short, and the server must know.
+            outcome = JobOutcome(JobStatus.FAILED, f"ended by roomd: {ended_by}")
         record.end(outcome)
         self._send_job_status(record.id, outcome.status, outcome.error)
+        if record.handle is not None:
+            if self._closing:
+                record.handle.status_reported()
+            else:
+                self._tasks.spawn(self._release_after_report(record, record.handle),
+                                  f"report {record.id}")
         duration = time.monotonic() - (record.running_at or record.offered_at)
         self._observer.job_ended(self.registration.agent_name, outcome, duration)
         self._remove_job(record)
@@ -621,6 +679,8 @@ class ServerLink:
     async def terminate_jobs(self, reason: str, timeout: float) -> bool:
         """Ask every running job to end (each handle escalates on its own); bounded."""
         handles = [job.handle for job in self._jobs.values() if job.handle is not None]
+        for job in self._jobs.values():
+            self._ended_by_roomd.setdefault(job.id, reason)
         for waiter in self._assignments.values():
             if not waiter.done():
                 waiter.set_exception(OfferWithdrawn(f"not started: {reason}"))

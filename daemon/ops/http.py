@@ -7,7 +7,13 @@
   GET  /metrics   Prometheus text format
   POST /reload    runs a reload and answers ``{"ok", "generation", "detail"}`` once it is
                   done; refused (403) unless the peer is on the loopback interface, so
-                  exposing the port for Prometheus never exposes control
+                  exposing the port for Prometheus never exposes control, and (415) unless
+                  it is a JSON request or carries ``X-Roomd-Reload`` (no browser page can
+                  send either cross-origin without a preflight). Reloads asked for while one
+                  runs share its result.
+
+Connections are bounded (``http_guard``): a request must arrive within 10 s, and at most 64
+connections stay open, so half-sent requests cannot hold the endpoint or the daemon's files.
 
 It binds ``daemon.http_host``/``daemon.http_port`` (127.0.0.1:8081 by default); port 0
 picks a free port, and the bound address is logged ("http listening").
@@ -23,6 +29,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from .http_guard import IDLE_TIMEOUT, ConnectionGuard
 from .metrics import DaemonMetrics
 from .status import collect_status, readiness
 from .view import DaemonView
@@ -30,6 +37,7 @@ from .view import DaemonView
 log = structlog.get_logger("roomd.http")
 
 _JSON = "application/json"
+RELOAD_HEADER = "X-Roomd-Reload"
 
 
 def is_loopback(address: str | None) -> bool:
@@ -48,10 +56,13 @@ class OpsHttpServer:
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._guard = ConnectionGuard(self._protocol)
+        self._sweeper: asyncio.Task[None] | None = None
         self.addresses: list[tuple[str, int]] = []
 
     def application(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._guard.middleware])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/status", self._status)
@@ -61,23 +72,37 @@ class OpsHttpServer:
 
     async def start(self) -> None:
         """Bind and serve; ``OSError`` (address in use, bad host) propagates to the caller."""
-        runner = web.AppRunner(self.application(), access_log=None, handle_signals=False)
+        runner = web.AppRunner(self.application(), access_log=None, handle_signals=False,
+                               keepalive_timeout=IDLE_TIMEOUT)
         await runner.setup()
+        self._runner = runner
         try:
-            site = web.TCPSite(runner, self._host, self._port)
-            await site.start()
+            # Our own listener instead of a TCPSite: every connection goes through the guard.
+            self._server = await asyncio.get_running_loop().create_server(
+                self._guard, self._host, self._port, reuse_address=True)
         except BaseException:
+            self._runner = None
             await runner.cleanup()
             raise
-        self._runner = runner
-        self.addresses = [(str(a[0]), int(a[1])) for a in runner.addresses]
+        self._sweeper = asyncio.get_running_loop().create_task(self._guard.sweep(), name="http sweeper")
+        self.addresses = [(str(s.getsockname()[0]), int(s.getsockname()[1])) for s in self._server.sockets]
         for host, port in self.addresses:
             log.info("http listening", host=host, port=port, url=f"http://{_netloc(host, port)}/")
 
+    def _protocol(self) -> object:
+        assert self._runner is not None and self._runner.server is not None
+        return self._runner.server()
+
     async def aclose(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
         runner, self._runner = self._runner, None
         if runner is not None:
-            await runner.cleanup()
+            await runner.cleanup()  # closes the connections still open
 
     # -- handlers ------------------------------------------------------------------------
     async def _healthz(self, _request: web.Request) -> web.Response:
@@ -102,6 +127,14 @@ class OpsHttpServer:
             return web.json_response({"ok": False, "generation": self._view.generation,
                                       "detail": "reload is only accepted from the loopback "
                                                 "interface"}, status=403)
+        if request.content_type != _JSON and RELOAD_HEADER not in request.headers:
+            # A "simple" request (form or text/plain POST) is what a web page in the operator's
+            # browser may send to 127.0.0.1 without asking; a JSON body or a custom header is not.
+            log.warning("reload refused: not a JSON or X-Roomd-Reload request", peer=request.remote,
+                        content_type=request.content_type)
+            return web.json_response({"ok": False, "generation": self._view.generation,
+                                      "detail": "POST /reload needs Content-Type: application/json "
+                                                f"or an {RELOAD_HEADER} header"}, status=415)
         log.info("reload requested over http", peer=request.remote)
         # Shielded: a client that hangs up must not cancel a reload half way; the
         # supervisor finishes it and only the answer is lost.

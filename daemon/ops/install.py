@@ -37,6 +37,9 @@ ENV_TEMPLATE = """\
 # LIVEKIT_API_SECRET=
 """
 
+INSTALL_UMASK = 0o022
+DIR_MODE = 0o755  # /etc/roomd, /opt/roomd, the unit's directory: readable, written by root only
+
 
 def default_config_text() -> str:
     data = Config().masked()
@@ -140,11 +143,17 @@ class InstallPlan:
 
     def apply(self, steps: list[Step], echo: Callable[[str], None]) -> int:
         changed = 0
-        for step in steps:
-            if step.needed:
-                echo(step.text)
-                step.action()
-                changed += 1
+        # The caller's umask (000 in some shells and provisioning tools) must not decide who
+        # may read the venv and the config: everything we create gets the usual modes.
+        previous = os.umask(INSTALL_UMASK)
+        try:
+            for step in steps:
+                if step.needed:
+                    echo(step.text)
+                    step.action()
+                    changed += 1
+        finally:
+            os.umask(previous)
         return changed
 
 
@@ -170,8 +179,19 @@ def _run(command: list[str]) -> None:
         raise RuntimeError(f"{' '.join(command)} exited with {result.returncode}")
 
 
+def _make_dirs(directory: Path, mode: int = DIR_MODE) -> None:
+    """Create ``directory`` and missing parents with exactly ``mode`` (whatever the umask)."""
+    missing = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+        os.chmod(path, mode)
+
+
 def _write(path: Path, text: str, mode: int, *, root_owned: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_dirs(path.parent)
     # Created with its final mode: the secrets file is never readable by others, not even
     # between open() and chmod().
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)

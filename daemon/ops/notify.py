@@ -15,7 +15,7 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import structlog
 
@@ -117,16 +117,20 @@ class WatchdogSettings:
         return cls(usec) if usec > 0 else None
 
 
-async def run_watchdog(notifier: Notifier, settings: WatchdogSettings) -> None:
-    """Ping ``WATCHDOG=1`` every half interval for as long as the event loop keeps turning.
+async def run_watchdog(notifier: Notifier, settings: WatchdogSettings,
+                       healthy: Callable[[], bool] = lambda: True) -> None:
+    """Ping ``WATCHDOG=1`` every half interval for as long as the event loop keeps turning
+    and ``healthy()`` holds.
 
     The ping comes from a task on the loop itself: a blocked loop sends nothing and
-    systemd's deadline fires (SIGABRT, then a restart), which is the point.
+    systemd's deadline fires (SIGABRT, then a restart), which is the point. So does a
+    daemon whose essential task died: a restart is better than a silent, frozen daemon.
     """
     every = settings.ping_every
     loop = asyncio.get_running_loop()
     while True:
-        notifier.notify(watchdog=1)
+        if healthy():
+            notifier.notify(watchdog=1)
         due = loop.time() + every
         await asyncio.sleep(every)
         late = loop.time() - due

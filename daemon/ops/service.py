@@ -76,8 +76,10 @@ class ServiceOps:
             log.info("notifying the service manager", notify_socket=self.notifier.address,
                      watchdog_seconds=self._watchdog.interval_usec / 1e6 if self._watchdog else None)
         if self._watchdog is not None:
-            self._tasks.spawn(run_watchdog(self.notifier, self._watchdog), "watchdog")
-        self._tasks.spawn(self._refresh_status(), "status line")
+            self._tasks.spawn(run_watchdog(self.notifier, self._watchdog,
+                                           healthy=lambda: not self._view.dead_tasks()),
+                              "watchdog", essential=True)
+        self._tasks.spawn(self._refresh_status(), "status line", essential=True)
 
     async def aclose(self) -> None:
         await self._tasks.aclose()

@@ -116,13 +116,28 @@ def readiness(view: DaemonView) -> Readiness:
         if link.state is not LinkState.REGISTERED:
             reasons.append(f"agent {link.registration.agent_name!r} is not registered "
                            f"({link.state.value})")
+    for task, how in sorted(view.dead_tasks().items()):
+        reasons.append(f"internal task {task!r} ended ({how})")
+    broken: list[str] = []
     for pool in view.launcher.pools.values():
         if pool.state is PoolState.FATAL:
-            reasons.append(f"pool of plugin {pool.plugin!r} is fatal: {pool.last_error}")
+            broken.append(f"pool of plugin {pool.plugin!r} is fatal: {pool.last_error}")
     for name, record in sorted(view.plugins.items()):
         if record.state is PluginState.FAILED:
-            reasons.append(f"plugin {name!r} failed: {record.last_error}")
+            broken.append(f"plugin {name!r} failed: {record.last_error}")
+    # A broken plugin does not hold the others hostage unless the operator says so.
+    if broken and (view.config.daemon.require_all_plugins or not any(plugin_ready(view).values())):
+        reasons.extend(broken)
     return Readiness(ready=not reasons, reasons=tuple(reasons))
+
+
+def plugin_ready(view: DaemonView) -> dict[str, bool]:
+    """Per plugin: serving, its agent registered, its current pool not FATAL."""
+    registered = {link.registration.plugin for link in view.links
+                  if link.state is LinkState.REGISTERED and not link.snapshot().draining}
+    fatal = {pool.plugin for pool in view.launcher.pools.values() if pool.state is PoolState.FATAL}
+    return {name: record.state is PluginState.SERVING and name in registered and name not in fatal
+            for name, record in view.plugins.items()}
 
 
 def collect_status(view: DaemonView) -> DaemonStatus:
@@ -130,6 +145,7 @@ def collect_status(view: DaemonView) -> DaemonStatus:
     current = {id(pool) for pool in view.launcher.pools.values()}
     live = view.roster.live()
     links = [link.snapshot() for link in view.links]
+    ready = plugin_ready(view)
     jobs = []
     for link in view.links:
         for job in link.jobs.values():
@@ -147,7 +163,8 @@ def collect_status(view: DaemonView) -> DaemonStatus:
         links=[LinkStatus(plugin=s.plugin, agent=s.agent_name, state=s.state, worker_id=s.worker_id,
                           draining=s.draining, rtt_seconds=s.rtt_seconds, reconnects=s.reconnects,
                           jobs=s.jobs, load=s.load) for s in links],
-        plugins=[record.status() for _name, record in sorted(view.plugins.items())],
+        plugins=[msgspec.structs.replace(record.status(), ready=ready.get(name, False))
+                 for name, record in sorted(view.plugins.items())],
         pools=[PoolStatus(plugin=e.pool.plugin, agent=e.agent, generation=e.pool.generation,
                           state=e.snapshot.stats.state, current=id(e.pool) in current,
                           idle=e.snapshot.stats.idle, running=e.snapshot.stats.running,

@@ -11,6 +11,7 @@ import enum
 from typing import Protocol
 
 from roomd.daemon.admission import Admission
+from roomd.daemon.config import Config
 from roomd.daemon.link import ServerLink
 from roomd.daemon.load import LoadMonitor
 from roomd.daemon.plugin_runtime import PluginRecord
@@ -38,6 +39,7 @@ class DaemonView(Protocol):
     @property
     def pools(self) -> list[Pool]: ...  # current and retiring
 
+    config: Config
     launcher: PoolLauncher  # its pools are the current generation, one per plugin
     plugins: dict[str, PluginRecord]
     roster: PoolRoster
@@ -47,3 +49,5 @@ class DaemonView(Protocol):
     version: str
 
     async def request_reload(self) -> ReloadOutcome: ...
+
+    def dead_tasks(self) -> dict[str, str]: ...  # essential tasks that ended, and how

@@ -38,6 +38,7 @@ from roomd.ipc import (
     Initialize,
     Initialized,
     JobEnded,
+    JobEnding,
     JobStarted,
     Limits,
     Log,
@@ -52,7 +53,9 @@ from roomd.ipc import (
     Shutdown,
     ShutdownAck,
     StartJob,
+    StatusReported,
 )
+from roomd.ipc.procs import end_group, group_members
 from roomd.ipc.ratelimit import TokenBucket
 from roomd.ipc.tasks import TaskOwner
 
@@ -66,6 +69,28 @@ child_log = structlog.get_logger("roomd.child")
 _RESERVED_LOG_KEYS = frozenset({"event", "pid", "job_id", "room", "plugin", "generation", "level",
                                 "logger", "timestamp", "exc_info"})
 EXIT_WAIT_AFTER_KILL = 5.0
+# With job_memory_limit_mb set, a child's memory (its whole process group) is sampled at
+# least every LIMIT_SAMPLE_INTERVAL seconds, and every NEAR_LIMIT_SAMPLE_INTERVAL once above
+# NEAR_LIMIT of the limit: the overshoot is what the job allocates between two samples.
+LIMIT_SAMPLE_INTERVAL = 0.5
+NEAR_LIMIT = 0.5
+NEAR_LIMIT_SAMPLE_INTERVAL = 0.1
+
+
+def _tree_memory(pid: int) -> tuple[int, int]:
+    """(RSS, PSS else USS else RSS) of a child and every process of its group (the helpers a
+    job started count against the job's limit). ``psutil.NoSuchProcess`` if the child is gone."""
+    rss = used = 0
+    for index, member in enumerate([pid, *group_members(pid, exclude={pid})]):
+        try:
+            info = psutil.Process(member).memory_full_info()
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            if index == 0:
+                raise
+            continue  # a helper that just ended
+        rss += info.rss
+        used += getattr(info, "pss", None) or getattr(info, "uss", None) or info.rss
+    return rss, used
 
 
 class ChildStartError(Exception):
@@ -299,6 +324,10 @@ class ChildProcess:
                 self._channel.try_send(DumpStacks(reason=reason))
             self._signal(signal.SIGUSR1)  # faulthandler: works even when its loop is blocked
             await self._wait_exited(0.5)
+        if not self._exited.done():
+            # The whole group at once: a helper past the memory limit must not go on growing.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
         self._signal(signal.SIGKILL)
         await self._wait_exited(EXIT_WAIT_AFTER_KILL)
 
@@ -362,7 +391,10 @@ class ChildProcess:
                 raise ProtocolError(f"JobStarted for {message.job_id!r}, which this child was not given")
             if self._state is ChildState.ASSIGNED:  # (it may be STOPPING already: Shutdown crossed it)
                 self._transition(ChildState.RUNNING, message.job_id)
+            job.ran = True
             job.started.set()
+        elif isinstance(message, JobEnding):
+            self._job_ending(message)
         elif isinstance(message, JobEnded):
             self._job_ended(message)
         elif isinstance(message, Metrics):
@@ -379,6 +411,21 @@ class ChildProcess:
                 pending.set_result(message)
         else:
             raise ProtocolError(f"unexpected {type(message).__name__} from a child")
+
+    def _job_ending(self, message: JobEnding) -> None:
+        """The final status, while the agent is still in its room: report it now (the link
+        answers with ``status_reported``); the child stays busy until ``JobEnded``."""
+        job = self._job
+        if job is None or job.job_id != message.job_id:
+            raise ProtocolError(f"JobEnding for {message.job_id!r}, which this child was not running")
+        status = JobStatus.SUCCESS if message.status == "SUCCESS" else JobStatus.FAILED
+        job.end(JobOutcome(status, message.error))
+        job.started.set()
+
+    def status_reported(self, job_id: str) -> None:
+        """The server has the job's final status: let the child leave the room."""
+        if self._channel is not None and not self._channel.closed and not self._exited.done():
+            self._channel.try_send(StatusReported(job_id=job_id))
 
     def _job_ended(self, message: JobEnded) -> None:
         job = self._job
@@ -424,19 +471,23 @@ class ChildProcess:
 
     async def _memory_loop(self) -> None:
         lim = self._limits
-        try:
-            process = psutil.Process(self.pid)
-        except psutil.Error:
-            return
         last_warned_at: float | None = None
         last_warned_mb = 0.0
+        failures = 0
         while True:
             try:
-                info = process.memory_full_info()
-            except psutil.Error:
-                return
-            used = getattr(info, "pss", None) or getattr(info, "uss", None) or info.rss
-            self.rss_bytes, self.memory_bytes = info.rss, used
+                rss, used = _tree_memory(self.pid)
+                failures = 0
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                return  # the exit watcher takes it from here
+            except (OSError, psutil.Error) as exc:
+                # Transient (EMFILE, ENOMEM): this task must not die, or no limit would hold.
+                failures += 1
+                if failures == 1 or failures % 100 == 0:
+                    self._log.warning("memory sample failed; retrying", error=str(exc), failures=failures)
+                await asyncio.sleep(lim.memory_sample_interval)
+                continue
+            self.rss_bytes, self.memory_bytes = rss, used
             mb = used / (1024 * 1024)
             if lim.job_memory_limit_mb and mb > lim.job_memory_limit_mb:
                 reason = f"memory limit exceeded ({mb:.0f} MB > {lim.job_memory_limit_mb:.0f} MB)"
@@ -453,7 +504,13 @@ class ChildProcess:
                                   growth_mb=round(mb - last_warned_mb, 1) if last_warned_at else None,
                                   job_id=self._job.job_id if self._job else None)
                 last_warned_at, last_warned_mb = now, mb
-            await asyncio.sleep(lim.memory_sample_interval)
+            interval = lim.memory_sample_interval
+            if lim.job_memory_limit_mb:
+                # Growth between two samples is the overshoot: with a limit set, look often,
+                # and very often near it.
+                interval = min(interval, NEAR_LIMIT_SAMPLE_INTERVAL if mb > lim.job_memory_limit_mb * NEAR_LIMIT
+                               else LIMIT_SAMPLE_INTERVAL)
+            await asyncio.sleep(interval)
 
     async def _watch_exit(self) -> None:
         status = await wait_exit(self.pid)
@@ -484,6 +541,15 @@ class ChildProcess:
                                   previous_state=previous.value, detail=self._kill_reason or self._exiting_reason
                                   or None)
         self._on_exit(self, category)
+        # What the child started and left behind (it was killed mid-job, or a helper ignored
+        # its SIGTERM) is in its process group: end it too, so no helper outlives its job.
+        try:
+            leftovers = await end_group(self.pid, self._limits.kill_grace)
+        except OSError as exc:  # /proc unreadable (EMFILE): the orphan reaper still reaps them
+            self._log.warning("could not end what the child left behind", error=str(exc))
+        else:
+            if leftovers:
+                self._log.warning("ended processes the child left behind", pids=leftovers)
         if self._channel is not None:
             await self._channel.aclose(flush_timeout=0.1)
         else:

@@ -21,6 +21,7 @@ class PoolJobHandle:
         self._child = child
         self.launch = launch
         self.started = asyncio.Event()
+        self.ran = False  # JobStarted arrived: the entrypoint ran, however soon it ended
         self.outcome: asyncio.Future[JobOutcome] = asyncio.get_running_loop().create_future()
         self.assigned_at = time.monotonic()
 
@@ -42,11 +43,15 @@ class PoolJobHandle:
 
     async def wait_running(self) -> None:
         await self.started.wait()
-        if self.outcome.done():
+        # A job that ran and ended at once (its JobStarted and JobEnding read together) did run.
+        if self.outcome.done() and not self.ran:
             raise JobEndedEarly(self.outcome.result())
 
     async def wait_ended(self) -> JobOutcome:
         return await asyncio.shield(self.outcome)
+
+    def status_reported(self) -> None:
+        self._child.status_reported(self.job_id)
 
     async def terminate(self, reason: str) -> None:
         """Shutdown -> wait ``shutdown_timeout`` -> SIGTERM -> SIGKILL; returns once the job has ended."""

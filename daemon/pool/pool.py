@@ -323,6 +323,13 @@ class Pool:
         self._logs_dropped_exited += child.logs_dropped
         self._wake.set()
 
+    def watched_pids(self) -> set[int]:
+        """Processes whose exit this pool watches (and reaps) itself: its zygote and children."""
+        pids = set(self._children)
+        if self._zygote is not None and self._zygote.pid is not None:
+            pids.add(self._zygote.pid)
+        return pids
+
     def _fail_waiters(self, error: Exception) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()

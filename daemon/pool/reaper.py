@@ -13,6 +13,9 @@ import ctypes
 import dataclasses
 import os
 import signal
+from collections.abc import Collection
+
+from roomd.ipc.procs import zombie_children
 
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
@@ -97,3 +100,22 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def reap_orphans(watched: Collection[int]) -> list[ExitStatus]:
+    """Reap our exited children that no ``wait_exit`` watches: orphans we inherit as child
+    subreaper (a job's helper whose child ended first). Watched pids are left to their watcher,
+    and so are processes in our own process group (what this process started itself: asyncio
+    subprocesses, a dev server), so no exit status anyone waits for is stolen. Orphans from
+    below are in a job child's group (or a session of their own)."""
+    reaped = []
+    for pid in zombie_children(os.getpid(), outside_group=os.getpgid(0)):
+        if pid in watched:
+            continue
+        try:
+            waited, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            continue
+        if waited:
+            reaped.append(ExitStatus.from_wait_status(pid, status))
+    return reaped

@@ -1,8 +1,8 @@
 """The supervisor's lifecycle as an operator sees it: ``roomd run`` on the real server.
 
 SIGTERM drains (the running call ends on its own, then the daemon exits 0), a second
-SIGTERM stops at once with the job's status still reported, and a server that cannot
-be reached ends the daemon with exit code 1 and a line naming the cause.
+SIGTERM stops at once with the job reported FAILED (the server's own record is read), and
+a server that cannot be reached ends the daemon with exit code 1 and a line naming the cause.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from livekit import rtc
 
 from daemon_process import AGENT as PROBE
 from daemon_process import DaemonProcess
+from faults.server_record import ServerRecord
 from room_client import dispatch, join, wait_for_agent, wait_for_attribute
 
 pytestmark = pytest.mark.livekit_server
@@ -44,7 +45,13 @@ async def a_held_call(server, prefix: str) -> AsyncIterator[tuple[rtc.Room, rtc.
             await caller.disconnect()
 
 
-async def test_sigterm_drains_the_running_job_then_exits_0(livekit_server, tmp_path: Path) -> None:
+def server_record(livekit_dev_server) -> ServerRecord:
+    return ServerRecord(livekit_dev_server.log_path)
+
+
+async def test_sigterm_drains_the_running_job_then_exits_0(livekit_server, livekit_dev_server,
+                                                          tmp_path: Path) -> None:
+    record = server_record(livekit_dev_server)
     daemon = DaemonProcess(livekit_server, tmp_path)
     try:
         await daemon.start()
@@ -58,6 +65,8 @@ async def test_sigterm_drains_the_running_job_then_exits_0(livekit_server, tmp_p
             await caller.disconnect()  # the probe ends its job when everyone else has left
         ended = await daemon.wait_event(job_ended)
         assert ended["status"] == "SUCCESS", ended
+        at_server = await record.wait_for_rooms([ended["room"]])
+        assert at_server[ended["room"]].status == "JS_SUCCESS", at_server
         assert await daemon.wait() == 0
         await daemon.wait_state("stopped", timeout=1)
         assert daemon.errors() == [], daemon.errors()
@@ -65,7 +74,9 @@ async def test_sigterm_drains_the_running_job_then_exits_0(livekit_server, tmp_p
         await daemon.stop()
 
 
-async def test_a_second_sigterm_stops_now_and_still_reports_the_job(livekit_server, tmp_path: Path) -> None:
+async def test_a_second_sigterm_stops_now_and_reports_the_job_failed(livekit_server, livekit_dev_server,
+                                                                     tmp_path: Path) -> None:
+    record = server_record(livekit_dev_server)
     daemon = DaemonProcess(livekit_server, tmp_path)
     try:
         await daemon.start()
@@ -75,7 +86,10 @@ async def test_a_second_sigterm_stops_now_and_still_reports_the_job(livekit_serv
             daemon.signal(signal.SIGTERM)
             await daemon.wait_event(lambda e: e.get("event") == "second stop signal: stopping now")
             ended = await daemon.wait_event(job_ended, timeout=30)
-            assert ended["status"] in {"SUCCESS", "FAILED"} and ended["room"] == room_name
+            assert ended["room"] == room_name
+            # roomd cut the call short: the server must not record it as a success.
+            at_server = (await record.wait_for_rooms([room_name]))[room_name]
+            assert at_server.status == "JS_FAILED" and "second signal" in at_server.error, at_server
             assert await daemon.wait(timeout=30) == 0
     finally:
         await daemon.stop()

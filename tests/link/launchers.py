@@ -33,6 +33,9 @@ class SteeredHandle:
     async def wait_ended(self) -> JobOutcome:
         return await asyncio.shield(self.ended)
 
+    def status_reported(self) -> None:
+        pass
+
     async def terminate(self, reason: str) -> None:
         self.terminated.append(reason)
         self.finish(JobStatus.SUCCESS)
@@ -90,6 +93,9 @@ class RoomJobHandle:
 
     async def wait_ended(self) -> JobOutcome:
         return await asyncio.shield(self._task)
+
+    def status_reported(self) -> None:
+        pass
 
     async def terminate(self, reason: str) -> None:
         self._stop.set()

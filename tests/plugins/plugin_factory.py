@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 
 from roomd.daemon.devserver import DevServerAddress
@@ -101,13 +102,16 @@ class PluginInstaller:
         target.mkdir(parents=True, exist_ok=True)
 
     def install(self, name: str, source: str, *, version: str = "1.0.0",
-                entry_point: str | None = None) -> None:
-        """Build (setuptools) and install distribution ``roomd-test-<name>``, entry point ``name``."""
+                entry_point: str | None = None, modules: Mapping[str, str] | None = None) -> None:
+        """Build (setuptools) and install distribution ``roomd-test-<name>``, entry point ``name``;
+        ``modules`` are more modules of the package (name -> source)."""
         module = f"roomd_test_{name.replace('-', '_')}"
         src = self.work / f"{name}-{version}"
         (src / module).mkdir(parents=True)
         (src / module / "__init__.py").write_text("")
         (src / module / "agent.py").write_text(textwrap.dedent(source))
+        for extra, text in (modules or {}).items():
+            (src / module / f"{extra}.py").write_text(text)
         value = entry_point or f"{module}.agent:options"
         (src / "pyproject.toml").write_text(textwrap.dedent(f'''
             [build-system]

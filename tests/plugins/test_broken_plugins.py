@@ -11,7 +11,7 @@ from plugin_factory import (
     PluginInstaller,
     good_agent,
 )
-from rooms import Caller, dispatch, room_name, wait_job_status, wait_jobs_ended
+from rooms import Caller, dispatch, room_name, wait_job_status, wait_jobs_ended, wait_until
 
 from plugin_factory import config_toml
 from roomd.daemon.plugin_runtime import PluginState
@@ -33,6 +33,10 @@ async def test_each_broken_plugin_is_failed_with_its_cause_and_the_good_one_serv
     installer.install("missing-module", IMPORT_FAILS, entry_point="roomd_test_nowhere.agent:options")
     names = ["good", "missing-module", *BROKEN]
     supervisor = await daemons(config_toml(livekit_server, names))
+    # Ready does not wait for a broken plugin's every retry (only its first failure): wait
+    # for each to give up.
+    await wait_until(lambda: all(supervisor.plugins[n].state is not PluginState.STARTING for n in names),
+                     "every broken plugin to be FAILED")
 
     for name, (_source, cause) in BROKEN.items():
         record = supervisor.plugins[name]

@@ -7,6 +7,7 @@ from pathlib import Path
 from plugin_factory import RAISES_AT_IMPORT, PluginInstaller, good_agent
 from rooms import Caller, dispatch, room_name, wait_jobs_ended, wait_until
 
+from faults.server_record import ServerRecord
 from plugin_factory import config_toml
 from roomd.daemon.link import LinkState
 from roomd.daemon.plugin_runtime import PluginState
@@ -14,7 +15,8 @@ from roomd.daemon.pool import PoolState
 
 
 async def test_reload_runs_new_jobs_on_v2_while_a_v1_job_finishes_and_a_broken_v3_keeps_v2(
-        livekit_server, installer: PluginInstaller, daemons, lkapi) -> None:
+        livekit_server, livekit_dev_server, installer: PluginInstaller, daemons, lkapi) -> None:
+    server_record = ServerRecord(livekit_dev_server.log_path)
     installer.install("hello", good_agent("hello", "hello-agent", "1.0.0"), version="1.0.0")
     supervisor = await daemons(config_toml(livekit_server, ["hello"]))
     v1_pool = supervisor.launcher.get("hello")
@@ -65,6 +67,10 @@ async def test_reload_runs_new_jobs_on_v2_while_a_v1_job_finishes_and_a_broken_v
         for count, caller in enumerate((second, third), start=1):
             await caller.say_bye()
             await wait_jobs_ended(v2_pool, "SUCCESS", count)
+        # No call was lost to the reloads, and the server recorded each as it ended.
+        rooms = [first.room_name, second.room_name, third.room_name]
+        recorded = await server_record.wait_for_rooms(rooms)
+        assert {job.status for job in recorded.values()} == {"JS_SUCCESS"}, recorded
     finally:
         for caller in (first, second, third):
             await caller.leave()

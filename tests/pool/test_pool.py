@@ -206,14 +206,26 @@ async def test_a_log_flood_is_throttled_and_counted(make_pool) -> None:
     assert len(floods) + sum(e["dropped"] for e in drops) <= 20000
 
 
-async def test_wait_running_raises_when_the_job_ends_first(make_pool) -> None:
+async def test_wait_running_raises_when_the_job_ends_before_it_ran(make_pool) -> None:
+    pool = await make_pool()
+    assert await pool.wait_ready(WAIT) is PoolState.READY
+    idle = next(c.pid for c in pool.snapshot().children if c.state == "idle")
+    os.kill(idle, signal.SIGSTOP)  # it cannot read its StartJob: the entrypoint never runs
+    handle = await pool.launch(make_launch("hold"))
+    assert handle.pid == idle
+    os.kill(idle, signal.SIGKILL)
+    assert (await asyncio.wait_for(handle.wait_ended(), WAIT)).status is JobStatus.FAILED
+    with pytest.raises(JobEndedEarly):
+        await handle.wait_running()
+
+
+async def test_wait_running_returns_for_a_job_that_ran_however_soon_it_ended(make_pool) -> None:
     pool = await make_pool()
     handle = await pool.launch(make_launch("hold"))
     await asyncio.wait_for(handle.wait_running(), WAIT)
     os.kill(handle.pid, signal.SIGKILL)
     await asyncio.wait_for(handle.wait_ended(), WAIT)
-    with pytest.raises(JobEndedEarly):
-        await handle.wait_running()
+    await handle.wait_running()  # it did run: the link reports RUNNING, then the end
 
 
 async def test_describe_and_request_evaluation_run_plugin_code_in_children(make_pool) -> None:

@@ -1,0 +1,107 @@
+"""The status livekit-server records for each job is how the job really ended.
+
+Every test reads the server's own record (its "job ended" lines), not only roomd's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from fault_plugin import AGENT
+from livekit import api, rtc
+from server_record import ServerRecord
+
+from daemon_process import DaemonProcess
+from room_client import join, wait_for_agent, wait_for_attribute
+
+pytestmark = pytest.mark.livekit_server
+
+JOBS = 30  # the soak (benchmarks/soak.py) runs 1,000
+
+
+def rooms(prefix: str, count: int) -> list[str]:
+    tag = uuid.uuid4().hex[:6]
+    return [f"{prefix}-{tag}-{i}" for i in range(count)]
+
+
+async def dispatch(lkapi: api.LiveKitAPI, room: str, action: str) -> None:
+    await lkapi.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(
+        agent_name=AGENT, room=room, metadata=json.dumps({"action": action})))
+
+
+@contextlib.asynccontextmanager
+async def held_call(server, lkapi: api.LiveKitAPI, room: str) -> AsyncIterator[tuple[rtc.Room, int]]:
+    """A caller in ``room`` and the fault agent holding the call: (the caller, the job's pid)."""
+    caller = await join(server, room, "caller")
+    try:
+        await dispatch(lkapi, room, "hold")
+        agent = await wait_for_agent(caller)
+        yield caller, int(await wait_for_attribute(caller, agent, "job_pid"))
+    finally:
+        if caller.isconnected():
+            await caller.disconnect()
+
+
+def roomd_ended(daemon: DaemonProcess) -> list[dict]:
+    return [e for e in daemon.events if e.get("event") == "job ended"]
+
+
+async def test_short_jobs_are_all_recorded_success_by_the_server(
+        fault_daemon, server_record: ServerRecord, lkapi) -> None:
+    daemon = await fault_daemon({"pool": {"num_idle_processes": 2, "max_jobs_per_process": 10}})
+    names = rooms("short", JOBS)
+    for room in names:
+        await dispatch(lkapi, room, "leave")
+    recorded = await server_record.wait_for_rooms(names, timeout=120)
+    failed = [job for job in recorded.values() if job.status != "JS_SUCCESS"]
+    assert failed == [], f"{len(failed)} of {JOBS} recorded otherwise by the server: {failed[:3]}"
+    await daemon.until(lambda: _async(len(roomd_ended(daemon)) >= JOBS))
+    assert {e["status"] for e in roomd_ended(daemon)} == {"SUCCESS"}
+
+
+async def test_a_job_cut_off_by_drain_timeout_is_failed_at_the_server(
+        fault_daemon, server_record: ServerRecord, livekit_server, lkapi) -> None:
+    daemon = await fault_daemon({"daemon": {"drain_timeout": 1.0}})
+    room = rooms("drain-timeout", 1)[0]
+    async with held_call(livekit_server, lkapi, room):
+        daemon.signal(signal.SIGTERM)
+        job = (await server_record.wait_for_rooms([room]))[room]
+        assert job.status == "JS_FAILED", job
+        assert "drain timeout" in job.error, job
+    assert await daemon.wait(timeout=30) == 0
+
+
+async def test_a_killed_child_is_failed_at_the_server_and_replaced(
+        fault_daemon, server_record: ServerRecord, livekit_server, lkapi) -> None:
+    daemon = await fault_daemon()
+    first, second = rooms("sigkill", 2)
+    async with held_call(livekit_server, lkapi, first) as (_caller, pid):
+        os.kill(pid, signal.SIGKILL)
+        job = (await server_record.wait_for_rooms([first]))[first]
+    assert job.status == "JS_FAILED", job
+    await dispatch(lkapi, second, "leave")  # the pool replaced the child: nothing is lost
+    assert (await server_record.wait_for_rooms([second]))[second].status == "JS_SUCCESS"
+    assert daemon.returncode is None
+
+
+async def test_a_stopped_child_is_killed_as_unresponsive_and_failed_at_the_server(
+        fault_daemon, server_record: ServerRecord, livekit_server, lkapi) -> None:
+    daemon = await fault_daemon({"pool": {"ping_interval": 0.5, "ping_timeout": 2.0}})
+    room = rooms("sigstop", 1)[0]
+    async with held_call(livekit_server, lkapi, room) as (_caller, pid):
+        os.kill(pid, signal.SIGSTOP)
+        job = (await server_record.wait_for_rooms([room]))[room]
+    assert job.status == "JS_FAILED", job
+    await daemon.wait_event(lambda e: e.get("event") == "child exited" and e.get("reason") == "unresponsive")
+
+
+async def _async(value: object) -> object:
+    await asyncio.sleep(0)
+    return value
