@@ -35,7 +35,7 @@ async def test_a_kept_generation_runs_its_own_code_after_a_broken_upgrade(
         fault_daemon, server_record: ServerRecord, livekit_server, lkapi, tmp_path: Path) -> None:
     installer = PluginInstaller(tmp_path / "src", tmp_path / "site")
     installer.install("faults", source("1.0.0"), version="1.0.0", modules={"lazy": lazy_module("1.0.0")})
-    daemon = await fault_daemon(site=installer.target)
+    daemon = await fault_daemon({"pool": {"max_start_failures": 1}}, site=installer.target)
     # A broken upgrade: its prewarm raises, so the reload keeps generation 1 serving...
     installer.install("faults", source("2.0.0", prewarm="raise"), version="2.0.0",
                       modules={"lazy": lazy_module("2.0.0")})
