@@ -20,6 +20,7 @@ from server_record import ServerRecord
 
 from daemon_process import DaemonProcess
 from room_client import join, wait_for_agent, wait_for_attribute
+from roomd.daemon.devserver import DevServer, free_tcp_port
 
 pytestmark = pytest.mark.livekit_server
 
@@ -139,3 +140,36 @@ async def test_a_burst_past_max_jobs_loses_no_accepted_job(
     # Every job roomd took ended SUCCESS at the server; the refused ones never ran here.
     recorded = await server_record.wait_for_rooms(accepted)
     assert {job.status for job in recorded.values()} == {"JS_SUCCESS"}, recorded
+
+
+async def test_a_server_restart_is_survived_and_the_next_job_is_recorded(
+        fault_daemon, tmp_path) -> None:
+    """Its own server (the shared one cannot restart): the call on the old server ends, the
+    daemon registers again, and the next job is recorded SUCCESS by the new server."""
+    port = free_tcp_port()
+    server = DevServer(port=port, log_path=tmp_path / "server-1.log")
+    address = server.start()
+    try:
+        daemon = await fault_daemon({"link": {"reconnect_backoff_max": 0.5}}, server=address)
+        async with api.LiveKitAPI(address.http_url, address.api_key, address.api_secret) as lk:
+            before, after = rooms("restart", 2)
+            record = ServerRecord(tmp_path / "server-1.log")
+            await dispatch(lk, before, "leave")
+            assert (await record.wait_for_rooms([before]))[before].status == "JS_SUCCESS"
+            server.stop()
+            await daemon.wait_event(lambda e: e.get("event") == "link state" and e.get("new") == "reconnecting",
+                                    timeout=30)
+            server = DevServer(port=port, log_path=tmp_path / "server-2.log")
+            server.start()
+            await daemon.wait_event(lambda e: e.get("event") == "link state" and e.get("new") == "registered"
+                                    and e is not _first_registered(daemon), timeout=60)
+            record = ServerRecord(tmp_path / "server-2.log")
+            await dispatch(lk, after, "leave")
+            assert (await record.wait_for_rooms([after]))[after].status == "JS_SUCCESS"
+        assert daemon.returncode is None
+    finally:
+        server.stop()
+
+
+def _first_registered(daemon: DaemonProcess) -> dict:
+    return next(e for e in daemon.events if e.get("event") == "link state" and e.get("new") == "registered")
