@@ -14,12 +14,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "plugins"))
 
-from daemon_process import DaemonProcess  # noqa: E402
-from fault_plugin import lazy_module, source  # noqa: E402
-from plugin_factory import PluginInstaller  # noqa: E402
-from server_record import ServerRecord  # noqa: E402
-
-from roomd.daemon.devserver import DevServer  # noqa: E402
+from daemon_process import DaemonProcess
+from fault_plugin import lazy_module, source
+from plugin_factory import PluginInstaller
+from roomd.daemon.devserver import DevServer
+from server_record import ServerRecord
 
 pytestmark = pytest.mark.livekit_server
 

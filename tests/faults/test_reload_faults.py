@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 from fault_plugin import lazy_module, source
 from plugin_factory import PluginInstaller
+from room_client import join, wait_for_agent, wait_for_attribute
 from server_record import ServerRecord
 from test_server_status import dispatch, rooms
-
-from room_client import join, wait_for_agent, wait_for_attribute
 
 pytestmark = pytest.mark.livekit_server
 
@@ -25,7 +24,7 @@ pytestmark = pytest.mark.livekit_server
 def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
     request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())

@@ -14,13 +14,12 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from daemon_process import DaemonProcess
 from fault_plugin import AGENT
 from livekit import api, rtc
-from server_record import ServerRecord
-
-from daemon_process import DaemonProcess
 from room_client import join, wait_for_agent, wait_for_attribute
 from roomd.daemon.devserver import DevServer, free_tcp_port
+from server_record import ServerRecord
 
 pytestmark = pytest.mark.livekit_server
 
