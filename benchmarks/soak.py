@@ -27,13 +27,12 @@ from pathlib import Path
 
 import psutil
 from livekit import api
-
 from roomd.daemon.devserver import DevServer, DevServerAddress
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "faults"))
 
-from server_record import ServerRecord  # noqa: E402
+from server_record import ServerRecord
 
 AGENT = "roomd-probe"
 

@@ -14,12 +14,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "plugins"))
 
-from daemon_process import DaemonProcess  # noqa: E402
-from fault_plugin import lazy_module, source  # noqa: E402
-from plugin_factory import PluginInstaller  # noqa: E402
-from server_record import ServerRecord  # noqa: E402
-
-from roomd.daemon.devserver import DevServer  # noqa: E402
+from daemon_process import DaemonProcess
+from fault_plugin import lazy_module, source
+from plugin_factory import PluginInstaller
+from roomd.daemon.devserver import DevServer
+from server_record import ServerRecord
 
 pytestmark = pytest.mark.livekit_server
 
@@ -47,17 +46,19 @@ def site_env(site: Path) -> dict[str, str]:
 @pytest.fixture
 async def fault_daemon(livekit_server: Any, fault_site: Path, tmp_path: Path
                        ) -> AsyncIterator[Callable[..., Awaitable[DaemonProcess]]]:
-    """Starts ``roomd run`` serving the fault plugin (with ``config`` changes); stops them all."""
+    """Starts ``roomd run`` serving the fault plugin (with ``config`` changes) against the shared
+    server (or ``server``); stops them all."""
     started: list[DaemonProcess] = []
 
     async def start(config: Mapping[str, Mapping[str, Any]] | None = None, *, site: Path | None = None,
-                    ready: bool = True, env: Mapping[str, str] | None = None) -> DaemonProcess:
+                    ready: bool = True, env: Mapping[str, str] | None = None,
+                    server: Any = None) -> DaemonProcess:
         changes: dict[str, dict[str, Any]] = {"plugins": {"enabled": ["faults"]}}
         for section, values in (config or {}).items():
             changes.setdefault(section, {}).update(values)
         directory = tmp_path / f"daemon{len(started)}"
         directory.mkdir()
-        daemon = DaemonProcess(livekit_server, directory, config=changes,
+        daemon = DaemonProcess(server or livekit_server, directory, config=changes,
                                env={**site_env(site or fault_site), **(env or {})})
         started.append(daemon)
         return await daemon.start(ready=ready)

@@ -6,6 +6,8 @@
            behind, one that exits at once), announce their pids, then leave
 - grow:    start a helper that allocates memory steadily, announce its pid, then hold
 - lazy:    import a module of its own package only now, announce its version, then leave
+- linger:  stay 3 s, then leave
+- garbage: write bytes that are no message into its pipe to the supervisor, then hold
 
 ``prewarm`` is chosen per installed version: "ok", "raise" (a broken upgrade) or "hang".
 """
@@ -67,6 +69,12 @@ async def entrypoint(ctx: JobContext) -> None:
     if action in ("leave", "lazy", "helpers"):
         ctx.shutdown(f"{{action}} done")
         return
+    if action == "linger":
+        await asyncio.sleep(3)
+        ctx.shutdown("lingered")
+        return
+    if action == "garbage":
+        os.write(ctx.proc._ipc_fileno, b"\\x00\\x00\\x00\\x08not-msgp")
     everyone_left = asyncio.Event()
     room.on("participant_disconnected", lambda _p: None if room.remote_participants else everyone_left.set())
     await everyone_left.wait()

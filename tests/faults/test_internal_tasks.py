@@ -12,7 +12,7 @@ from roomd.daemon.pool.tasks import TaskOwner
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "operations"))
 
-from notify_listener import NotifyListener  # noqa: E402
+from notify_listener import NotifyListener
 
 
 async def test_an_essential_task_that_ends_is_recorded_and_an_ordinary_one_is_not() -> None:

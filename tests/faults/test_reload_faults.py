@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 from fault_plugin import lazy_module, source
 from plugin_factory import PluginInstaller
+from room_client import join, wait_for_agent, wait_for_attribute
 from server_record import ServerRecord
 from test_server_status import dispatch, rooms
-
-from room_client import join, wait_for_agent, wait_for_attribute
 
 pytestmark = pytest.mark.livekit_server
 
@@ -25,7 +24,7 @@ pytestmark = pytest.mark.livekit_server
 def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
     request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -35,7 +34,7 @@ async def test_a_kept_generation_runs_its_own_code_after_a_broken_upgrade(
         fault_daemon, server_record: ServerRecord, livekit_server, lkapi, tmp_path: Path) -> None:
     installer = PluginInstaller(tmp_path / "src", tmp_path / "site")
     installer.install("faults", source("1.0.0"), version="1.0.0", modules={"lazy": lazy_module("1.0.0")})
-    daemon = await fault_daemon(site=installer.target)
+    daemon = await fault_daemon({"pool": {"max_start_failures": 1}}, site=installer.target)
     # A broken upgrade: its prewarm raises, so the reload keeps generation 1 serving...
     installer.install("faults", source("2.0.0", prewarm="raise"), version="2.0.0",
                       modules={"lazy": lazy_module("2.0.0")})

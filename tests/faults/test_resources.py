@@ -6,26 +6,27 @@ Real ``roomd run`` processes, real limits (``prlimit``), real sockets and signal
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import psutil
 import pytest
-from server_record import ServerRecord
-from test_server_status import dispatch, held_call, rooms
-
-from daemon_process import DaemonProcess
 from room_client import join, wait_for_agent, wait_for_attribute
+from server_record import ServerRecord
+from test_server_status import dispatch, rooms
 
 pytestmark = pytest.mark.livekit_server
 
 
 def set_nofile(pid: int, soft: int) -> None:
     subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={soft}:"], check=True)
+
+
+def soft_nofile(pid: int) -> int:
+    return int(subprocess.run(["prlimit", f"--pid={pid}", "--nofile", "--output=SOFT", "--noheadings"],
+                              capture_output=True, text=True, check=True).stdout)
 
 
 def open_fds(pid: int) -> int:
@@ -49,8 +50,7 @@ async def test_the_load_monitor_survives_running_out_of_file_descriptors(fault_d
     daemon = await fault_daemon()
     assert daemon.proc is not None
     pid = daemon.proc.pid
-    soft = int(subprocess.run(["prlimit", f"--pid={pid}", "--nofile", "--output=SOFT", "--noheadings"],
-                              capture_output=True, text=True, check=True).stdout)
+    soft = soft_nofile(pid)
     set_nofile(pid, open_fds(pid))  # not one more: every open() in the daemon fails with EMFILE
     try:
         await daemon.wait_event(lambda e: e.get("event") == "load sample failed; keeping the last value",
@@ -59,8 +59,8 @@ async def test_the_load_monitor_survives_running_out_of_file_descriptors(fault_d
         set_nofile(pid, soft)
     # The monitor went on sampling: no task died, the daemon is ready and still reports.
     assert await daemon.get("/readyz") == (200, "ready\n")
-    assert not [e for e in daemon.events if e.get("event") in ("task failed", "essential task ended; "
-                                                                "the daemon is not ready")]
+    died = ("task failed", "essential task ended; the daemon is not ready")
+    assert not [e for e in daemon.events if e.get("event") in died]
     status = await daemon.status()
     assert status["ready"]["ready"] is True
 
