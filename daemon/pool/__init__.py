@@ -10,6 +10,17 @@ from .states import REQUEST_HOST_STATE, ChildState, ExitReason, PoolState
 from .stats import PoolSnapshot, PoolStats
 
 __all__ = [
-    "ApiCredentials", "ChildSnapshot", "ChildState", "ExitReason", "Pool", "PoolJobHandle", "PoolLauncher",
-    "PoolLimits", "PoolSnapshot", "PoolState", "PoolStats", "REQUEST_HOST_STATE", "RequestEvaluationError",
+    "REQUEST_HOST_STATE",
+    "ApiCredentials",
+    "ChildSnapshot",
+    "ChildState",
+    "ExitReason",
+    "Pool",
+    "PoolJobHandle",
+    "PoolLauncher",
+    "PoolLimits",
+    "PoolSnapshot",
+    "PoolState",
+    "PoolStats",
+    "RequestEvaluationError",
 ]
