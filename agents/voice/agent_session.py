@@ -297,6 +297,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
                 output_options=room_output_options,
                 on_chat_text=self._on_chat_text,
                 on_participant_left=self._on_participant_left,
+                session=self,
             )
             await self._room_io.start()
             self.input.audio = self.input.audio or self._room_io.audio_input

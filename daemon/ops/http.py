@@ -9,6 +9,8 @@
                   done; refused (403) unless the peer is on the loopback interface, so
                   exposing the port for Prometheus never exposes control
 
+More routes (the playground, ``playground.py``) come in through ``routes``.
+
 It binds ``daemon.http_host``/``daemon.http_port`` (127.0.0.1:8081 by default); port 0
 picks a free port, and the bound address is logged ("http listening").
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Callable, Sequence
 
 import msgspec
 import structlog
@@ -42,8 +45,10 @@ def is_loopback(address: str | None) -> bool:
 
 
 class OpsHttpServer:
-    def __init__(self, view: DaemonView, metrics: DaemonMetrics, *, host: str, port: int) -> None:
+    def __init__(self, view: DaemonView, metrics: DaemonMetrics, *, host: str, port: int,
+                 routes: Sequence[Callable[[web.Application], None]] = ()) -> None:
         self._view = view
+        self._routes = routes
         self._metrics = metrics
         self._host = host
         self._port = port
@@ -57,6 +62,8 @@ class OpsHttpServer:
         app.router.add_get("/status", self._status)
         app.router.add_get("/metrics", self._metrics_handler)
         app.router.add_post("/reload", self._reload)
+        for add_routes in self._routes:
+            add_routes(app)
         return app
 
     async def start(self) -> None:

@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
+from aiohttp import web
 
 from roomd.daemon.pool.tasks import TaskOwner
 
@@ -45,13 +46,14 @@ class ServiceOps:
         stop_budget: float,
         environ: Mapping[str, str] | None = None,
         status_interval: float = STATUS_INTERVAL,
+        routes: Sequence[Callable[[web.Application], None]] = (),
     ) -> None:
         """``stop_budget``: seconds a drain may take at most (drain + shutdown timeouts)."""
         self._view = view
         self.metrics = metrics
         self.notifier = Notifier.from_environment(environ)
         self._watchdog = WatchdogSettings.from_environment(environ)
-        self.http = OpsHttpServer(view, metrics, host=http_host, port=http_port)
+        self.http = OpsHttpServer(view, metrics, host=http_host, port=http_port, routes=routes)
         self._stop_budget = stop_budget
         self._status_interval = status_interval
         self._tasks = TaskOwner("service ops")

@@ -1,14 +1,17 @@
 """Wires a session to a room: the linked participant's microphone in, the agent's
-track and transcripts out, ``lk.chat`` text in."""
+track, transcripts and status (state, turn latencies) out, ``lk.chat`` text in."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from livekit import rtc
 
+from ...utils.events import EventEmitter
+from .agent_status import RoomAgentStatus
 from .audio_input import RoomAudioInput
 from .audio_output import RoomAudioOutput
 from .chat_input import ChatCallback, RoomChatInput
@@ -23,7 +26,8 @@ class RoomIO:
 
     The linked participant is ``participant_identity`` or else the first remote
     participant of an accepted kind (now or when one joins). ``on_participant_left``
-    runs when it leaves and ``close_on_disconnect`` is set.
+    runs when it leaves and ``close_on_disconnect`` is set. With ``session``, the
+    agent's state and turn latencies are published too (``RoomAgentStatus``).
     """
 
     def __init__(
@@ -34,6 +38,7 @@ class RoomIO:
         output_options: RoomOutputOptions | None = None,
         on_chat_text: ChatCallback | None = None,
         on_participant_left: Callable[[], Awaitable[None]] | None = None,
+        session: EventEmitter[Any] | None = None,
     ) -> None:
         self._room = room
         self._in = input_options or RoomInputOptions()
@@ -48,6 +53,7 @@ class RoomIO:
         self.user_transcript_output: RoomUserTranscriptOutput | None = None
         self.chat_input: RoomChatInput | None = None
         self._left_task: asyncio.Task[None] | None = None
+        self.agent_status = RoomAgentStatus(room, session) if session is not None else None
 
     @property
     def room(self) -> rtc.Room:
@@ -78,6 +84,8 @@ class RoomIO:
                 participant_identity=lambda: self._linked,
                 track_sid=lambda: self.audio_input.track_sid if self.audio_input is not None else None,
             )
+        if self.agent_status is not None:
+            self.agent_status.start()
         if self._in.audio_enabled:
             self.audio_input = RoomAudioInput(
                 self._room,
@@ -142,7 +150,8 @@ class RoomIO:
         self._room.off("disconnected", self._on_room_disconnected)
         self._room.off("participant_connected", self._on_participant_connected)
         self._room.off("participant_disconnected", self._on_participant_disconnected)
-        for part in (self.chat_input, self.audio_input, self.text_output, self.user_transcript_output, self.audio_output):
+        for part in (self.chat_input, self.audio_input, self.text_output, self.user_transcript_output,
+                     self.agent_status, self.audio_output):
             if part is not None:
                 try:
                     await part.aclose()
