@@ -158,7 +158,11 @@
     r.registerTextStreamHandler(TRANSCRIPTION, async (reader, from) => {
       const attributes = reader.info.attributes || {};
       const id = attributes["lk.segment_id"] || reader.info.id;
-      const who = from.identity === r.localParticipant.identity ? "user" : "agent";
+      // The agent publishes the user's transcript too: whose words these are is told by
+      // the transcribed track (ours is the microphone), not by the sender.
+      const track = attributes["lk.transcribed_track_id"];
+      const mine = track ? r.localParticipant.trackPublications.has(track) : false;
+      const who = mine || from.identity === r.localParticipant.identity ? "user" : "agent";
       let text = "";
       for await (const chunk of reader) {
         text += chunk;
@@ -211,6 +215,9 @@
       room = new LK.Room();
       wire(room);
       await room.connect(grant.url, grant.token);
+      for (const p of room.remoteParticipants.values()) { // the agent may be there first
+        if (p.attributes?.[AGENT_STATE]) setAgentState(p.attributes[AGENT_STATE]);
+      }
       await room.startAudio(); // inside the click: browsers allow playback from here on
       note(`joined ${grant.room}; waiting for ${agentName}`);
       await room.localParticipant.setMicrophoneEnabled(true);

@@ -66,7 +66,7 @@ async def test_dev_daemon_serves_the_page_and_hands_out_sessions(
     claims = api.TokenVerifier(livekit_server.api_key, livekit_server.api_secret).verify(grant["token"])
     assert claims.identity == grant["identity"] and claims.video.room == grant["room"]
     dispatches = await lkapi.agent_dispatch.list_dispatch(grant["room"])
-    assert [d.agent_name for d in dispatches] == [AGENT]
+    assert AGENT in [d.agent_name for d in dispatches]
 
     code, refused = await post(daemon, "/playground/api/session", {"agent_name": "nobody"})
     assert code == 404 and AGENT in refused["error"]
