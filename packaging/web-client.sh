@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches LiveKit's browser SDK (livekit-client, from the npm registry) for the playground
 # page that `roomd run --dev` serves. It is never committed: the daemon serves it from
-# $ROOMD_WEB_DIR (default ~/.cache/roomd/web) or /usr/share/roomd/web (the .deb).
+# ~/.cache/roomd/web (honouring XDG_CACHE_HOME) or /usr/share/roomd/web (the .deb).
 #
 #   packaging/web-client.sh            # into ~/.cache/roomd/web/livekit-client-<version>/
 #   packaging/web-client.sh DIR        # into DIR/livekit-client-<version>/
@@ -12,7 +12,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 version="$(tr -d '[:space:]' < "$root/daemon/ops/web/livekit-client.version")"
-base="${1:-${ROOMD_WEB_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/roomd/web}}"
+base="${1:-${XDG_CACHE_HOME:-$HOME/.cache}/roomd/web}"
 dest="$base/livekit-client-$version"
 
 if [ -f "$dest/livekit-client.umd.js" ]; then

@@ -17,7 +17,6 @@ to ``Host`` when present, and a loopback ``Host`` (no DNS rebinding).
 
 from __future__ import annotations
 
-import os
 import secrets
 import urllib.parse
 from collections.abc import Callable
@@ -53,13 +52,10 @@ def livekit_client_version() -> str:
     return (_web() / "livekit-client.version").read_text().strip()
 
 
-def find_livekit_client(environ: dict[str, str] | None = None) -> Path | None:
-    """The fetched SDK file: ``$ROOMD_WEB_DIR``, the user's cache, then the .deb's copy."""
-    env = os.environ if environ is None else environ
+def find_livekit_client() -> Path | None:
+    """The fetched SDK file: in the user's cache, else the .deb's copy."""
     name = f"livekit-client-{livekit_client_version()}"
-    bases = [Path(env["ROOMD_WEB_DIR"])] if env.get("ROOMD_WEB_DIR") else []
-    bases += [cache_dir() / "web", SYSTEM_WEB_DIR]
-    for base in bases:
+    for base in (cache_dir() / "web", SYSTEM_WEB_DIR):
         candidate = base / name / _CLIENT_FILE
         if candidate.is_file():
             return candidate

@@ -2,7 +2,7 @@
 opens the page a dev-mode daemon prints, presses Talk with a fake microphone that plays a
 recorded question, and hears the receptionist answer; then a question is typed.
 
-ROOMD_PLAYGROUND_SCREENSHOT=docs/playground.png saves the page after the spoken turn.
+PLAYGROUND_SCREENSHOT=docs/playground.png saves the page after the spoken turn.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ async def test_a_spoken_question_is_answered_aloud_on_the_page(page_url: str, tm
         assert "librar" in text.lower()
         rows = await page.locator("#turns tr").count()
         assert rows >= 1
-        if target := os.environ.get("ROOMD_PLAYGROUND_SCREENSHOT"):
+        if target := os.environ.get("PLAYGROUND_SCREENSHOT"):
             await page.wait_for_function("window.playground.agentState === 'listening'", timeout=60_000)
             await page.screenshot(path=target, full_page=True)
     finally:

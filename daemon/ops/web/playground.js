@@ -24,6 +24,7 @@
   let audioContext = null;
   let timers = [];
   const meters = []; // {analyser, element, onLevel}
+  const received = new Map(); // track sid -> {bytes, energy}: inbound audio of this call
 
   // -- small helpers ----------------------------------------------------------------------
   function setConnection(state, label) {
@@ -129,8 +130,6 @@
 
   async function sampleStats() {
     if (!room) return;
-    let bytes = 0;
-    let energy = 0;
     for (const participant of room.remoteParticipants.values()) {
       for (const publication of participant.audioTrackPublications.values()) {
         const track = publication.track;
@@ -138,14 +137,16 @@
         const report = await track.getRTCStatsReport();
         report?.forEach((stat) => {
           if (stat.type === "inbound-rtp" && stat.kind === "audio") {
-            bytes += stat.bytesReceived || 0;
-            energy += stat.totalAudioEnergy || 0;
+            received.set(publication.trackSid, { bytes: stat.bytesReceived || 0, energy: stat.totalAudioEnergy || 0 });
           }
         });
       }
     }
+    // Totals over every track of the call, including those already gone.
+    const totals = [...received.values()];
+    const bytes = totals.reduce((sum, t) => sum + t.bytes, 0);
     view.audio.bytesReceived = bytes;
-    view.audio.energy = energy;
+    view.audio.energy = totals.reduce((sum, t) => sum + t.energy, 0);
     $("audio-received").textContent = `audio received: ${(bytes / 1000).toFixed(0)} kB`;
   }
 
@@ -175,6 +176,15 @@
     r.on(LK.RoomEvent.ParticipantConnected, (p) => {
       if (isAgent(p)) note(`${p.identity} joined`);
       if (p.attributes?.[AGENT_STATE]) setAgentState(p.attributes[AGENT_STATE]);
+    });
+    r.registerTextStreamHandler(CHAT, async (reader, from) => {
+      if (from.identity === r.localParticipant.identity) return;
+      upsertLine(reader.info.id, "agent", await reader.readAll(), true);
+    });
+    r.on(LK.RoomEvent.ParticipantDisconnected, (p) => {
+      if (!isAgent(p)) return;
+      note(`${p.identity} left`);
+      setAgentState(null);
     });
     r.on(LK.RoomEvent.ParticipantAttributesChanged, (changed, p) => {
       if (AGENT_STATE in changed && p !== r.localParticipant) setAgentState(changed[AGENT_STATE]);
@@ -235,6 +245,7 @@
     timers.forEach(clearInterval);
     timers = [];
     meters.length = 0;
+    received.clear();
     document.querySelectorAll("audio[data-agent-audio]").forEach((el) => el.remove());
     room = null;
     setAgentState(null);
