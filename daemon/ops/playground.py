@@ -6,8 +6,8 @@ browser (``roomd run --dev``, or ``[http] playground = true``).
                                         LiveKit's browser SDK, fetched from npm at install
                                         time by packaging/web-client.sh, never committed
   GET  /playground/api/agents           the installed agents and whether the SDK is there
-  POST /playground/api/session          ``{"agent_name"}``: a room, a participant token for
-                                        it, and the agent dispatched to it; loopback only
+  POST /playground/api/session          ``{"agent_name"}``: a room and a participant token
+                                        for it that dispatches the agent; loopback only
 
 The session endpoint hands out tokens for the daemon's LiveKit server, so it answers only
 loopback peers, and only requests a page of this origin would make: a JSON body (another
@@ -155,23 +155,25 @@ class Playground:
         server = self._server()
         if not server.url or not server.api_key or not server.api_secret:
             return _error(503, "the daemon has no LiveKit server credentials to mint a token")
-        grant = await _grant(server, wanted.agent_name)
+        grant = _grant(server, wanted.agent_name)
         log.info("playground session", room=grant.room, agent_name=grant.agent_name)
         return _json(grant)
 
 
-async def _grant(server: LiveKitConfig, agent_name: str) -> SessionGrant:
+def _grant(server: LiveKitConfig, agent_name: str) -> SessionGrant:
+    """A new room and a token to join it that dispatches ``agent_name`` there: the server
+    sends the agent when the page's join creates the room, so it never waits in an empty
+    room nor misses what the agent says first."""
     from livekit import api  # only when a page asks: the daemon itself does not need it
 
     suffix = secrets.token_hex(4)
     room, identity = f"playground-{suffix}", f"playground-user-{suffix}"
     token = (api.AccessToken(server.api_key, server.api_secret)
              .with_identity(identity).with_name("you")
-             .with_grants(api.VideoGrants(room_join=True, room=room)).to_jwt())
-    http_url = server.url.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
-    async with api.LiveKitAPI(http_url, server.api_key, server.api_secret) as lkapi:
-        await lkapi.agent_dispatch.create_dispatch(
-            api.CreateAgentDispatchRequest(agent_name=agent_name, room=room))
+             .with_grants(api.VideoGrants(room_join=True, room=room))
+             .with_room_config(api.RoomConfiguration(
+                 agents=[api.RoomAgentDispatch(agent_name=agent_name)]))
+             .to_jwt())
     browser_url = server.url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
     return SessionGrant(url=browser_url, token=token, room=room, identity=identity,
                         agent_name=agent_name)

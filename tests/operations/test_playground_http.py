@@ -40,7 +40,7 @@ async def post(daemon: DaemonProcess, path: str, body: object, **headers: str) -
 
 
 async def test_dev_daemon_serves_the_page_and_hands_out_sessions(
-        livekit_server, lkapi, tmp_path: Path, daemons) -> None:
+        livekit_server, tmp_path: Path, daemons) -> None:
     daemon = DaemonProcess(livekit_server, tmp_path, config={"daemon": {"dev": True}})
     daemons.append(daemon)
     await daemon.start()
@@ -65,8 +65,7 @@ async def test_dev_daemon_serves_the_page_and_hands_out_sessions(
     assert grant["url"] == livekit_server.url and grant["agent_name"] == AGENT
     claims = api.TokenVerifier(livekit_server.api_key, livekit_server.api_secret).verify(grant["token"])
     assert claims.identity == grant["identity"] and claims.video.room == grant["room"]
-    dispatches = await lkapi.agent_dispatch.list_dispatch(grant["room"])
-    assert AGENT in [d.agent_name for d in dispatches]
+    assert [agent.agent_name for agent in claims.room_config.agents] == [AGENT]
 
     code, refused = await post(daemon, "/playground/api/session", {"agent_name": "nobody"})
     assert code == 404 and AGENT in refused["error"]
