@@ -71,7 +71,8 @@ async def page_url(livekit_server, tmp_path_factory) -> AsyncIterator[str]:
     """A dev-mode daemon serving the receptionist; the playground URL it printed."""
     _chromium()
     daemon = DaemonProcess(livekit_server, tmp_path_factory.mktemp("daemon"), config={
-        "daemon": {"dev": True}, "plugins": {"enabled": [AGENT]}})
+        "daemon": {"dev": True}, "plugins": {"enabled": [AGENT]},
+        "pool": {"initialize_timeout": 120.0}})  # the models load slowly on a busy machine
     try:
         await daemon.start(timeout=180)
         printed = await daemon.wait_event(lambda e: str(e.get("event", "")).startswith("playground"))
