@@ -26,24 +26,15 @@ if ((${#need_apt[@]})); then
 fi
 
 # 2. llama-cpp-python has no binary wheel on PyPI: build it once, keep the wheel.
-# Not a native build: -march=native takes every instruction the CPU reports, and virtual
-# machines here report AMX without enabling it, so llama.cpp's AMX kernels die with SIGILL
-# (tileloadd) on the first prompt. AVX2 runs on every x86-64 machine we use. The wheels
-# live in their own folder so an earlier native wheel is never picked up again.
-WHEELS="$WHEELS/llama-avx2"
-LLAMA_CMAKE_ARGS="${ROOMD_LLAMA_CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}"
 mkdir -p "$WHEELS"
 version="${LLAMA_SPEC#*==}"
 wheel="$(ls "$WHEELS"/llama_cpp_python-"$version"-*.whl 2>/dev/null | head -n1 || true)"
 if [[ -z "$wheel" ]]; then
     echo "local-stack: building $LLAMA_SPEC once (several minutes) into $WHEELS" >&2
-    # --no-cache-dir: pip's own cache would hand back a wheel built with other flags.
-    CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
-        "$PYTHON" -m pip wheel -q --no-cache-dir --no-deps "$LLAMA_SPEC" -w "$WHEELS"
+    CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
+        "$PYTHON" -m pip wheel -q --no-deps "$LLAMA_SPEC" -w "$WHEELS"
     wheel="$(ls "$WHEELS"/llama_cpp_python-"$version"-*.whl | head -n1)"
 fi
-# The same version may be installed from a native wheel: replace it.
-pip_install --force-reinstall --no-deps "$wheel"
 # [server]: llama_cpp.server, the OpenAI-compatible server the openai plugin is tested against.
 pip_install "${wheel}[server]"
 
