@@ -209,7 +209,8 @@ class Supervisor:
     # -- the loop ------------------------------------------------------------------------
     async def run(self) -> int:
         daemon = self.config.daemon
-        playground = Playground(self, lambda: self.config.livekit) if self.config.serves_playground else None
+        playground = (Playground(self, lambda: self.config.livekit)
+                      if self.config.serves_playground else None)
         ops = ServiceOps(self, self.metrics, http_host=daemon.http_host, http_port=daemon.http_port,
                          stop_budget=daemon.drain_timeout + 2 * self.config.pool.shutdown_timeout,
                          environ=self._environ,

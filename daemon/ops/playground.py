@@ -201,7 +201,8 @@ def _loopback_host(host: str) -> bool:
 
 def _asset_response(name: str) -> web.Response:
     body = (_web() / name).read_bytes()
-    return web.Response(body=body, content_type=_ASSETS[name], headers={"Cache-Control": "no-cache"})
+    return web.Response(body=body, content_type=_ASSETS[name],
+                        headers={"Cache-Control": "no-cache"})
 
 
 def _json(value: msgspec.Struct) -> web.Response:

@@ -27,7 +27,12 @@ from ...llm.metrics import LLMMetrics
 from ...tts.metrics import TTSMetrics
 from ...utils.aio import Chan, cancel_and_wait
 from ...utils.events import EventEmitter
-from ..events import AgentState, AgentStateChangedEvent, ConversationItemAddedEvent, MetricsCollectedEvent
+from ..events import (
+    AgentState,
+    AgentStateChangedEvent,
+    ConversationItemAddedEvent,
+    MetricsCollectedEvent,
+)
 from ..metrics import EOUMetrics
 from .options import ATTR_AGENT_STATE, TOPIC_TURN_METRICS
 
@@ -73,7 +78,8 @@ class RoomAgentStatus:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="room_io.agent_status")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name="room_io.agent_status")
         self._session.on("agent_state_changed", self._on_state)
         self._session.on("conversation_item_added", self._on_item)
         self._session.on("metrics_collected", self._on_metrics)
@@ -125,7 +131,8 @@ class RoomAgentStatus:
                 if isinstance(item, _State):
                     await participant.set_attributes({ATTR_AGENT_STATE: item.value})
                 else:
-                    await participant.publish_data(item.payload, reliable=True, topic=TOPIC_TURN_METRICS)
+                    await participant.publish_data(item.payload, reliable=True,
+                                                   topic=TOPIC_TURN_METRICS)
             except Exception as exc:  # a front end's view must never end the session
                 logger.warning("could not publish the agent's status: %s", exc)
 

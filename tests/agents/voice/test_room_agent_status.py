@@ -81,7 +81,9 @@ async def test_state_attribute_and_turn_latencies_reach_the_room(livekit_server:
         assert spoken["input"] == "voice"
         assert 0 <= spoken["transcription_delay"] <= spoken["end_of_turn_delay"] < spoken["first_audio"]
         await user.wait_for(lambda: states[-1:] == ["listening"], TIMEOUT)
-        assert states[:3] == ["thinking", "speaking", "listening"]
+        # The first "listening" shows up as a change or only in the join info, by timing.
+        turn_states = states[1:] if states[:1] == ["listening"] else states
+        assert turn_states[:3] == ["thinking", "speaking", "listening"], states
 
         await user.room.local_participant.send_text("and now", topic="lk.chat")
         await user.wait_for(lambda: bool(turns.get(2, {}).get("first_audio")), TIMEOUT)
