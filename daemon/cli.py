@@ -39,7 +39,8 @@ def main() -> None:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               help="Lowest level logged.")
 @click.option("--dev", is_flag=True, default=None,
-              help="Development mode: start a local livekit-server --dev if no URL is set.")
+              help="Development mode: start a local livekit-server --dev if no URL is set, and "
+                   "serve the playground page (its URL is logged).")
 @click.option("--http-port", type=int, help="Port of the health/status/metrics endpoint.")
 def run(config_path: str | None, log_format: str | None, log_level: str | None,
         dev: bool | None, http_port: int | None) -> None:

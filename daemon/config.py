@@ -58,6 +58,10 @@ class DaemonConfig(_Section, frozen=True):
     require_all_plugins: bool = False
 
 
+class HttpConfig(_Section, frozen=True):
+    playground: bool = False  # served in dev mode whatever this says
+
+
 class LinkConfig(_Section, frozen=True):
     namespace: str = ""
     max_retry: NonNegativeInt = 16
@@ -109,6 +113,7 @@ class PluginsConfig(_Section, frozen=True):
 class Config(_Section, frozen=True):
     livekit: LiveKitConfig = msgspec.field(default_factory=LiveKitConfig)
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
+    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     link: LinkConfig = msgspec.field(default_factory=LinkConfig)
     admission: AdmissionConfig = msgspec.field(default_factory=AdmissionConfig)
     pool: PoolConfig = msgspec.field(default_factory=PoolConfig)
@@ -121,6 +126,11 @@ class Config(_Section, frozen=True):
         (a developer's machine is busy with builds and tests, and a refused dispatch from a
         busy laptop looks like a broken agent)."""
         return math.inf if self.daemon.dev else self.admission.load_threshold
+
+    @property
+    def serves_playground(self) -> bool:
+        """The browser playground is a development tool: on in dev mode, else only when asked."""
+        return self.daemon.dev or self.http.playground
 
     def masked(self) -> dict[str, Any]:
         """The effective configuration as plain data, secrets replaced by a mask."""
@@ -137,7 +147,7 @@ _ENV_ALIASES = {
     "LIVEKIT_API_KEY": ("livekit", "api_key"),
     "LIVEKIT_API_SECRET": ("livekit", "api_secret"),
 }
-_SECTIONS = ("livekit", "daemon", "link", "admission", "pool", "plugins")
+_SECTIONS = ("livekit", "daemon", "http", "link", "admission", "pool", "plugins")
 
 
 def load_config(

@@ -46,7 +46,7 @@ from .plugin_runtime import (
     registration_for,
     start_pool,
 )
-from .ops import DaemonMetrics, PoolRoster, ServiceOps
+from .ops import DaemonMetrics, Playground, PoolRoster, ServiceOps
 from .ops.deadlines import PREWARM_DEADLINE
 from .pool import Pool, PoolLauncher
 from .pool.reaper import reap_orphans
@@ -234,15 +234,21 @@ class Supervisor:
     # -- the loop ------------------------------------------------------------------------
     async def run(self) -> int:
         daemon = self.config.daemon
+        playground = (Playground(self, lambda: self.config.livekit)
+                      if self.config.serves_playground else None)
         ops = ServiceOps(self, self.metrics, http_host=daemon.http_host, http_port=daemon.http_port,
                          stop_budget=daemon.drain_timeout + 2 * self.config.pool.shutdown_timeout,
-                         environ=self._environ)
+                         environ=self._environ,
+                         routes=[playground.add_routes] if playground is not None else [])
         try:
             await ops.start()  # first: /healthz answers and systemd hears from us while we start
         except OSError as exc:
             log.error("cannot serve the http endpoint", host=daemon.http_host,
                       port=daemon.http_port, error=str(exc))
             return EXIT_FAILURE
+        if playground is not None and ops.http.addresses:
+            log.info("playground: open this page to talk to an agent",
+                     url=playground.url(*ops.http.addresses[0]))
         self.add_state_listener(ops.on_state)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

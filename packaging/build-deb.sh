@@ -3,7 +3,8 @@
 #
 # Contents: the roomd wheel (/usr/share/roomd), the systemd unit (/lib/systemd/system),
 # /etc/roomd/roomd.toml (a conffile: dpkg keeps the operator's edits on upgrade), the
-# secrets template, and maintainer scripts. postinst makes /opt/roomd/venv and installs
+# secrets template, the playground page's browser SDK (/usr/share/roomd/web, fetched
+# from npm by web-client.sh), and maintainer scripts. postinst makes /opt/roomd/venv and installs
 # the wheel into it (its dependencies come from the package index pip is configured
 # with), and creates /etc/roomd/roomd.env (0600, root) once. The service is not started:
 # it needs the LiveKit credentials first. On an upgrade a running service is restarted
@@ -38,6 +39,10 @@ install -m 0644 "$here/packaging/roomd.service" "$root/lib/systemd/system/roomd.
 install -m 0644 "$here/etc/roomd.toml" "$root/etc/roomd/roomd.toml"
 install -m 0644 "$here/packaging/roomd.env.example" "$root/usr/share/roomd/roomd.env.example"
 install -m 0644 "$here/docs/operations.md" "$root/usr/share/doc/roomd/operations.md"
+# The playground's browser SDK (livekit-client, from npm), where the daemon looks for it.
+client="$(bash "$here/packaging/web-client.sh")"
+install -d "$root/usr/share/roomd/web"
+cp -r "$client" "$root/usr/share/roomd/web/"
 
 cat > "$root/DEBIAN/control" <<CONTROL
 Package: roomd

@@ -55,6 +55,15 @@ if ! command -v redis-server >/dev/null; then
     apt-get install -y -q redis-server
 fi
 
+# The playground page's browser SDK (livekit-client from npm) and, for its browser tests,
+# Debian's chromium; both once.
+bash "$repo/packaging/web-client.sh" >/dev/null
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    say "installing Debian's chromium (the playground's browser tests)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+        || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+fi
+
 export PATH="$venv/bin:$PATH"
 cd "$repo"
 exec "$@"

@@ -15,6 +15,8 @@
 Connections are bounded (``http_guard``): a request must arrive within 10 s, and at most 64
 connections stay open, so half-sent requests cannot hold the endpoint or the daemon's files.
 
+More routes (the playground, ``playground.py``) come in through ``routes``.
+
 It binds ``daemon.http_host``/``daemon.http_port`` (127.0.0.1:8081 by default); port 0
 picks a free port, and the bound address is logged ("http listening").
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Callable, Sequence
 
 import msgspec
 import structlog
@@ -50,8 +53,10 @@ def is_loopback(address: str | None) -> bool:
 
 
 class OpsHttpServer:
-    def __init__(self, view: DaemonView, metrics: DaemonMetrics, *, host: str, port: int) -> None:
+    def __init__(self, view: DaemonView, metrics: DaemonMetrics, *, host: str, port: int,
+                 routes: Sequence[Callable[[web.Application], None]] = ()) -> None:
         self._view = view
+        self._routes = routes
         self._metrics = metrics
         self._host = host
         self._port = port
@@ -68,6 +73,8 @@ class OpsHttpServer:
         app.router.add_get("/status", self._status)
         app.router.add_get("/metrics", self._metrics_handler)
         app.router.add_post("/reload", self._reload)
+        for add_routes in self._routes:
+            add_routes(app)
         return app
 
     async def start(self) -> None:

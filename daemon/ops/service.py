@@ -18,9 +18,10 @@ import asyncio
 import enum
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
+from aiohttp import web
 
 from roomd.ipc.tasks import TaskOwner
 
@@ -53,13 +54,14 @@ class ServiceOps:
         stop_budget: float,
         environ: Mapping[str, str] | None = None,
         status_interval: float = STATUS_INTERVAL,
+        routes: Sequence[Callable[[web.Application], None]] = (),
     ) -> None:
         """``stop_budget``: seconds a drain may take at most (drain + shutdown timeouts)."""
         self._view = view
         self.metrics = metrics
         self.notifier = Notifier.from_environment(environ)
         self._watchdog = WatchdogSettings.from_environment(environ)
-        self.http = OpsHttpServer(view, metrics, host=http_host, port=http_port)
+        self.http = OpsHttpServer(view, metrics, host=http_host, port=http_port, routes=routes)
         self._http_host = http_host
         self._runtime_dir = runtime_directory(environ)
         self._stop_budget = stop_budget

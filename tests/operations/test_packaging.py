@@ -14,6 +14,7 @@ import pytest
 
 from roomd.daemon.config import DaemonConfig
 from roomd.daemon.ops.deadlines import PREWARM_DEADLINE, RELOAD_CLIENT_TIMEOUT
+from roomd.daemon.ops.playground import livekit_client_version
 from roomd.daemon.ops.unit import render_unit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,6 +130,9 @@ def test_deb_holds_the_wheel_unit_conffile_and_secrets_template(deb: Path) -> No
         "/usr/share/roomd/roomd-0.1.0-py3-none-any.whl",
         "/usr/share/roomd/roomd.env.example",
         "/usr/share/doc/roomd/operations.md",
+        # the playground's browser SDK, fetched from npm by packaging/web-client.sh
+        *(f"/usr/share/roomd/web/livekit-client-{livekit_client_version()}/{name}"
+          for name in ("livekit-client.umd.js", "LICENSE", "package.json")),
     }
     assert all(" root/root " in line for line in listing.splitlines())
     info = subprocess.run(["dpkg-deb", "-I", str(deb)], capture_output=True, text=True,

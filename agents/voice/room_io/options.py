@@ -17,6 +17,9 @@ TOPIC_PRE_CONNECT_AUDIO = "lk.agent.pre-connect-audio-buffer"
 ATTR_TRANSCRIBED_TRACK_ID = "lk.transcribed_track_id"
 ATTR_SEGMENT_ID = "lk.segment_id"
 ATTR_TRANSCRIPTION_FINAL = "lk.transcription_final"
+ATTR_AGENT_STATE = "lk.agent.state"
+#: roomd's own: each user turn's latencies as JSON data messages (the playground shows them)
+TOPIC_TURN_METRICS = "roomd.turn_metrics"
 
 DEFAULT_PARTICIPANT_KINDS: tuple[int, ...] = (
     rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD,

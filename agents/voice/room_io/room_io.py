@@ -13,6 +13,7 @@ from livekit.rtc._proto.track_pb2 import TF_PRECONNECT_BUFFER as _PRECONNECT_BUF
 from ...types import is_given
 from ...utils.aio import TaskOwner
 from .audio_input import RoomAudioInput
+from .agent_status import RoomAgentStatus
 from .audio_output import RoomAudioOutput
 from .chat_input import RoomChatInput
 from .options import TOPIC_PRE_CONNECT_AUDIO, RoomInputOptions, RoomOutputOptions, TextInputEvent
@@ -61,6 +62,8 @@ class RoomIO:
         self.text_output: RoomTextOutput | None = None
         self.user_transcript_output: RoomUserTranscriptOutput | None = None
         self.chat_input: RoomChatInput | None = None
+        # The agent's state and each turn's latencies, for front ends (the playground).
+        self.agent_status = RoomAgentStatus(room, agent_session)
         self._tasks = TaskOwner()
         self._pre_connect: Any = None  # starts the wait for pre-connect audio
         self._left = False
@@ -123,6 +126,7 @@ class RoomIO:
             self._job_ctx = get_job_context()
         except RuntimeError:
             self._job_ctx = None
+        self.agent_status.start()
         if self._out.audio_enabled is not False:
             self.audio_output = RoomAudioOutput(self._room, self._out)
             await self.audio_output.start()
@@ -170,7 +174,8 @@ class RoomIO:
             except Exception:
                 pass
         await self._tasks.aclose()
-        for part in (self.chat_input, self.audio_input, self.text_output, self.user_transcript_output, self.audio_output):
+        for part in (self.chat_input, self.audio_input, self.text_output, self.user_transcript_output,
+                     self.agent_status, self.audio_output):
             if part is not None:
                 try:
                     await part.aclose()
