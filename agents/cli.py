@@ -250,6 +250,9 @@ async def _run_console(worker: Worker, talk: _Talk) -> int:
                              input_wav=talk.input_wav, output_wav=talk.output_wav, mic=talk.mic)
     registered = asyncio.Event()
     worker.on("worker_registered", lambda _worker_id: registered.set())
+    # The console's room is the worker's only job: its failure ends the conversation.
+    failure: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    worker.on("job_ended", lambda ended: ended.failed and not failure.done() and failure.set_result(ended.error))
     tasks = TaskOwner("console")
     try:
         running = tasks.spawn(worker.run(), "worker")
@@ -260,7 +263,7 @@ async def _run_console(worker: Worker, talk: _Talk) -> int:
             return EXIT_FAILURE
         click.echo(f"agent {worker.plugin.name!r} is serving; joining room {talk.room!r}", err=True)
         session = tasks.spawn(run_console(options, exit_after_reply=talk.exit_after_reply,
-                                          timeout=talk.timeout), "console")
+                                          timeout=talk.timeout, failure=failure), "console")
         # Ctrl-C drains the worker; the console must leave too, or the job (and so the
         # drain) would wait for a room that never empties.
         worker.on("worker_draining", session.cancel)
