@@ -10,6 +10,7 @@ a script the children must import again.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from collections.abc import Mapping
@@ -106,6 +107,7 @@ class Worker(EventEmitter[EventTypes]):
         super().__init__()
         self._options = opts
         target = describe_options(opts)  # fails here, in the worker, if a function cannot travel
+        opts.log_unused_settings(logging.getLogger("roomd.agents.worker"))
         self._script = Path(target.script) if target.script else None
         self._spec = plugin_spec(opts, target)
         self._config = config if config is not None else worker_config(opts)

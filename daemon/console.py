@@ -55,6 +55,7 @@ class ConsoleOptions:
     agent_name: str | None = None
     input_wav: Path | None = None
     output_wav: Path | None = None
+    record: Path | None = None  # both sides of the conversation, as a stereo WAV (you left, agent right)
     mic: bool = False
     trailing_silence: float = 2.0
     keep_audio: bool = False  # keep the agent's frames in memory (tests, benchmarks)
@@ -74,6 +75,33 @@ def read_wav_48k(path: Path) -> np.ndarray:
         resampler = rtc.AudioResampler(rate, RATE, num_channels=1)
         frame = rtc.combine_audio_frames(resampler.push(frame) + resampler.flush())
     return np.frombuffer(frame.data, dtype=np.int16).copy()
+
+
+class Conversation:
+    """Both sides of a console conversation on one timeline: channel 0 is the user, 1 the agent.
+
+    Each block is placed at the time it was heard (loop time), so the two sides line up
+    as they did in the room; kept in memory and written once, as a 48 kHz stereo WAV.
+    """
+
+    def __init__(self) -> None:
+        self._blocks: list[tuple[int, float, np.ndarray]] = []
+
+    def add(self, channel: int, at: float, samples: np.ndarray) -> None:
+        self._blocks.append((channel, at, samples.copy()))
+
+    def write(self, path: Path) -> None:
+        start = min((at for _, at, _ in self._blocks), default=0.0)
+        placed = [(channel, int(round((at - start) * RATE)), samples) for channel, at, samples in self._blocks]
+        length = max((offset + samples.size for _, offset, samples in placed), default=0)
+        mix = np.zeros((length, 2), dtype=np.int32)
+        for channel, offset, samples in placed:
+            mix[offset:offset + samples.size, channel] += samples
+        with wave.open(str(path), "wb") as wav:
+            wav.setnchannels(2)
+            wav.setsampwidth(2)
+            wav.setframerate(RATE)
+            wav.writeframes(np.clip(mix, -32768, 32767).astype(np.int16).tobytes())
 
 
 @dataclass
@@ -97,6 +125,7 @@ class ConsoleSession:
     first_agent_audio_at: float | None = None  # loop.time() of the first agent frame with sound
     agent_audio_frames: list[tuple[float, float]] = field(default_factory=list)  # (loop time, rms)
     agent_audio: list[tuple[float, object]] = field(default_factory=list)  # (loop time, rtc.AudioFrame) if keep_audio
+    _conversation: Conversation | None = None
 
     @property
     def room(self):  # type: ignore[no-untyped-def]
@@ -130,6 +159,8 @@ class ConsoleSession:
             self._recorder.setnchannels(1)
             self._recorder.setsampwidth(2)
             self._recorder.setframerate(RATE)
+        if self.options.record is not None:
+            self._conversation = Conversation()
         await room.connect(self.options.url, self.token(), rtc.RoomOptions(auto_subscribe=True))
         self._on_participants()  # an agent already in the room raised no event
         # A short queue: speech waits behind at most 100 ms of queued silence.
@@ -206,6 +237,8 @@ class ConsoleSession:
                 self.agent_audio.append((now, event.frame))
             if self._recorder is not None:
                 self._recorder.writeframes(bytes(event.frame.data))
+            if self._conversation is not None:
+                self._conversation.add(1, now, samples)
 
     def first_sound_after(self, t: float, *, level: float = 0.003) -> float | None:
         """loop.time() of the first agent frame louder than ``level`` after ``t``."""
@@ -229,17 +262,25 @@ class ConsoleSession:
             try:
                 samples, done = self._speech.get_nowait()
             except asyncio.QueueEmpty:
-                await self._source.capture_frame(quiet)  # type: ignore[attr-defined]
+                await self._capture(quiet)
                 continue
             pad = (-samples.size) % FRAME
             samples = np.concatenate([samples, np.zeros(pad, dtype=np.int16)])
             for start in range(0, samples.size, FRAME):
                 chunk = samples[start : start + FRAME]
-                await self._source.capture_frame(rtc.AudioFrame(chunk.tobytes(), RATE, 1, FRAME))  # type: ignore[attr-defined]
+                await self._capture(rtc.AudioFrame(chunk.tobytes(), RATE, 1, FRAME))
             # What is still queued in the source plays out before the speech has ended.
             ended = loop.time() + self._source.queued_duration  # type: ignore[attr-defined]
             if not done.done():
                 done.set_result(ended)
+
+    async def _capture(self, frame) -> None:  # type: ignore[no-untyped-def]
+        assert self._source is not None
+        await self._source.capture_frame(frame)  # type: ignore[attr-defined]
+        if self._conversation is not None:
+            # It is heard once what is queued ahead of it has played out.
+            heard = asyncio.get_running_loop().time() + self._source.queued_duration  # type: ignore[attr-defined]
+            self._conversation.add(0, heard, np.frombuffer(frame.data, dtype=np.int16))
 
     async def play(self, samples: np.ndarray, *, trailing_silence: float | None = None) -> float:
         """Publish samples as speech; returns loop.time() when their last sample plays out.
@@ -331,6 +372,9 @@ class ConsoleSession:
         if self._recorder is not None:
             self._recorder.close()
             self._recorder = None
+        if self._conversation is not None and self.options.record is not None:
+            self._conversation.write(self.options.record)
+            self._conversation = None
 
 
 async def _stdin_lines() -> asyncio.Queue[str | None]:
