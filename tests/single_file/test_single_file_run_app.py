@@ -119,7 +119,8 @@ async def test_dev_reloads_a_saved_file_and_new_jobs_run_the_new_code(livekit_se
     agent_name = f"single-reload-{uuid.uuid4().hex[:6]}"
     rooms = [f"room-{uuid.uuid4().hex[:6]}" for _ in range(2)]
     script = write_agent(tmp_path, agent_name, VERSIONED_AGENT.replace("@VERSION@", "one"))
-    async with run_script(script, "dev", env=script_env(livekit_server)) as run:
+    # --log-level in capitals, as the reference takes it: dev's debug lines are gone.
+    async with run_script(script, "dev", "--log-level", "INFO", env=script_env(livekit_server)) as run:
         await run.wait_for_line(lambda line: "supervisor state" in line and "new=ready" in line)
         first = await join(livekit_server, rooms[0], "caller")
         second = await join(livekit_server, rooms[1], "caller")
@@ -139,6 +140,7 @@ async def test_dev_reloads_a_saved_file_and_new_jobs_run_the_new_code(livekit_se
             await delete_room(livekit_server, room)
         terminate(run, signal.SIGTERM)
         assert await run.wait() == 0, run.output[-3000:]
+    assert not any("[debug" in line for line in run.lines), run.output[-3000:]
 
 
 ENTRYPOINT_UNDER_MAIN_GUARD = '''
