@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import urllib.parse
 import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -122,6 +124,7 @@ class ConsoleSession:
     _speech: asyncio.Queue[tuple[np.ndarray, asyncio.Future[float]]] = field(default_factory=asyncio.Queue)
     _agents_changed: asyncio.Event = field(default_factory=asyncio.Event)
     agent_seen: bool = False  # an agent participant has been in the room
+    asked_at: float | None = None  # loop time of the user's last question, spoken or typed
     first_agent_audio_at: float | None = None  # loop.time() of the first agent frame with sound
     agent_audio_frames: list[tuple[float, float]] = field(default_factory=list)  # (loop time, rms)
     agent_audio: list[tuple[float, object]] = field(default_factory=list)  # (loop time, rtc.AudioFrame) if keep_audio
@@ -353,6 +356,11 @@ class ConsoleSession:
         finally:
             ticker.cancel()
 
+    def answered(self) -> bool:
+        """A question was asked and the agent has answered it."""
+        asked = self.asked_at
+        return asked is not None and any(self.is_agent_line(l) and l.opened_at >= asked for l in self.lines)
+
     async def wait_for_reply(self, after: float) -> Line:
         """The agent's first finished line begun after ``after`` (loop time): its answer to
         what the user said or typed then. ``AgentLeft`` if the agent leaves first."""
@@ -386,8 +394,15 @@ async def _stdin_lines() -> asyncio.Queue[str | None]:
             loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\n"))
         loop.call_soon_threadsafe(queue.put_nowait, None)
 
-    loop.run_in_executor(None, pump)
+    # A daemon thread, not the loop's executor: read() cannot be interrupted, and neither
+    # asyncio.run's shutdown nor interpreter exit may wait for a line nobody types.
+    threading.Thread(target=pump, name="console stdin", daemon=True).start()
     return queue
+
+
+def _report_mic_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        click.echo(f"console: the microphone stopped: {task.exception()}", err=True)
 
 
 async def _mic(session: ConsoleSession) -> None:
@@ -420,25 +435,34 @@ async def run_console(options: ConsoleOptions, *, exit_after_reply: bool, timeou
     await session.connect()
     click.echo(f"joined room {options.room!r} at {options.url} as {options.identity!r}", err=True)
     talk = asyncio.ensure_future(_converse(session, exit_after_reply=exit_after_reply))
-    watched: set[asyncio.Future[object]] = {talk}
+    # The agent leaving ends the conversation even while stdin stays open.
+    gone = asyncio.ensure_future(session._until(lambda: False))
+    watched: set[asyncio.Future[Any]] = {talk, gone}
     if failure is not None:
-        watched.add(failure)  # type: ignore[arg-type]
+        watched.add(failure)
     try:
         async with asyncio.timeout(timeout):
             await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         if failure is not None and failure.done():
             click.echo(f"console: the agent's job failed: {failure.result()}", err=True)
             return 1
-        return talk.result()
+        if talk.done():
+            return talk.result()
+        gone.result()  # raises AgentLeft
+        return 1
     except TimeoutError:
         click.echo(f"console: timed out after {timeout}s", err=True)
         return 1
     except AgentLeft as exc:
+        if session.answered():
+            click.echo("console: the agent left the room", err=True)
+            return 0
         click.echo(f"console: {exc}", err=True)
         return 1
     finally:
-        talk.cancel()
-        await asyncio.gather(talk, return_exceptions=True)
+        for task in (talk, gone):
+            task.cancel()
+        await asyncio.gather(talk, gone, return_exceptions=True)
         await session.aclose()
 
 
@@ -448,23 +472,28 @@ async def _converse(session: ConsoleSession, *, exit_after_reply: bool) -> int:
     asked: float | None = None  # loop time of the last question, spoken or typed
     if session.options.input_wav is not None:
         await session.wait_until_agent_listens()
-        asked = loop.time()
+        asked = session.asked_at = loop.time()
         await session.play(read_wav_48k(session.options.input_wav))
         if exit_after_reply:
             await session.wait_for_reply(asked)
             await session.play_silence(1.0)  # let the reply's audio reach the recorder
             return 0
-    async with asyncio.TaskGroup() as group:
-        mic = group.create_task(_mic(session)) if session.options.mic else None
+    # Not a TaskGroup: it would wrap AgentLeft in an ExceptionGroup.
+    mic = asyncio.ensure_future(_mic(session)) if session.options.mic else None
+    if mic is not None:
+        mic.add_done_callback(_report_mic_failure)
+    try:
         lines = await _stdin_lines()
         while (text := await lines.get()) is not None:
             if text.strip():
                 if asked is None:
                     await session.wait_until_agent_listens()  # a line sent before is lost
-                asked = loop.time()
+                asked = session.asked_at = loop.time()
                 await session.send_text(text)
+    finally:
         if mic is not None:
             mic.cancel()
+            await asyncio.gather(mic, return_exceptions=True)
     if asked is not None:
         await session.wait_for_reply(asked)  # stdin closed: the last question's answer, then leave
     await asyncio.sleep(0)  # let the last text go out before leaving

@@ -264,6 +264,45 @@ async def test_console_exits_1_with_the_error_when_the_entrypoint_fails(
     assert "timed out" not in run.output
 
 
+FAILING_AFTER_JOINING = '''
+import asyncio
+
+from roomd.agents import JobContext, WorkerOptions, cli
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    await ctx.connect()
+    # Fails on the user's first question: by then the room has seen it (a failure within its
+    # first moments there is never announced to the others).
+    asked = asyncio.Event()
+    ctx.room.register_text_stream_handler("lk.chat", lambda reader, identity: asked.set())
+    await asked.wait()
+    raise RuntimeError("the model file is missing")
+
+
+if __name__ == "__main__":
+    cli.run_app(WorkerOptions(entrypoint_fnc=entrypoint, agent_name={agent_name!r}, num_idle_processes=1))
+'''
+
+
+async def test_roomd_console_exits_1_when_the_agent_fails_and_leaves(livekit_server: Any, tmp_path: Path) -> None:
+    """``roomd console`` does not run the agent: a failed job shows as the agent leaving."""
+    agent_name = f"failing-{uuid.uuid4().hex[:6]}"
+    script = write_agent(tmp_path, agent_name, FAILING_AFTER_JOINING)
+    async with run_script(script, "start", env=script_env(livekit_server)) as worker:
+        await worker.wait_for_line(lambda line: _json_event(line).get("new") == "ready")
+        async with run_script(tmp_path, "console", "--agent-name", agent_name, "--room", f"r-{agent_name}",
+                              "--timeout", "60", module="roomd.daemon.cli", env=script_env(livekit_server),
+                              stdin=asyncio.subprocess.PIPE) as console:
+            assert console.proc.stdin is not None
+            console.proc.stdin.write(b"hello?\n")
+            await console.proc.stdin.drain()
+            assert await console.wait(timeout=90) == 1, console.output[-3000:]
+        assert "console: the agent left the room" in console.output, console.output[-3000:] + worker.output[-6000:]
+        terminate(worker, signal.SIGTERM)
+        assert await worker.wait() == 0, worker.output[-3000:]
+
+
 async def test_ctrl_c_in_console_leaves_the_room_drains_and_exits_while_stdin_is_still_open(
         tmp_path: Path) -> None:
     """No server named: console starts a local one, and stops it on the way out."""
