@@ -332,7 +332,7 @@ async def _run_console(worker: Worker, talk: _Talk) -> int:
     from roomd.daemon.embed import ConsoleOptions, run_console
     from roomd.ipc.tasks import TaskOwner
 
-    from .worker import WorkerError
+    from .worker import JobEnded, WorkerError
 
     livekit = worker.config.livekit
     options = ConsoleOptions(url=livekit.url, api_key=livekit.api_key, api_secret=livekit.api_secret,
@@ -345,7 +345,12 @@ async def _run_console(worker: Worker, talk: _Talk) -> int:
     worker.on("worker_registered", lambda _worker_id: registered.set())
     # The console's room is the worker's only job: its failure ends the conversation.
     failure: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    worker.on("job_ended", lambda ended: ended.failed and not failure.done() and failure.set_result(ended.error))
+
+    def on_job_ended(ended: JobEnded) -> None:
+        if ended.failed and not failure.done():
+            failure.set_result(ended.error)
+
+    worker.on("job_ended", on_job_ended)
     tasks = TaskOwner("console")
     try:
         running = tasks.spawn(worker.run(), "worker")

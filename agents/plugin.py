@@ -40,7 +40,7 @@ class Plugin:
         cls.registered_plugins.append(plugin)
         cls.emitter.emit("plugin_registered", plugin)
 
-    def download_files(self) -> None:  # noqa: B027 -- a hook: most plugins have nothing to fetch
+    def download_files(self) -> None:
         """Fetch the files this plugin's components need; the default has none."""
 
     @property

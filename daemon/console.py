@@ -94,7 +94,7 @@ class Conversation:
 
     def write(self, path: Path) -> None:
         start = min((at for _, at, _ in self._blocks), default=0.0)
-        placed = [(channel, int(round((at - start) * RATE)), samples) for channel, at, samples in self._blocks]
+        placed = [(channel, round((at - start) * RATE), samples) for channel, at, samples in self._blocks]
         length = max((offset + samples.size for _, offset, samples in placed), default=0)
         mix = np.zeros((length, 2), dtype=np.int32)
         for channel, offset, samples in placed:
@@ -332,7 +332,7 @@ class ConsoleSession:
                 for waiter in waiters:
                     waiter.cancel()
 
-    async def wait_until_agent_listens(self, *, grace: float = 3.0) -> None:
+    async def wait_until_agent_listens(self, *, grace: float = 8.0) -> None:
         """Wait for an agent to join and finish its greeting, so what is said next is heard
         as the user's turn (not lost before the agent listens, nor mistaken for the greeting's
         cause). Ready at the agent's first finished line, ``lk.agent.state`` "listening", or
@@ -359,7 +359,7 @@ class ConsoleSession:
     def answered(self) -> bool:
         """A question was asked and the agent has answered it."""
         asked = self.asked_at
-        return asked is not None and any(self.is_agent_line(l) and l.opened_at >= asked for l in self.lines)
+        return asked is not None and any(self.is_agent_line(line) and line.opened_at >= asked for line in self.lines)
 
     async def wait_for_reply(self, after: float) -> Line:
         """The agent's first finished line begun after ``after`` (loop time): its answer to
