@@ -34,6 +34,7 @@ _EXPORTS: dict[str, str] = {
     "JobExecutorType": ".job",
     "get_job_context": ".job",
     "Worker": ".worker",
+    "Plugin": ".plugin",
     # tools and chat
     "function_tool": ".llm",
     "FunctionTool": ".llm",

@@ -10,9 +10,11 @@ a script the children must import again.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,7 +34,19 @@ if TYPE_CHECKING:
         SupervisorState,
     )
 
-EventTypes = Literal["worker_started", "worker_registered", "worker_draining"]
+EventTypes = Literal["worker_started", "worker_registered", "worker_draining", "job_ended"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobEnded:
+    """How one of the worker's jobs ended: ``status`` "success" or "failed", and the error."""
+
+    status: str
+    error: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
 
 
 class WorkerError(RuntimeError):
@@ -80,7 +94,8 @@ class Worker(EventEmitter[EventTypes]):
     """Serve ``opts`` until stopped: ``await worker.run()``; ``drain()`` or ``aclose()`` to stop.
 
     Events: ``worker_started`` (registering with the server), ``worker_registered``
-    (``worker_id``; the agent is serving), ``worker_draining``.
+    (``worker_id``; the agent is serving), ``worker_draining``, and roomd's own
+    ``job_ended`` (``JobEnded``: a job's final status and error, as sent to the server).
     """
 
     def __init__(self, opts: WorkerOptions, *, config: Config | None = None,
@@ -92,6 +107,7 @@ class Worker(EventEmitter[EventTypes]):
         super().__init__()
         self._options = opts
         target = describe_options(opts)  # fails here, in the worker, if a function cannot travel
+        opts.log_unused_settings(logging.getLogger("roomd.agents.worker"))
         self._script = Path(target.script) if target.script else None
         self._spec = plugin_spec(opts, target)
         self._config = config if config is not None else worker_config(opts)
@@ -152,6 +168,8 @@ class Worker(EventEmitter[EventTypes]):
 
         supervisor = Supervisor(self._config, discover=self._discover, version=version("roomd"))
         supervisor.add_state_listener(self._on_state)
+        supervisor.add_job_listener(
+            lambda _agent, outcome: self.emit("job_ended", JobEnded(outcome.status.name.lower(), outcome.error)))
         self._supervisor = supervisor
         try:
             code = await supervisor.run()

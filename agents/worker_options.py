@@ -8,10 +8,14 @@ every agent and a plugin overrides only what it must.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from roomd.ipc.worker import WorkerPermissions, WorkerType
+
+from .job import JobExecutorType
+from .types import NOT_GIVEN, NotGivenOr
 
 if TYPE_CHECKING:
     from .job import JobContext, JobProcess
@@ -22,6 +26,15 @@ __all__ = ["WorkerOptions", "WorkerPermissions", "WorkerType"]
 
 async def _accept_every_job(request: JobRequest) -> None:
     await request.accept()
+
+
+UNUSED_FIELDS: dict[str, str] = {
+    "job_executor_type": "every job runs in its own prewarmed child process",
+    "multiprocessing_context": "children are forked from a zygote that imported the agent once",
+    "http_proxy": "the server link connects directly",
+    "prometheus_port": "metrics are served at /metrics on the worker's status port (port/host)",
+    "_worker_token": "roomd registers with the API key and secret",
+}
 
 
 @dataclasses.dataclass
@@ -50,6 +63,24 @@ class WorkerOptions:
     job_memory_warn_mb: float | None = None
     job_memory_limit_mb: float | None = None
     drain_timeout: float | None = None
+    # The reference's fields that roomd's runtime makes moot (docs/sdk.md says why): accepted
+    # so an agent file ports unchanged, logged once by the worker when set, otherwise unused.
+    job_executor_type: JobExecutorType = JobExecutorType.PROCESS
+    multiprocessing_context: Literal["spawn", "forkserver"] = "forkserver"
+    http_proxy: NotGivenOr[str | None] = NOT_GIVEN
+    prometheus_port: NotGivenOr[int] = NOT_GIVEN
+    _worker_token: str | None = None
+
+    def unused_settings(self) -> dict[str, Any]:
+        """The fields set away from their defaults that roomd does not apply, by name."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name in UNUSED_FIELDS and getattr(self, f.name) != f.default}
+
+    def log_unused_settings(self, logger: logging.Logger) -> None:
+        """Say once which of the reference's settings roomd ignores here, and why."""
+        for name, value in self.unused_settings().items():
+            logger.warning("WorkerOptions.%s=%r is accepted but has no effect on roomd: %s",
+                           name, value, UNUSED_FIELDS[name])
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that cannot work."""

@@ -48,7 +48,7 @@ class LiveKitConfig(_Section, frozen=True):
 
 class DaemonConfig(_Section, frozen=True):
     log_format: Literal["auto", "json", "console"] = "auto"
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     dev: bool = False
     drain_timeout: NonNegativeFloat = 1800.0
     http_host: str = "127.0.0.1"

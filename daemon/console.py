@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import urllib.parse
 import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -38,6 +40,11 @@ class Line:
     identity: str
     text: str
     final: bool
+    opened_at: float = 0.0  # loop.time() when its stream began: what it answers came before
+
+
+class AgentLeft(RuntimeError):
+    """The agent left the room (its job ended) while the console waited for it."""
 
 
 @dataclass(slots=True)
@@ -50,6 +57,7 @@ class ConsoleOptions:
     agent_name: str | None = None
     input_wav: Path | None = None
     output_wav: Path | None = None
+    record: Path | None = None  # both sides of the conversation, as a stereo WAV (you left, agent right)
     mic: bool = False
     trailing_silence: float = 2.0
     keep_audio: bool = False  # keep the agent's frames in memory (tests, benchmarks)
@@ -71,6 +79,33 @@ def read_wav_48k(path: Path) -> np.ndarray:
     return np.frombuffer(frame.data, dtype=np.int16).copy()
 
 
+class Conversation:
+    """Both sides of a console conversation on one timeline: channel 0 is the user, 1 the agent.
+
+    Each block is placed at the time it was heard (loop time), so the two sides line up
+    as they did in the room; kept in memory and written once, as a 48 kHz stereo WAV.
+    """
+
+    def __init__(self) -> None:
+        self._blocks: list[tuple[int, float, np.ndarray]] = []
+
+    def add(self, channel: int, at: float, samples: np.ndarray) -> None:
+        self._blocks.append((channel, at, samples.copy()))
+
+    def write(self, path: Path) -> None:
+        start = min((at for _, at, _ in self._blocks), default=0.0)
+        placed = [(channel, round((at - start) * RATE), samples) for channel, at, samples in self._blocks]
+        length = max((offset + samples.size for _, offset, samples in placed), default=0)
+        mix = np.zeros((length, 2), dtype=np.int32)
+        for channel, offset, samples in placed:
+            mix[offset:offset + samples.size, channel] += samples
+        with wave.open(str(path), "wb") as wav:
+            wav.setnchannels(2)
+            wav.setsampwidth(2)
+            wav.setframerate(RATE)
+            wav.writeframes(np.clip(mix, -32768, 32767).astype(np.int16).tobytes())
+
+
 @dataclass
 class ConsoleSession:
     """A console participant in a room: sends text and audio, collects what comes back.
@@ -87,9 +122,13 @@ class ConsoleSession:
     _recorder: wave.Wave_write | None = None
     _line_event: asyncio.Event = field(default_factory=asyncio.Event)
     _speech: asyncio.Queue[tuple[np.ndarray, asyncio.Future[float]]] = field(default_factory=asyncio.Queue)
+    _agents_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    agent_seen: bool = False  # an agent participant has been in the room
+    asked_at: float | None = None  # loop time of the user's last question, spoken or typed
     first_agent_audio_at: float | None = None  # loop.time() of the first agent frame with sound
     agent_audio_frames: list[tuple[float, float]] = field(default_factory=list)  # (loop time, rms)
     agent_audio: list[tuple[float, object]] = field(default_factory=list)  # (loop time, rtc.AudioFrame) if keep_audio
+    _conversation: Conversation | None = None
 
     @property
     def room(self):  # type: ignore[no-untyped-def]
@@ -116,12 +155,17 @@ class ConsoleSession:
         room.register_text_stream_handler(TRANSCRIPTION_TOPIC, self._on_text)
         room.register_text_stream_handler(CHAT_TOPIC, self._on_text)
         room.on("track_subscribed", self._on_track)
+        for event in ("participant_connected", "participant_disconnected", "participant_attributes_changed"):
+            room.on(event, self._on_participants)
         if self.options.output_wav is not None:
             self._recorder = wave.open(str(self.options.output_wav), "wb")  # noqa: SIM115 -- closed by aclose()
             self._recorder.setnchannels(1)
             self._recorder.setsampwidth(2)
             self._recorder.setframerate(RATE)
+        if self.options.record is not None:
+            self._conversation = Conversation()
         await room.connect(self.options.url, self.token(), rtc.RoomOptions(auto_subscribe=True))
+        self._on_participants()  # an agent already in the room raised no event
         # A short queue: speech waits behind at most 100 ms of queued silence.
         self._source = rtc.AudioSource(RATE, 1, queue_size_ms=100)
         track = rtc.LocalAudioTrack.create_audio_track("console-mic", self._source)
@@ -143,7 +187,22 @@ class ConsoleSession:
     def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
         self._tasks.spawn(coro, coro.__qualname__)
 
+    def _on_participants(self, *_args: object) -> None:
+        self.agent_seen = self.agent_seen or bool(self.agents())
+        self._agents_changed.set()
+
+    def agents(self) -> list:  # type: ignore[type-arg]
+        """The agent participants in the room now."""
+        from livekit import rtc
+
+        if self._room is None:
+            return []
+        return [p for p in self._room.remote_participants.values()  # type: ignore[attr-defined]
+                if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT]
+
     def _on_text(self, reader, participant_identity: str) -> None:  # type: ignore[no-untyped-def]
+        opened_at = asyncio.get_running_loop().time()
+
         async def read() -> None:
             text = await reader.read_all()
             attrs = reader.info.attributes or {}
@@ -152,6 +211,7 @@ class ConsoleSession:
                 identity=participant_identity,
                 text=text,
                 final=attrs.get("lk.transcription_final", "true") != "false",
+                opened_at=opened_at,
             )
             self.lines.append(line)
             self._line_event.set()
@@ -180,6 +240,8 @@ class ConsoleSession:
                 self.agent_audio.append((now, event.frame))
             if self._recorder is not None:
                 self._recorder.writeframes(bytes(event.frame.data))
+            if self._conversation is not None:
+                self._conversation.add(1, now, samples)
 
     def first_sound_after(self, t: float, *, level: float = 0.003) -> float | None:
         """loop.time() of the first agent frame louder than ``level`` after ``t``."""
@@ -203,17 +265,25 @@ class ConsoleSession:
             try:
                 samples, done = self._speech.get_nowait()
             except asyncio.QueueEmpty:
-                await self._source.capture_frame(quiet)  # type: ignore[attr-defined]
+                await self._capture(quiet)
                 continue
             pad = (-samples.size) % FRAME
             samples = np.concatenate([samples, np.zeros(pad, dtype=np.int16)])
             for start in range(0, samples.size, FRAME):
                 chunk = samples[start : start + FRAME]
-                await self._source.capture_frame(rtc.AudioFrame(chunk.tobytes(), RATE, 1, FRAME))  # type: ignore[attr-defined]
+                await self._capture(rtc.AudioFrame(chunk.tobytes(), RATE, 1, FRAME))
             # What is still queued in the source plays out before the speech has ended.
             ended = loop.time() + self._source.queued_duration  # type: ignore[attr-defined]
             if not done.done():
                 done.set_result(ended)
+
+    async def _capture(self, frame) -> None:  # type: ignore[no-untyped-def]
+        assert self._source is not None
+        await self._source.capture_frame(frame)  # type: ignore[attr-defined]
+        if self._conversation is not None:
+            # It is heard once what is queued ahead of it has played out.
+            heard = asyncio.get_running_loop().time() + self._source.queued_duration  # type: ignore[attr-defined]
+            self._conversation.add(0, heard, np.frombuffer(frame.data, dtype=np.int16))
 
     async def play(self, samples: np.ndarray, *, trailing_silence: float | None = None) -> float:
         """Publish samples as speech; returns loop.time() when their last sample plays out.
@@ -242,6 +312,67 @@ class ConsoleSession:
             self._line_event.clear()
             await self._line_event.wait()
 
+    def is_agent_line(self, line: Line) -> bool:
+        """A finished text from the agent (its transcript or a chat message), not the user's
+        transcript the agent publishes on the user's behalf."""
+        return line.identity != self.options.identity and line.final and bool(line.text.strip())
+
+    async def _until(self, ready: Callable[[], bool]) -> None:
+        """Wait until ``ready()``; ``AgentLeft`` if every agent leaves meanwhile."""
+        while not ready():
+            if self.agent_seen and not self.agents():
+                raise AgentLeft("the agent left the room (its job ended: see the agent's log)")
+            self._agents_changed.clear()
+            self._line_event.clear()
+            waiters = [asyncio.ensure_future(self._agents_changed.wait()),
+                       asyncio.ensure_future(self._line_event.wait())]
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+
+    async def wait_until_agent_listens(self, *, grace: float = 8.0) -> None:
+        """Wait for an agent to join and finish its greeting, so what is said next is heard
+        as the user's turn (not lost before the agent listens, nor mistaken for the greeting's
+        cause). Ready at the agent's first finished line, ``lk.agent.state`` "listening", or
+        ``grace`` seconds after it joined for an agent that does not greet."""
+        await self._until(lambda: bool(self.agents()))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+
+        def ready() -> bool:
+            return (any(self.is_agent_line(line) for line in self.lines)
+                    or any(p.attributes.get("lk.agent.state") == "listening" for p in self.agents())
+                    or loop.time() >= deadline)
+
+        async def tick() -> None:  # wakes _until when the grace ends
+            await asyncio.sleep(grace)
+            self._agents_changed.set()
+
+        ticker = asyncio.ensure_future(tick())
+        try:
+            await self._until(ready)
+        finally:
+            ticker.cancel()
+
+    def answered(self) -> bool:
+        """A question was asked and the agent has answered it."""
+        asked = self.asked_at
+        return asked is not None and any(self.is_agent_line(line) and line.opened_at >= asked for line in self.lines)
+
+    async def wait_for_reply(self, after: float) -> Line:
+        """The agent's first finished line begun after ``after`` (loop time): its answer to
+        what the user said or typed then. ``AgentLeft`` if the agent leaves first."""
+        found: list[Line] = []
+
+        def ready() -> bool:
+            found[:] = [line for line in self.lines if self.is_agent_line(line) and line.opened_at >= after][:1]
+            return bool(found)
+
+        await self._until(ready)
+        return found[0]
+
     async def aclose(self) -> None:
         await self._tasks.aclose(timeout=None)
         if self._room is not None:
@@ -249,6 +380,9 @@ class ConsoleSession:
         if self._recorder is not None:
             self._recorder.close()
             self._recorder = None
+        if self._conversation is not None and self.options.record is not None:
+            self._conversation.write(self.options.record)
+            self._conversation = None
 
 
 async def _stdin_lines() -> asyncio.Queue[str | None]:
@@ -260,8 +394,15 @@ async def _stdin_lines() -> asyncio.Queue[str | None]:
             loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\n"))
         loop.call_soon_threadsafe(queue.put_nowait, None)
 
-    loop.run_in_executor(None, pump)
+    # A daemon thread, not the loop's executor: read() cannot be interrupted, and neither
+    # asyncio.run's shutdown nor interpreter exit may wait for a line nobody types.
+    threading.Thread(target=pump, name="console stdin", daemon=True).start()
     return queue
+
+
+def _report_mic_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        click.echo(f"console: the microphone stopped: {task.exception()}", err=True)
 
 
 async def _mic(session: ConsoleSession) -> None:
@@ -280,7 +421,11 @@ async def _mic(session: ConsoleSession) -> None:
             session._speech.put_nowait((block, asyncio.get_running_loop().create_future()))
 
 
-async def run_console(options: ConsoleOptions, *, exit_after_reply: bool, timeout: float | None) -> int:
+async def run_console(options: ConsoleOptions, *, exit_after_reply: bool, timeout: float | None,
+                      failure: asyncio.Future[str] | None = None) -> int:
+    """Talk to the agent; 0 once done, 1 on timeout, when the agent leaves before answering,
+    or when ``failure`` (the agent's job failed, with the error) resolves first."""
+
     def show(line: Line) -> None:
         if line.final and line.text.strip():
             who = "you" if line.identity == options.identity else line.identity
@@ -289,34 +434,70 @@ async def run_console(options: ConsoleOptions, *, exit_after_reply: bool, timeou
     session = ConsoleSession(options, on_line=show)
     await session.connect()
     click.echo(f"joined room {options.room!r} at {options.url} as {options.identity!r}", err=True)
+    talk = asyncio.ensure_future(_converse(session, exit_after_reply=exit_after_reply))
+    # The agent leaving ends the conversation even while stdin stays open.
+    gone = asyncio.ensure_future(session._until(lambda: False))
+    watched: set[asyncio.Future[Any]] = {talk, gone}
+    if failure is not None:
+        watched.add(failure)
     try:
         async with asyncio.timeout(timeout):
-            if options.input_wav is not None:
-                start = len(session.lines)
-                await session.play(read_wav_48k(options.input_wav))
-                if exit_after_reply:
-                    await session.wait_for_line(
-                        lambda line: line.topic == TRANSCRIPTION_TOPIC and line.identity != options.identity
-                        and line.final,
-                        start=start,
-                    )
-                    await session.play_silence(1.0)  # let the reply's audio reach the recorder
-                    return 0
-            async with asyncio.TaskGroup() as group:
-                mic = group.create_task(_mic(session)) if options.mic else None
-                lines = await _stdin_lines()
-                while (text := await lines.get()) is not None:
-                    if text.strip():
-                        await session.send_text(text)
-                if mic is not None:
-                    mic.cancel()
-            await asyncio.sleep(0)  # let the last text go out before leaving
-            return 0
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        if failure is not None and failure.done():
+            click.echo(f"console: the agent's job failed: {failure.result()}", err=True)
+            return 1
+        if talk.done():
+            return talk.result()
+        gone.result()  # raises AgentLeft
+        return 1
     except TimeoutError:
         click.echo(f"console: timed out after {timeout}s", err=True)
         return 1
+    except AgentLeft as exc:
+        if session.answered():
+            click.echo("console: the agent left the room", err=True)
+            return 0
+        click.echo(f"console: {exc}", err=True)
+        return 1
     finally:
+        for task in (talk, gone):
+            task.cancel()
+        await asyncio.gather(talk, gone, return_exceptions=True)
         await session.aclose()
+
+
+async def _converse(session: ConsoleSession, *, exit_after_reply: bool) -> int:
+    """Speak the recording and/or send stdin's lines; with a question asked, wait for its answer."""
+    loop = asyncio.get_running_loop()
+    asked: float | None = None  # loop time of the last question, spoken or typed
+    if session.options.input_wav is not None:
+        await session.wait_until_agent_listens()
+        asked = session.asked_at = loop.time()
+        await session.play(read_wav_48k(session.options.input_wav))
+        if exit_after_reply:
+            await session.wait_for_reply(asked)
+            await session.play_silence(1.0)  # let the reply's audio reach the recorder
+            return 0
+    # Not a TaskGroup: it would wrap AgentLeft in an ExceptionGroup.
+    mic = asyncio.ensure_future(_mic(session)) if session.options.mic else None
+    if mic is not None:
+        mic.add_done_callback(_report_mic_failure)
+    try:
+        lines = await _stdin_lines()
+        while (text := await lines.get()) is not None:
+            if text.strip():
+                if asked is None:
+                    await session.wait_until_agent_listens()  # a line sent before is lost
+                asked = session.asked_at = loop.time()
+                await session.send_text(text)
+    finally:
+        if mic is not None:
+            mic.cancel()
+            await asyncio.gather(mic, return_exceptions=True)
+    if asked is not None:
+        await session.wait_for_reply(asked)  # stdin closed: the last question's answer, then leave
+    await asyncio.sleep(0)  # let the last text go out before leaving
+    return 0
 
 
 def _is_loopback(url: str) -> bool:

@@ -17,10 +17,11 @@ from .logging import configure_logging
 from .plugin_runtime import PluginState
 from .plugins.discovery import Discovery, PluginSpec
 from .plugins.script import describe_options, script_plugin
+from .jobs import JobOutcome
 from .supervisor import ReloadResult, Supervisor, SupervisorState
 
 __all__ = [
-    "Config", "ConfigError", "ConsoleOptions", "DevServerError", "Discovery", "PluginSpec", "PluginState",
+    "Config", "ConfigError", "ConsoleOptions", "DevServerError", "Discovery", "JobOutcome", "PluginSpec", "PluginState",
     "ReloadResult", "ScriptTarget", "ScriptTargetError", "Supervisor", "SupervisorState", "configure_logging",
     "describe_options", "dev_server_for", "load_config", "require_microphone", "run_console", "script_plugin",
 ]

@@ -32,6 +32,7 @@ from roomd.ipc.tasks import TaskOwner
 
 from .admission import Admission
 from .config import Config, ConfigError, DaemonConfig, LiveKitConfig, load_config
+from .jobs import JobOutcome
 from .devserver import DevServerError, dev_server_for
 from .link import LinkFailed, PoolEvaluator, ServerLink
 from .load import LoadMonitor
@@ -189,6 +190,7 @@ class Supervisor:
         self._starting_pools: dict[str, Pool] = {}  # each plugin's latest pool, ready or not
         self._reload_task: asyncio.Task[None] | None = None
         self._reload_replies: list[asyncio.Future[ReloadResult]] = []
+        self._job_listeners: list[Callable[[str, JobOutcome], None]] = []
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -201,6 +203,11 @@ class Supervisor:
 
     def add_state_listener(self, listener: Callable[[SupervisorState], None]) -> None:
         self._listeners.append(listener)
+
+    def add_job_listener(self, listener: Callable[[str, JobOutcome], None]) -> None:
+        """Call ``listener(agent_name, outcome)`` as each job ends (single-file console:
+        a failed entrypoint ends the conversation with its error)."""
+        self._job_listeners.append(listener)
 
     def _transition(self, new: SupervisorState, why: str = "") -> None:
         if not allowed(SUPERVISOR_TRANSITIONS, self._state, new, "supervisor"):
@@ -440,7 +447,8 @@ class Supervisor:
         else:
             link = ServerLink(livekit=self.config.livekit, config=self.config.link,
                               registration=registration, admission=admission,
-                              evaluator=evaluator, launcher=self.launcher, observer=self.metrics)
+                              evaluator=evaluator, launcher=self.launcher,
+                              observer=_JobEndTap(self.metrics, self._job_listeners))
             if served is not None:
                 # Options changed (agent name, type, permissions): register anew; the old
                 # link reports FULL and keeps its running jobs until they end.
@@ -670,3 +678,19 @@ def run_daemon(
     except DevServerError as exc:
         log.error("dev server failed", error=str(exc))
         return EXIT_FAILURE
+
+
+class _JobEndTap:
+    """The links' observer: the metrics, plus the job listeners told of each job's end."""
+
+    def __init__(self, metrics: DaemonMetrics, listeners: list[Callable[[str, JobOutcome], None]]) -> None:
+        self._metrics = metrics
+        self._listeners = listeners
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._metrics, name)
+
+    def job_ended(self, agent: str, outcome: JobOutcome, duration: float) -> None:
+        self._metrics.job_ended(agent, outcome, duration)
+        for listener in self._listeners:
+            listener(agent, outcome)

@@ -30,8 +30,11 @@ TARGET_PREFIX = "script:"
 SCRIPT_MODULE = "__roomd_main__"
 MAIN = "__main__"
 # WorkerOptions fields used only by the worker process itself (where to connect, with which
-# secret, where to serve HTTP): children get these from the supervisor, never from argv.
-PARENT_ONLY_FIELDS = frozenset({"ws_url", "api_key", "api_secret", "port", "host"})
+# secret, where to serve HTTP): children get these from the supervisor, never from argv. The
+# reference's settings roomd does not apply (how jobs are isolated, a proxy, a token) stay
+# there too: the worker logs them, the children never need them.
+PARENT_ONLY_FIELDS = frozenset({"ws_url", "api_key", "api_secret", "port", "host", "job_executor_type",
+                                "multiprocessing_context", "http_proxy", "prometheus_port", "_worker_token"})
 
 
 class ScriptTargetError(ValueError):

@@ -94,6 +94,45 @@ def component_factory(kind: str, model: str | None, **kwargs: Any) -> Any:
     return builder(**kwargs)
 
 
+def download_files() -> list[Any]:
+    """``download-files``: nothing is fetched (the weights ship in registry packages, the
+    engines are Debian programs); say for each component whether its files are installed."""
+    import importlib.util
+    import shutil
+
+    from roomd.agents.plugin import FilesReport
+
+    from . import weights
+
+    def model(component: str, find: Callable[[], Any]) -> FilesReport:
+        try:
+            found = find()
+            return FilesReport(component, True, ", ".join(map(str, found)) if isinstance(found, tuple) else str(found))
+        except weights.MissingWeightsError as exc:
+            return FilesReport(component, False, str(exc))
+
+    def program(component: str, name: str, package: str) -> FilesReport:
+        path = shutil.which(name)
+        return FilesReport(component, path is not None,
+                           path or f"program {name!r} not found; apt-get install {package}")
+
+    def module(component: str, name: str, distribution: str) -> FilesReport:
+        spec = importlib.util.find_spec(name)
+        return FilesReport(component, spec is not None,
+                           spec.origin or name if spec is not None else
+                           f"python package {distribution!r} is not installed; pip install {distribution}")
+
+    return [
+        model("local/silero", weights.silero_vad_model),
+        module("local/webrtc", "webrtcvad", "webrtcvad-wheels"),
+        model("local/whisper-tiny", weights.whisper_tiny_en),
+        model("local/smollm2", weights.smollm2_gguf),
+        program("local/flite", "flite", "flite"),
+        program("local/espeak", "espeak-ng", "espeak-ng"),
+        model("local/piper", weights.piper_joe_voice),
+    ]
+
+
 def __getattr__(name: str) -> Any:
     # Lazy: importing the package must not import the engines.
     modules = {
@@ -111,5 +150,5 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "EspeakTTS", "FliteTTS", "LocalLLM", "LlamaOptions", "MODELS", "PiperTTS", "SileroVAD",
-    "VADOptions", "WebRTCVAD", "WhisperSTT", "component_factory",
+    "VADOptions", "WebRTCVAD", "WhisperSTT", "component_factory", "download_files",
 ]

@@ -191,3 +191,36 @@ def test_worker_config_takes_the_options_retry_and_drain_unless_the_environment_
     assert (deployed.link.max_retry, deployed.daemon.drain_timeout) == (9, 7.0)
     assert worker_config(WorkerOptions(entrypoint_fnc=entrypoint, ws_url="ws://o:1", api_key="k",
                                        api_secret="s"), environ={}).link.max_retry == 3
+
+
+# inspect.signature(livekit.agents.WorkerOptions) in livekit-agents 1.2.11, by name.
+REFERENCE_FIELDS = {
+    "entrypoint_fnc", "request_fnc", "prewarm_fnc", "load_fnc", "job_executor_type", "load_threshold",
+    "job_memory_warn_mb", "job_memory_limit_mb", "drain_timeout", "num_idle_processes",
+    "shutdown_process_timeout", "initialize_process_timeout", "permissions", "agent_name", "worker_type",
+    "max_retry", "ws_url", "api_key", "api_secret", "_worker_token", "host", "port", "http_proxy",
+    "multiprocessing_context", "prometheus_port",
+}
+
+
+def test_worker_options_take_every_field_of_the_reference() -> None:
+    assert {f.name for f in dataclasses.fields(WorkerOptions)} >= REFERENCE_FIELDS
+
+
+def test_settings_roomd_does_not_apply_are_accepted_and_logged_once_by_the_worker(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from roomd.agents import JobExecutorType, Worker
+
+    options = WorkerOptions(entrypoint_fnc=entrypoint, ws_url="ws://127.0.0.1:1", api_key="k", api_secret="s",
+                            job_executor_type=JobExecutorType.THREAD, multiprocessing_context="spawn",
+                            http_proxy="http://proxy:3128", prometheus_port=9100, _worker_token="t")
+    with caplog.at_level("WARNING", logger="roomd.agents.worker"):
+        Worker(options, config=worker_config(options, environ={}))
+    said = [r.getMessage() for r in caplog.records if r.name == "roomd.agents.worker"]
+    for name in ("job_executor_type", "multiprocessing_context", "http_proxy", "prometheus_port", "_worker_token"):
+        assert sum(f"WorkerOptions.{name}=" in line for line in said) == 1, said
+    assert all("has no effect on roomd" in line for line in said)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="roomd.agents.worker"):
+        Worker(WorkerOptions(entrypoint_fnc=entrypoint), config=worker_config(options, environ={}))
+    assert not caplog.records  # the defaults say nothing

@@ -9,11 +9,9 @@ import json
 import re
 import signal
 import uuid
-import wave
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from room_client import delete_room, dispatch, join
 from single_file_helpers import (
@@ -29,6 +27,7 @@ from single_file_helpers import (
 pytestmark = pytest.mark.livekit_server
 
 REFERENCE_AGENT = Path(__file__).parents[1] / "agents" / "voice" / "data" / "reference_agent.py"
+LIBRARY_HOURS = Path(__file__).parents[1] / "data" / "library_hours.wav"
 
 
 def _json_event(line: str) -> dict[str, Any]:
@@ -120,7 +119,8 @@ async def test_dev_reloads_a_saved_file_and_new_jobs_run_the_new_code(livekit_se
     agent_name = f"single-reload-{uuid.uuid4().hex[:6]}"
     rooms = [f"room-{uuid.uuid4().hex[:6]}" for _ in range(2)]
     script = write_agent(tmp_path, agent_name, VERSIONED_AGENT.replace("@VERSION@", "one"))
-    async with run_script(script, "dev", env=script_env(livekit_server)) as run:
+    # --log-level in capitals, as the reference takes it: dev's debug lines are gone.
+    async with run_script(script, "dev", "--log-level", "INFO", env=script_env(livekit_server)) as run:
         await run.wait_for_line(lambda line: "supervisor state" in line and "new=ready" in line)
         first = await join(livekit_server, rooms[0], "caller")
         second = await join(livekit_server, rooms[1], "caller")
@@ -140,6 +140,7 @@ async def test_dev_reloads_a_saved_file_and_new_jobs_run_the_new_code(livekit_se
             await delete_room(livekit_server, room)
         terminate(run, signal.SIGTERM)
         assert await run.wait() == 0, run.output[-3000:]
+    assert not any("[debug" in line for line in run.lines), run.output[-3000:]
 
 
 ENTRYPOINT_UNDER_MAIN_GUARD = '''
@@ -205,29 +206,101 @@ async def test_the_reference_agent_file_offers_dev_start_and_console(tmp_path: P
     assert {"dev", "start", "console"} <= set(commands)
 
 
-def _speech_wav(path: Path) -> Path:
-    """Half a second of tone then silence: what EnergyVAD hears as a spoken turn."""
-    rate = 48000
-    t = np.arange(int(rate * 0.5)) / rate
-    samples = np.concatenate([0.3 * np.sin(2 * np.pi * 300 * t), np.zeros(int(rate * 0.8))])
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes((samples * 32767).astype(np.int16).tobytes())
-    return path
-
-
-async def test_console_serves_the_reference_agent_and_talks_to_it(livekit_server: Any, tmp_path: Path) -> None:
+async def test_console_speaks_the_wav_and_leaves_after_the_answer_not_the_greeting(
+        livekit_server: Any, tmp_path: Path) -> None:
     """The reference agent (no agent name: dispatched to every new room) in one command."""
-    wav = _speech_wav(tmp_path / "turn.wav")
     room_name = f"console-{uuid.uuid4().hex[:6]}"
-    async with run_script(REFERENCE_AGENT, "console", "--room", room_name, "--input-wav", str(wav),
-                          "--exit-after-reply", "--timeout", "60", env=script_env(livekit_server)) as run:
+    async with run_script(REFERENCE_AGENT, "console", "--room", room_name, "--input-wav", str(LIBRARY_HOURS),
+                          "--exit-after-reply", "--timeout", "90", env=script_env(livekit_server)) as run:
         code = await run.wait(timeout=120)
     assert code == 0, run.output[-3000:]
-    assert "[lk.transcription]" in run.output and "Hello! How can I help you today?" in run.output, \
-        run.output[-3000:]
+    greeting = run.output.find("Hello! How can I help you today?")
+    answer = run.output.find("It is sunny and 21 degrees in Paris.")
+    assert 0 <= greeting < answer, run.output[-3000:]
+    assert "[lk.transcription] you: what is the weather in Paris" in run.output  # the agent heard the wav
+
+
+async def test_console_text_mode_prints_the_answer_to_the_typed_question_before_leaving(
+        livekit_server: Any, tmp_path: Path) -> None:
+    room_name = f"console-{uuid.uuid4().hex[:6]}"
+    async with run_script(REFERENCE_AGENT, "console", "--room", room_name, "--timeout", "90",
+                          env=script_env(livekit_server), stdin=asyncio.subprocess.PIPE) as run:
+        assert run.proc.stdin is not None
+        run.proc.stdin.write(b"what is the weather in Paris\n")
+        await run.proc.stdin.drain()
+        run.proc.stdin.close()  # end of input right away: the console still waits for the answer
+        code = await run.wait(timeout=120)
+    assert code == 0, run.output[-3000:]
+    assert "It is sunny and 21 degrees in Paris." in run.output, run.output[-3000:]
+
+
+FAILING_AGENT = '''
+from roomd.agents import JobContext, WorkerOptions, cli
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    raise RuntimeError("the model file is missing")
+
+
+if __name__ == "__main__":
+    cli.run_app(WorkerOptions(entrypoint_fnc=entrypoint, agent_name={agent_name!r}, num_idle_processes=1))
+'''
+
+
+@pytest.mark.parametrize("mode", ["voice", "text"])
+async def test_console_exits_1_with_the_error_when_the_entrypoint_fails(
+        livekit_server: Any, tmp_path: Path, mode: str) -> None:
+    script = write_agent(tmp_path, f"failing-{uuid.uuid4().hex[:6]}", FAILING_AGENT)
+    args = ["--input-wav", str(LIBRARY_HOURS), "--exit-after-reply"] if mode == "voice" else []
+    async with run_script(script, "console", *args, "--timeout", "60", env=script_env(livekit_server),
+                          stdin=asyncio.subprocess.PIPE) as run:
+        assert run.proc.stdin is not None
+        if mode == "text":
+            run.proc.stdin.write(b"hello?\n")
+            await run.proc.stdin.drain()
+        code = await run.wait(timeout=90)
+    assert code == 1, run.output[-3000:]
+    assert "the agent's job failed: RuntimeError: the model file is missing" in run.output, run.output[-3000:]
+    assert "timed out" not in run.output
+
+
+FAILING_AFTER_JOINING = '''
+import asyncio
+
+from roomd.agents import JobContext, WorkerOptions, cli
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    await ctx.connect()
+    # Fails on the user's first question: by then the room has seen it (a failure within its
+    # first moments there is never announced to the others).
+    asked = asyncio.Event()
+    ctx.room.register_text_stream_handler("lk.chat", lambda reader, identity: asked.set())
+    await asked.wait()
+    raise RuntimeError("the model file is missing")
+
+
+if __name__ == "__main__":
+    cli.run_app(WorkerOptions(entrypoint_fnc=entrypoint, agent_name={agent_name!r}, num_idle_processes=1))
+'''
+
+
+async def test_roomd_console_exits_1_when_the_agent_fails_and_leaves(livekit_server: Any, tmp_path: Path) -> None:
+    """``roomd console`` does not run the agent: a failed job shows as the agent leaving."""
+    agent_name = f"failing-{uuid.uuid4().hex[:6]}"
+    script = write_agent(tmp_path, agent_name, FAILING_AFTER_JOINING)
+    async with run_script(script, "start", env=script_env(livekit_server)) as worker:
+        await worker.wait_for_line(lambda line: _json_event(line).get("new") == "ready")
+        async with run_script(tmp_path, "console", "--agent-name", agent_name, "--room", f"r-{agent_name}",
+                              "--timeout", "60", module="roomd.daemon.cli", env=script_env(livekit_server),
+                              stdin=asyncio.subprocess.PIPE) as console:
+            assert console.proc.stdin is not None
+            console.proc.stdin.write(b"hello?\n")
+            await console.proc.stdin.drain()
+            assert await console.wait(timeout=90) == 1, console.output[-3000:]
+        assert "console: the agent left the room" in console.output, console.output[-3000:] + worker.output[-6000:]
+        terminate(worker, signal.SIGTERM)
+        assert await worker.wait() == 0, worker.output[-3000:]
 
 
 async def test_ctrl_c_in_console_leaves_the_room_drains_and_exits_while_stdin_is_still_open(

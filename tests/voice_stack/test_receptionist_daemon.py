@@ -1,6 +1,7 @@
 """The whole path a newcomer takes: ``roomd run`` serves the installed receptionist
-plugin, ``roomd console`` (its session class) dispatches it to a room by name and asks
-a spoken question; the agent, running in a daemon child under uvloop, answers."""
+plugin, ``roomd console --input-wav`` dispatches it to a room by name and asks a spoken
+question; the agent, running in a daemon child under uvloop, answers, and the console
+prints the answer and leaves."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from pathlib import Path
 import pytest
 from livekit import api
 
-from roomd.daemon.console import TRANSCRIPTION_TOPIC, ConsoleOptions, ConsoleSession, read_wav_48k
 from voice_helpers import DATA, require_local_stack, words
 
 pytestmark = [pytest.mark.slow_models, pytest.mark.livekit_server]
@@ -55,11 +55,9 @@ async def test_roomd_run_serves_the_receptionist_to_console(livekit_server, tmp_
     log: list[str] = []
     drain: asyncio.Task[None] | None = None
     room = "daemon-reception"
-    console = ConsoleSession(ConsoleOptions(url=livekit_server.url, api_key=livekit_server.api_key,
-                                            api_secret=livekit_server.api_secret, room=room,
-                                            agent_name="receptionist"))
+    console: asyncio.subprocess.Process | None = None
     try:
-        async with asyncio.timeout(120):
+        async with asyncio.timeout(180):
             await _wait_ready(proc, log)
 
             async def keep_reading() -> None:  # a full pipe would stall the daemon
@@ -68,23 +66,28 @@ async def test_roomd_run_serves_the_receptionist_to_console(livekit_server, tmp_
                     log.append(raw.decode(errors="replace"))
 
             drain = asyncio.create_task(keep_reading())
-            await console.connect()  # dispatches the receptionist by name
-            me = console.options.identity
-
-            def agent_final(line) -> bool:  # type: ignore[no-untyped-def]
-                return line.topic == TRANSCRIPTION_TOPIC and line.identity != me and line.final and bool(line.text)
-
-            greeting = await console.wait_for_line(agent_final)
-            assert "welcome" in words(greeting.text)
-            start = len(console.lines)
-            await console.play(read_wav_48k(DATA / "library_hours.wav"))
-            answer = await console.wait_for_line(agent_final, start=start)
-            assert "library" in words(answer.text), answer.text
+            # What a newcomer types: the console dispatches the receptionist, waits for its
+            # greeting, speaks the recording and leaves once the question is answered.
+            console = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "roomd.daemon.cli", "console", "--room", room, "--agent-name", "receptionist",
+                "--input-wav", str(DATA / "library_hours.wav"), "--exit-after-reply", "--timeout", "150",
+                env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE)
+            out, err = await console.communicate()
+        printed = out.decode(errors="replace")
+        assert console.returncode == 0, printed + err.decode(errors="replace")[-3000:]
+        agent_lines = [line.split(": ", 1)[1] for line in printed.splitlines()
+                       if line.startswith("[lk.transcription] ") and not line.startswith("[lk.transcription] you:")]
+        assert len(agent_lines) >= 2, printed
+        assert "welcome" in words(agent_lines[0]), printed  # the greeting first...
+        assert "library" in words(agent_lines[-1]), printed  # ...then the answer, the console's last line
     finally:
         # What follows tears the room down under a talking agent; the SDK logs errors about
         # that (a publisher renegotiating into a closed connection). The call itself must not.
         conversation = len(log)
-        await console.aclose()
+        if console is not None and console.returncode is None:
+            console.kill()
+            await console.wait()
         async with api.LiveKitAPI(livekit_server.http_url, livekit_server.api_key, livekit_server.api_secret) as lk:
             await lk.room.delete_room(api.DeleteRoomRequest(room=room))  # ends the job
         if proc.returncode is None:
