@@ -35,6 +35,7 @@ class ServerRecord:
         self._partial = b""
         self._jobs: list[EndedJob] = []
         self._rooms: dict[str, str] = {}  # job id -> room, from the assignment lines
+        self._dropped: set[str] = set()  # rooms whose dispatch no worker took
 
     def ended(self) -> list[EndedJob]:
         """Every "job ended" line so far (read on from where the last call stopped)."""
@@ -46,19 +47,28 @@ class ServerRecord:
         for raw in lines:
             line = raw.decode(errors="replace")
             assigned, ended = "\tassigned job to worker\t" in line, "\tjob ended\t" in line
-            if not (assigned or ended) or "{" not in line:
+            dropped = "\tno worker available to handle job\t" in line
+            if not (assigned or ended or dropped) or "{" not in line:
                 continue
             try:
                 fields = json.loads(line[line.index("{"):])
             except ValueError:
                 continue
             job_id = str(fields.get("jobID", ""))
+            if dropped:
+                self._dropped.add(str(fields.get("room", "")))
+                continue
             if assigned:
                 self._rooms[job_id] = str(fields.get("room", ""))
                 continue
             self._jobs.append(EndedJob(job_id=job_id, room=self._rooms.get(job_id, ""),
                                        status=str(fields.get("status", "")), error=str(fields.get("error", ""))))
         return list(self._jobs)
+
+    def dropped(self) -> set[str]:
+        """Rooms whose dispatch the server dropped: no worker took it (every worker full)."""
+        self.ended()
+        return set(self._dropped)
 
     def in_rooms(self, rooms: Collection[str]) -> list[EndedJob]:
         wanted = set(rooms)

@@ -131,11 +131,14 @@ async def test_a_burst_past_max_jobs_loses_no_accepted_job(
 
     async def settled() -> bool:
         ended = {e["room"] for e in roomd_ended(daemon)}
-        return set(names) <= ended | refused() and not (await daemon.status())["jobs"]
+        return set(names) <= ended | refused() | server_record.dropped() and not (await daemon.status())["jobs"]
 
+    # A full daemon reports load 1 at once, so the server mostly drops the rest itself
+    # ("no worker available"); an offer that still reaches it is refused. Either way every
+    # job is accounted for, and none roomd took is lost.
     await daemon.until(settled, timeout=60)
     accepted = {e["room"] for e in roomd_ended(daemon)} & set(names)
-    assert refused() and len(accepted) >= 2, (refused(), accepted)
+    assert refused() | server_record.dropped() and len(accepted) >= 2, (refused(), accepted)
     # Every job roomd took ended SUCCESS at the server; the refused ones never ran here.
     recorded = await server_record.wait_for_rooms(accepted)
     assert {job.status for job in recorded.values()} == {"JS_SUCCESS"}, recorded

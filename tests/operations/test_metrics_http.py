@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import signal
 import socket
 from unittest import mock
 
@@ -96,12 +95,12 @@ class _Snapshot:
 
 
 class _Pool:
-    """The little of a Pool the roster reads: its state, description and snapshot."""
+    """The little of a Pool the roster reads: its state, agent label and snapshot."""
 
     def __init__(self, generation: int) -> None:
         self.plugin = "desk-plugin"
         self.generation = generation
-        self.description = mock.Mock(agent_name="desk")
+        self.agent = "desk"  # Pool.agent: the described agent name
         self.state = PoolState.READY
         self.restarts: collections.Counter[str] = collections.Counter()
 
