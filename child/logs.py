@@ -40,6 +40,23 @@ def to_jsonable(value: Any, depth: int = 0) -> Any:
     return to_jsonable(repr(value), _MAX_DEPTH)
 
 
+# The native SDK logs these at error while a room is torn down: whenever the server closes
+# the peer connections before the SDK has handled its leave message, which is every time a
+# room is deleted under the agent (the usual end of a job). A real connection loss is told
+# by the room's own reconnecting/disconnected events, so here they are warnings, not errors.
+_NATIVE_TEARDOWN_NOISE = ("data channel", "closed unexpectedly")
+
+
+def forwarded_level(logger: str, levelno: int, message: str) -> str:
+    """The level a stdlib record is forwarded at: its own, but native SDK teardown noise
+    (``_NATIVE_TEARDOWN_NOISE``) is a warning."""
+    level = level_name(levelno)
+    if level == "error" and (logger == "livekit" or logger.startswith("livekit.")) \
+            and all(part in message for part in _NATIVE_TEARDOWN_NOISE):
+        return "warning"
+    return level
+
+
 def level_name(levelno: int) -> str:
     if levelno >= logging.CRITICAL:
         return "critical"
@@ -122,7 +139,8 @@ class _ForwardingHandler(logging.Handler):
             fields: dict[str, Any] = {}
             if record.exc_info:
                 fields["exception"] = logging.Formatter().formatException(record.exc_info)
-            self._forwarder.emit(level_name(record.levelno), record.getMessage(), record.name, fields)
+            message = record.getMessage()
+            self._forwarder.emit(forwarded_level(record.name, record.levelno, message), message, record.name, fields)
         except Exception:
             self.handleError(record)
 
