@@ -7,8 +7,8 @@ from roomd.agents.voice.transcription.synchronizer import TranscriptSynchronizer
 
 
 def test_room_io_exports_the_text_input_event_and_default_options() -> None:
-    assert room_io.DEFAULT_ROOM_INPUT_OPTIONS == room_io.RoomInputOptions()
-    assert room_io.DEFAULT_ROOM_OUTPUT_OPTIONS == room_io.RoomOutputOptions()
+    assert room_io.RoomInputOptions() == room_io.DEFAULT_ROOM_INPUT_OPTIONS
+    assert room_io.RoomOutputOptions() == room_io.DEFAULT_ROOM_OUTPUT_OPTIONS
     assert room_io.DEFAULT_ROOM_INPUT_OPTIONS.close_on_disconnect is True
     assert room_io.TextInputEvent.__dataclass_fields__.keys() >= {"text", "info", "participant"}
 
