@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from roomd.ipc import Channel, Log
+from roomd.ipc.native_logs import install_native_filter
 from roomd.ipc.ratelimit import TokenBucket
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
@@ -38,23 +39,6 @@ def to_jsonable(value: Any, depth: int = 0) -> Any:
         if isinstance(value, (list, tuple, set, frozenset)):
             return [to_jsonable(v, depth + 1) for v in list(value)[:_MAX_FIELDS]]
     return to_jsonable(repr(value), _MAX_DEPTH)
-
-
-# The native SDK logs these at error while a room is torn down: whenever the server closes
-# the peer connections before the SDK has handled its leave message, which is every time a
-# room is deleted under the agent (the usual end of a job). A real connection loss is told
-# by the room's own reconnecting/disconnected events, so here they are warnings, not errors.
-_NATIVE_TEARDOWN_NOISE = ("data channel", "closed unexpectedly")
-
-
-def forwarded_level(logger: str, levelno: int, message: str) -> str:
-    """The level a stdlib record is forwarded at: its own, but native SDK teardown noise
-    (``_NATIVE_TEARDOWN_NOISE``) is a warning."""
-    level = level_name(levelno)
-    if level == "error" and (logger == "livekit" or logger.startswith("livekit.")) \
-            and all(part in message for part in _NATIVE_TEARDOWN_NOISE):
-        return "warning"
-    return level
 
 
 def level_name(levelno: int) -> str:
@@ -139,8 +123,7 @@ class _ForwardingHandler(logging.Handler):
             fields: dict[str, Any] = {}
             if record.exc_info:
                 fields["exception"] = logging.Formatter().formatException(record.exc_info)
-            message = record.getMessage()
-            self._forwarder.emit(forwarded_level(record.name, record.levelno, message), message, record.name, fields)
+            self._forwarder.emit(level_name(record.levelno), record.getMessage(), record.name, fields)
         except Exception:
             self.handleError(record)
 
@@ -166,3 +149,4 @@ def install(forwarder: LogForwarder, level: str) -> None:
     root.addHandler(_ForwardingHandler(forwarder))
     root.setLevel(numeric)
     logging.getLogger("livekit").setLevel(max(numeric, logging.INFO))
+    install_native_filter()
