@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from roomd.ipc import Channel, Log
+from roomd.ipc.native_logs import install_native_filter
 from roomd.ipc.ratelimit import TokenBucket
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
@@ -148,3 +149,4 @@ def install(forwarder: LogForwarder, level: str) -> None:
     root.addHandler(_ForwardingHandler(forwarder))
     root.setLevel(numeric)
     logging.getLogger("livekit").setLevel(max(numeric, logging.INFO))
+    install_native_filter()

@@ -22,6 +22,8 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
+from roomd.ipc.native_logs import install_native_filter
+
 LogFormat = Literal["auto", "json", "console"]
 
 # Keys whose values are never written, whatever logs them.
@@ -138,6 +140,7 @@ def configure_logging(
     root.setLevel(numeric_level)
     # The livekit FFI logs every frame at debug; keep its noise one step above ours.
     logging.getLogger("livekit").setLevel(max(numeric_level, logging.INFO))
+    install_native_filter()  # room teardown's "data channel closed unexpectedly" is a warning
     # Library warnings (PyJWT's InsecureKeyLengthWarning, deprecations) as records on the
     # "py.warnings" logger instead of raw multi-line text on stderr.
     logging.captureWarnings(True)

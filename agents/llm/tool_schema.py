@@ -206,13 +206,20 @@ def type_schema(tp: Any) -> dict[str, Any]:
         if args and args[0] is not str:
             raise ToolSchemaError(f"object keys must be str, got {tp!r}")
         return {"type": "object", "additionalProperties": type_schema(args[1]) if args else {}}
-    if typing.is_typeddict(tp):
+    if _is_typeddict(tp):
         return _typeddict_schema(tp)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return _dataclass_schema(tp)
     if _is_pydantic_model(tp):
         return _pydantic_schema(tp)
     raise ToolSchemaError(f"unsupported type {tp!r}")
+
+
+def _is_typeddict(tp: Any) -> bool:
+    # typing_extensions.TypedDict (what pydantic asks for before Python 3.12) makes classes
+    # that typing.is_typeddict does not recognise; both carry the same class attributes.
+    return typing.is_typeddict(tp) or (isinstance(tp, type) and issubclass(tp, dict)
+                                       and hasattr(tp, "__required_keys__") and hasattr(tp, "__total__"))
 
 
 def _is_pydantic_model(tp: Any) -> bool:
@@ -360,7 +367,7 @@ def coerce(value: Any, tp: Any, path: str) -> Any:
             raise ToolArgumentError(f"{path}: expected an object, got {value!r}")
         args = get_args(tp)
         return {k: coerce(v, args[1], f"{path}.{k}") if args else v for k, v in value.items()}
-    if typing.is_typeddict(tp):
+    if _is_typeddict(tp):
         return _coerce_fields(value, typing.get_type_hints(tp, include_extras=True),
                               set(getattr(tp, "__required_keys__", ())), path)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):

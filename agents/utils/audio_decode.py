@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any, BinaryIO
 
@@ -20,7 +21,9 @@ _LAYOUTS = {1: "mono", 2: "stereo"}
 
 class Decoder:
     """One open file (a path or a binary file object such as ``io.BytesIO``);
-    ``next_slice`` may run in a worker thread, one call at a time."""
+    ``next_slice`` may run in a worker thread, one call at a time. ``close`` waits for a
+    slice being decoded: a reader cancelled mid-slice (a sound stopped) leaves that slice
+    running in its thread, and closing the container under it crashes FFmpeg."""
 
     def __init__(self, source: str | BinaryIO, sample_rate: int, num_channels: int) -> None:
         import av
@@ -42,9 +45,15 @@ class Decoder:
         self._sample_rate = sample_rate
         self._num_channels = num_channels
         self._flushed = False
+        self._lock = threading.Lock()
+        self._closed = False
 
     def next_slice(self) -> list[rtc.AudioFrame]:
-        """About ``_SLICE_SECONDS`` of converted frames; an empty list at the end."""
+        """About ``_SLICE_SECONDS`` of converted frames; an empty list at the end (or once closed)."""
+        with self._lock:
+            return [] if self._closed else self._decode()
+
+    def _decode(self) -> list[rtc.AudioFrame]:
         import av
 
         out: list[rtc.AudioFrame] = []
@@ -73,7 +82,10 @@ class Decoder:
                               self._num_channels, count)
 
     def close(self) -> None:
-        self._container.close()
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._container.close()
 
 
 async def audio_frames_from_file(

@@ -35,6 +35,7 @@ from .io import (
 from .metrics import EOUMetrics
 from .room_io import RoomInputOptions, RoomIO, RoomOutputOptions
 from .timed_string import TimedString
+from .transcription import TranscriptSynchronizer
 from .speech_handle import SpeechHandle
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "SpeechHandle",
     "TextOutput",
     "TimedString",
+    "TranscriptSynchronizer",
     "TurnDetectionMode",
     "UserInputTranscribedEvent",
     "UserState",

@@ -154,7 +154,13 @@ class Playout:
                 self._end_timed()
 
         timed = self._aligned and frames is None
-        await run_together(pump(), play(), self._transcribe(self._timed if timed else to_transcript))
+        try:
+            await run_together(pump(), play(), self._transcribe(self._timed if timed else to_transcript))
+        except TTSFailed:
+            # End the segment already shown, or the next speech's text is appended to it.
+            if self._transcript is not None:
+                await flush_text_output(self._transcript)
+            raise
         audio.flush()
         finished = await audio.wait_for_playout()
         return await self._result(interrupted=finished.interrupted, position=finished.playback_position)

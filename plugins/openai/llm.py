@@ -23,6 +23,7 @@ from roomd.agents.llm import (
     Tool,
     ToolChoice,
 )
+from roomd.agents.llm.tool_schema import type_schema
 from roomd.agents.types import (
     DEFAULT_API_CONNECT_OPTIONS,
     NOT_GIVEN,
@@ -51,6 +52,30 @@ _REQUEST_FIELDS = (
     ("max_completion_tokens", "max_completion_tokens"), ("service_tier", "service_tier"),
     ("reasoning_effort", "reasoning_effort"), ("verbosity", "verbosity"), ("max_tokens", "max_tokens"),
 )
+
+
+def openai_response_format(response_format: type | dict[str, Any]) -> dict[str, Any]:
+    """The chat request's ``response_format`` for a type: its JSON schema in strict form
+    (every property required, no others allowed), as OpenAI's structured outputs demand."""
+    if isinstance(response_format, dict):
+        return response_format
+    if not isinstance(response_format, type):
+        raise TypeError(f"response_format must be a type or a dict, not {type(response_format).__name__}")
+    schema = type_schema(response_format)
+    return {"type": "json_schema",
+            "json_schema": {"name": response_format.__name__, "strict": True, "schema": _strict(schema)}}
+
+
+def _strict(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_strict(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _strict(value) for key, value in node.items()}
+    if out.get("type") == "object" and isinstance(out.get("properties"), dict):
+        out["required"] = list(out["properties"])
+        out["additionalProperties"] = False
+    return out
 
 
 class LLM(llm_base.LLM):
@@ -158,11 +183,16 @@ class LLM(llm_base.LLM):
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
         tool_choice: NotGivenOr[ToolChoice | None] = NOT_GIVEN,
         parallel_tool_calls: NotGivenOr[bool | None] = NOT_GIVEN,
+        response_format: NotGivenOr[type | dict[str, Any]] = NOT_GIVEN,
         extra_kwargs: NotGivenOr[dict[str, Any]] = NOT_GIVEN,
     ) -> LLMStream:
+        """``response_format``: a request field as is (a dict), or a type (pydantic model,
+        TypedDict, dataclass) sent as a strict JSON schema named after it."""
         body = self.request_body(chat_ctx, list(tools or []),
                                  tool_choice if is_given(tool_choice) else None,
                                  parallel_tool_calls if is_given(parallel_tool_calls) else None)
+        if is_given(response_format):
+            body["response_format"] = openai_response_format(response_format)
         if is_given(extra_kwargs):
             body.update(extra_kwargs)
         return _OpenAIStream(self, body=body, chat_ctx=chat_ctx, tools=tools, conn_options=conn_options)

@@ -115,3 +115,48 @@ def test_audio_byte_stream_cuts_bytes_into_equal_frames() -> None:
     assert all(f.samples_per_channel == 160 for f in frames[:-1]) and frames[-1].samples_per_channel < 160
     assert bytes(combine_frames(frames).data) == pcm[: len(pcm) // 4 * 4]  # nothing lost but a half sample
     assert calculate_audio_duration(frames) == pytest.approx((len(pcm) // 4) / 16000)
+
+
+async def test_a_reader_cancelled_mid_slice_closes_the_file_after_that_slice(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A background sound stopped while its next slice decodes in a worker thread: the file
+    # must not be closed under that thread (FFmpeg crashes the process: a SIGSEGV seen in a job).
+    import asyncio
+    import threading
+    import time
+
+    from roomd.agents.utils.audio_decode import Decoder
+
+    path = tmp_path / "long.ogg"
+    write_encoded(path, tone(3.0, 48000, 1), 48000, "ogg", "libopus")
+    converting = threading.Event()
+    order: list[str] = []
+    convert, close = Decoder._to_rtc, Decoder.close
+
+    def slow_convert(self: Decoder, frame: object) -> object:
+        if not converting.is_set():
+            converting.set()
+            time.sleep(0.3)  # the consumer is cancelled meanwhile
+            order.append("converted")
+        return convert(self, frame)
+
+    def recorded_close(self: Decoder) -> None:
+        close(self)
+        order.append("closed")
+
+    monkeypatch.setattr(Decoder, "_to_rtc", slow_convert)
+    monkeypatch.setattr(Decoder, "close", recorded_close)
+
+    async def play() -> None:
+        async for _frame in audio_frames_from_file(str(path)):
+            pass
+
+    task = asyncio.ensure_future(play())
+    await asyncio.to_thread(converting.wait, 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert order == ["converted", "closed"]
+    decoder = Decoder(str(path), 48000, 1)
+    decoder.close()
+    assert decoder.next_slice() == []  # closed: nothing more, no touching the container

@@ -63,10 +63,9 @@ async def test_start_runs_the_entrypoint_in_a_prewarmed_child_and_sigterm_drains
             await caller.disconnect()
         await delete_room(livekit_server, room_name)  # the job ends; the drain can finish
         assert await run.wait() == 0, run.output[-3000:]
-    # Not the native SDK's own lines: it logs "data channel closed unexpectedly" at error when
-    # a room is deleted under a connected participant, which is how this test ends the job.
-    errors = [line for line in run.lines if _json_event(line).get("level") == "error"
-              and _json_event(line).get("child_logger") != "livekit"]
+    # The room was deleted under the agent (the usual end of a job): the native SDK's teardown
+    # lines ("data channel ... closed unexpectedly") are warnings, so nothing is an error.
+    errors = [line for line in run.lines if _json_event(line).get("level") in ("error", "critical")]
     assert errors == [], "".join(errors[:5])
 
 

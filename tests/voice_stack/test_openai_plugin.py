@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from typing import Annotated
 
 import pytest
 from aiohttp import web
+from typing_extensions import TypedDict  # what pydantic asks for before Python 3.12
 
 from roomd.agents import llm as L
 from roomd.agents.components import resolve
@@ -148,3 +150,45 @@ async def test_stt_and_tts_use_the_audio_endpoints() -> None:
         await tts.aclose()
     finally:
         await runner.cleanup()
+
+
+class Answer(TypedDict):
+    mood: Annotated[str, "how to say it"]
+    text: str
+
+
+async def test_llm_sends_a_typed_response_format_as_a_strict_json_schema() -> None:
+    bodies: list[dict[str, object]] = []
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        bodies.append(await request.json())
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for piece in ('{"mood": "calm", ', '"text": "hello"}'):
+            chunk = {"id": "c1", "choices": [{"index": 0, "delta": {"content": piece}}]}
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", completions)
+    runner, base = await serve_app(app)
+    try:
+        llm = OpenAILLM(base_url=base)
+        text, _calls = await llm.chat(chat_ctx=_ctx("hi"), response_format=Answer, conn_options=NO_RETRY).collect()
+        assert json.loads(text) == {"mood": "calm", "text": "hello"}
+        raw = {"type": "json_object"}
+        await llm.chat(chat_ctx=_ctx("hi"), response_format=raw, conn_options=NO_RETRY).collect()
+        with pytest.raises(TypeError, match="response_format"):
+            llm.chat(chat_ctx=_ctx("hi"), response_format="json")  # type: ignore[arg-type]
+        await llm.aclose()
+    finally:
+        await runner.cleanup()
+    assert bodies[0]["response_format"] == {"type": "json_schema", "json_schema": {
+        "name": "Answer", "strict": True, "schema": {
+            "type": "object",
+            "properties": {"mood": {"type": "string", "description": "how to say it"}, "text": {"type": "string"}},
+            "required": ["mood", "text"], "additionalProperties": False}}}
+    assert bodies[1]["response_format"] == raw
+    assert "response_format" not in OpenAILLM().request_body(_ctx("hi"), [], None, None)
