@@ -10,6 +10,7 @@ edges to LiveKit. States (``AgentState``, ``UserState``) change only in
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
@@ -56,6 +57,7 @@ from .generation import LLMOutput, Playout, PlayoutResult, read_llm, text_once
 from .io import AudioInput, AudioOutput, TextOutput, UserTranscriptOutput
 from .metrics import EOUMetrics
 from .metrics_report import report_to_job
+from .run_result import RunResult, Run_T, apply_tool_mocks, current_run, running
 from .room_io import RoomInputOptions, RoomIO, RoomOutputOptions
 from .speech_handle import SpeechHandle
 
@@ -204,6 +206,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self._tts_adapters: dict[int, TTSStreamAdapter] = {}
         self._metric_sources: list[Any] = []
         self._turn_lock = asyncio.Lock()
+        self._run: RunResult[Any] | None = None  # the run being recorded (session.run / capture_run)
 
     # -- public state --------------------------------------------------------------------
 
@@ -283,15 +286,18 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         *,
         room_input_options: RoomInputOptions | None = None,
         room_output_options: RoomOutputOptions | None = None,
-    ) -> None:
+        capture_run: bool = False,
+    ) -> RunResult[Any] | None:
         """Start running ``agent``: join the room's audio (or use ``self.input``/``self.output``
-        set beforehand), then call ``agent.on_enter()`` (in the background)."""
+        set beforehand), then call ``agent.on_enter()`` (in the background). With
+        ``capture_run``, returns a ``RunResult`` recording what the agent does on entering."""
         if self._started:
             raise RuntimeError("AgentSession.start() was already called")
         if not isinstance(agent, Agent):
             raise TypeError(f"start() needs an Agent, got {agent!r}")
         self._started = True
         self._speech_q = asyncio.Queue()
+        run = self._begin_run(RunResult(output_type=None)) if capture_run else None
         if room is not None:
             self._room_io = RoomIO(
                 room,
@@ -314,7 +320,34 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self._start_recognition()
         self._tasks.create_task(self._run_speeches(), name="session.speeches")
         self._set_agent_state(AgentState.LISTENING)
-        self._tasks.create_task(self._guard(agent.on_enter(), "on_enter"), name="session.on_enter")
+        if run is None:
+            self._tasks.create_task(self._guard(agent.on_enter(), "on_enter"), name="session.on_enter")
+            return None
+        with running(run):
+            run._watch(self._tasks.create_task(self._guard(agent.on_enter(), "on_enter"), name="session.on_enter"))
+        return run
+
+    def run(self, *, user_input: str, output_type: type[Run_T] | None = None) -> RunResult[Run_T]:
+        """Answer ``user_input`` as a user turn and record what the agent does (for tests:
+        ``result = await session.run(user_input="hi"); result.expect.next_event()...``)."""
+        self._need_running()
+        run = self._begin_run(RunResult(user_input=user_input, output_type=output_type))
+        with running(run):
+            self.generate_reply(user_input=user_input)
+        return run
+
+    def _begin_run(self, run: RunResult[Run_T]) -> RunResult[Run_T]:
+        if self._run is not None and not self._run.done():
+            raise RuntimeError("a run is already in progress (await it before starting another)")
+        self._run = run
+        self.on("error", lambda ev: run._error(ev.error))
+        return run
+
+    async def __aenter__(self) -> AgentSession[Userdata_T]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
         await self._close(CloseReason.USER_INITIATED)
@@ -347,6 +380,8 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         for server in self._mcp_connected:
             await server.aclose()
         self.emit("close", CloseEvent(reason=reason, error=error))
+        if self._run is not None:
+            self._run._finish()
         self._closed.set()
 
     @property
@@ -397,6 +432,9 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         old_stt, old_vad = self.stt, self.vad
         self._agent = agent
         agent._session = self
+        run = current_run()
+        if run is not None:
+            run._agent_handoff(old_agent=old, new_agent=agent)
         await self._load_mcp_tools(agent)
         self._watch_metrics()
         if self.stt is not old_stt or self.vad is not old_vad:
@@ -413,6 +451,9 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self._history.items.append(item)
         if speech is not None:
             speech._add_item(item)
+            run = current_run()
+            if run is not None and run._watches(speech):
+                run._item_added(item)
         self.emit("conversation_item_added", ConversationItemAddedEvent(item=item))
 
     def _request_ctx(self, agent: Agent, instructions: str | None, extra: Sequence[ChatItem] = ()) -> ChatContext:
@@ -501,7 +542,13 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
                   source: SpeechSource, user_initiated: bool) -> None:
         assert self._speech_q is not None
         self._queued.append(handle)
-        self._speech_q.put_nowait(_QueuedSpeech(handle, run))
+        run_ = current_run()
+        if run_ is not None:
+            run_._watch(handle)
+        # The speech runs in the caller's context (so test mocks and other context
+        # variables set around say()/generate_reply()/run() apply to it).
+        context = contextvars.copy_context()
+        self._speech_q.put_nowait(_QueuedSpeech(handle, lambda: asyncio.create_task(run(), context=context)))
         self.emit("speech_created", SpeechCreatedEvent(user_initiated=user_initiated, source=source, speech_handle=handle))
 
     async def _run_speeches(self) -> None:
@@ -627,7 +674,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         for call in function_calls:
             self._add_item(call, speech=handle)
         try:
-            tool_ctx = ToolContext(tools)
+            tool_ctx = ToolContext(apply_tool_mocks(agent, tools))
         except (TypeError, ValueError) as exc:
             self.emit("error", ErrorEvent(error=exc, source=self))
             return False
