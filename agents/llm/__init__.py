@@ -25,6 +25,19 @@ from .llm import (
     ToolChoice,
 )
 from .metrics import LLMMetrics
+from .realtime import (
+    GenerationCreatedEvent,
+    InputSpeechStartedEvent,
+    InputSpeechStoppedEvent,
+    InputTranscriptionCompleted,
+    MessageGeneration,
+    RealtimeCapabilities,
+    RealtimeError,
+    RealtimeModel,
+    RealtimeModelError,
+    RealtimeSession,
+    RealtimeSessionReconnectedEvent,
+)
 from .run_context import RunContext
 from .tool_schema import ToolArgumentError, ToolSchemaError, parse_docstring, type_schema
 from .tools import (
@@ -40,6 +53,17 @@ from .tools import (
 )
 
 __all__ = [
+    "RealtimeSessionReconnectedEvent",
+    "RealtimeSession",
+    "RealtimeModelError",
+    "RealtimeModel",
+    "RealtimeError",
+    "RealtimeCapabilities",
+    "MessageGeneration",
+    "InputTranscriptionCompleted",
+    "InputSpeechStoppedEvent",
+    "InputSpeechStartedEvent",
+    "GenerationCreatedEvent",
     "AudioContent",
     "AvailabilityChangedEvent",
     "ChatChunk",

@@ -11,6 +11,7 @@ from typing import Any
 
 from .energy_vad import EnergyVAD
 from .fake_stt import FakeSTT
+from .realtime import ScriptedRealtimeModel, ScriptedRealtimeSession
 from .scripted_llm import ScriptedLLM, ScriptedReply, tool_call
 from .tone_tts import ToneTTS
 
@@ -46,4 +47,4 @@ def component_factory(kind: str, model: str | None, **kwargs: Any) -> Any:
     return cls(**kwargs)
 
 
-__all__ = ["EnergyVAD", "FakeSTT", "ScriptedLLM", "ScriptedReply", "ToneTTS", "component_factory", "mock_tools", "tool_call"]
+__all__ = ["EnergyVAD", "FakeSTT", "ScriptedRealtimeModel", "ScriptedRealtimeSession", "ScriptedLLM", "ScriptedReply", "ToneTTS", "component_factory", "mock_tools", "tool_call"]

@@ -14,6 +14,7 @@ from ..components import resolve
 from ..llm.chat_context import ChatContext, ChatMessage
 from ..llm.tools import Tool, find_function_tools
 from ..types import NOT_GIVEN, NotGivenOr, is_given
+from .realtime_generation import sync_agent
 
 if TYPE_CHECKING:
     from .agent_session import AgentSession
@@ -34,8 +35,6 @@ def check_turn_detection(value: Any) -> None:
     if isinstance(value, str):
         if value not in _MODES:
             raise ValueError(f"unknown turn_detection {value!r}; expected one of {list(_MODES)} or a turn detector")
-        if value == "realtime_llm":
-            raise ValueError("turn_detection='realtime_llm' needs a realtime model, which roomd does not support yet")
         return
     if not callable(getattr(value, "predict_end_of_turn", None)):
         raise TypeError(
@@ -43,14 +42,16 @@ def check_turn_detection(value: Any) -> None:
         )
 
 
-def resolve_component(kind: str, value: Any, base: type[Any]) -> Any:
+def resolve_component(kind: str, value: Any, base: type[Any] | tuple[type[Any], ...]) -> Any:
     """A component given as an instance, a ``"provider/model"`` name, None or NOT_GIVEN."""
     if value is None or value is NOT_GIVEN:
         return value
     if isinstance(value, str):
         return resolve(kind, value)
     if not isinstance(value, base):
-        raise TypeError(f"{kind} must be a {base.__module__}.{base.__qualname__} or a model name, got {value!r}")
+        bases = base if isinstance(base, tuple) else (base,)
+        names = " or ".join(f"{b.__module__}.{b.__qualname__}" for b in bases)
+        raise TypeError(f"{kind} must be a {names} or a model name, got {value!r}")
     return value
 
 
@@ -100,7 +101,7 @@ class Agent:
         self._turn_detection = turn_detection
         self._stt = resolve_component("stt", stt, stt_mod.STT)
         self._vad = resolve_component("vad", vad, vad_mod.VAD)
-        self._llm = resolve_component("llm", llm, llm_mod.LLM)
+        self._llm = resolve_component("llm", llm, (llm_mod.LLM, llm_mod.RealtimeModel))
         self._tts = resolve_component("tts", tts, tts_mod.TTS)
         # an empty list means "none" (overriding the session's), as NOT_GIVEN means "the session's"
         self._mcp_servers = None if isinstance(mcp_servers, list) and not mcp_servers else mcp_servers
@@ -138,13 +139,16 @@ class Agent:
 
     async def update_instructions(self, instructions: str) -> None:
         self._instructions = instructions
+        await sync_agent(self)
 
     async def update_tools(self, tools: Sequence[Tool]) -> None:
         self._tools = list(tools)
         self._chat_ctx = self._chat_ctx.copy(tools=self._tools)
+        await sync_agent(self)
 
     async def update_chat_ctx(self, chat_ctx: ChatContext) -> None:
         self._chat_ctx = chat_ctx.copy(tools=self._tools)
+        await sync_agent(self)
 
     # -- per-agent overrides (NOT_GIVEN: the session's) ---------------------------------
 

@@ -26,6 +26,7 @@ from .. import vad as vad_mod
 from ..errors import StopResponse
 from ..llm.chat_context import ChatContext, ChatItem, ChatMessage, FunctionCall, FunctionCallOutput
 from ..llm.execution import execute_function_call, output_text
+from ..llm.realtime import RealtimeModel
 from ..llm.run_context import RunContext
 from ..llm.tools import Tool, ToolContext
 from ..stt.stt import SpeechEvent
@@ -57,6 +58,7 @@ from .generation import LLMOutput, Playout, PlayoutResult, read_llm, text_once
 from .io import AudioInput, AudioOutput, TextOutput, UserTranscriptOutput
 from .metrics import EOUMetrics
 from .metrics_report import report_to_job
+from .realtime_generation import RealtimeDriver, update_realtime
 from .run_result import RunResult, Run_T, apply_tool_mocks, current_run, running
 from .room_io import RoomInputOptions, RoomIO, RoomOutputOptions
 from .speech_handle import SpeechHandle
@@ -162,7 +164,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self._turn_detection = turn_detection
         self._stt = resolve_component("stt", stt, stt_mod.STT)
         self._vad = resolve_component("vad", vad, vad_mod.VAD)
-        self._llm = resolve_component("llm", llm, llm_mod.LLM)
+        self._llm = resolve_component("llm", llm, (llm_mod.LLM, RealtimeModel))
         self._tts = resolve_component("tts", tts, tts_mod.TTS)
         self._userdata = userdata
         self._mcp_servers = list(mcp_servers) if is_given(mcp_servers) and mcp_servers else None
@@ -207,6 +209,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self._metric_sources: list[Any] = []
         self._turn_lock = asyncio.Lock()
         self._run: RunResult[Any] | None = None  # the run being recorded (session.run / capture_run)
+        self._realtime: RealtimeDriver | None = None  # when the active agent's llm is a RealtimeModel
 
     # -- public state --------------------------------------------------------------------
 
@@ -266,7 +269,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         return self._pick("vad")  # type: ignore[no-any-return]
 
     @property
-    def llm(self) -> llm_mod.LLM | None:
+    def llm(self) -> llm_mod.LLM | RealtimeModel | None:
         return self._pick("llm")  # type: ignore[no-any-return]
 
     @property
@@ -316,6 +319,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self._agent = agent
         agent._session = self
         await self._load_mcp_tools(agent)
+        self._realtime = await update_realtime(self, self._realtime, agent)
         self._watch_metrics()
         self._start_recognition()
         self._tasks.create_task(self._run_speeches(), name="session.speeches")
@@ -364,6 +368,8 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             await self._guard(self._agent.on_exit(), "on_exit")
         if self._recognition is not None:
             await self._recognition.aclose()
+        if self._realtime is not None:
+            await self._realtime.aclose()
         await self._tasks.aclose()
         for handle in self._queued:
             handle._mark_done()
@@ -436,6 +442,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         if run is not None:
             run._agent_handoff(old_agent=old, new_agent=agent)
         await self._load_mcp_tools(agent)
+        self._realtime = await update_realtime(self, self._realtime, agent)
         self._watch_metrics()
         if self.stt is not old_stt or self.vad is not old_vad:
             if self._recognition is not None:
@@ -617,6 +624,9 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
 
     async def _run_reply(self, handle: SpeechHandle, *, instructions: str | None,
                          tools: list[Tool] | None, extra: Sequence[ChatItem]) -> None:
+        if self._realtime is not None:
+            await self._realtime.reply(handle, instructions=instructions)
+            return
         for step in range(self.max_tool_steps + 1):
             agent = self._agent
             llm = self.llm
@@ -711,6 +721,8 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
 
     def _start_recognition(self) -> None:
         self._recognition = None
+        if self._realtime is not None:
+            return  # the realtime model hears the user itself
         audio = self.input.audio
         stt, vad = self.stt, self.vad
         if audio is None or (stt is None and vad is None):
