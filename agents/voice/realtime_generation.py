@@ -272,6 +272,10 @@ async def update_realtime(session: AgentSession[Any], driver: RealtimeDriver | N
     kept and re-synced for the same realtime model, replaced for another, closed when
     the agent uses a plain LLM."""
     model = session.llm
+    if session._agent_option("turn_detection", session._turn_detection) == "realtime_llm" and not isinstance(
+        model, RealtimeModel
+    ):
+        raise ValueError(f"turn_detection='realtime_llm' needs a RealtimeModel as llm, got {model!r}")
     if driver is not None and driver.model is not model:
         await driver.aclose()
         driver = None

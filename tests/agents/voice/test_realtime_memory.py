@@ -172,3 +172,13 @@ async def test_a_model_error_is_reported() -> None:
         await session.start(Clock())
         await asyncio.wait_for(session.generate_reply(), TIMEOUT)
     assert errors and "exhausted" in str(errors[0].error) and errors[0].source is model
+
+
+async def test_realtime_llm_turn_detection_needs_a_realtime_model() -> None:
+    from roomd.agents.testing import ScriptedLLM
+
+    async with AgentSession(llm=ScriptedLLM([]), turn_detection="realtime_llm") as session:
+        with pytest.raises(ValueError, match="needs a RealtimeModel"):
+            await session.start(Clock())
+    async with AgentSession(llm=ScriptedRealtimeModel(["hi"]), turn_detection="realtime_llm") as session:
+        await session.start(Clock())
