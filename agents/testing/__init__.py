@@ -47,4 +47,4 @@ def component_factory(kind: str, model: str | None, **kwargs: Any) -> Any:
     return cls(**kwargs)
 
 
-__all__ = ["EnergyVAD", "FakeSTT", "ScriptedRealtimeModel", "ScriptedRealtimeSession", "ScriptedLLM", "ScriptedReply", "ToneTTS", "component_factory", "mock_tools", "tool_call"]
+__all__ = ["EnergyVAD", "FakeSTT", "ScriptedLLM", "ScriptedRealtimeModel", "ScriptedRealtimeSession", "ScriptedReply", "ToneTTS", "component_factory", "mock_tools", "tool_call"]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from livekit import rtc
 
-from ..llm.chat_context import ChatMessage, FunctionCall
+from ..llm.chat_context import ChatMessage
 from ..llm.llm import FunctionToolCall
 from ..llm.realtime import (
     GenerationCreatedEvent,

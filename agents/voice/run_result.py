@@ -184,11 +184,8 @@ class RunResult(Generic[Run_T]):
         self._done.set_result(None)
 
     def _finish(self) -> None:
-        """Nothing to wait for (the session closed, or the run caused no speech)."""
-        if not self._watched:
-            self._check_done()
-        elif not self._done.done() and all(w.done() for w in self._watched):
-            self._check_done()
+        """The session closed: its speeches are over, and so is the run."""
+        self._check_done()
 
 
 # -- assertions --------------------------------------------------------------------------
@@ -251,9 +248,9 @@ class _Criteria:
                 return f"expected output {self.output!r}, got {event.item.output!r}"
             if is_given(self.is_error) and event.item.is_error != self.is_error:
                 return f"expected is_error={self.is_error}, got {event.item.is_error}"
-        elif isinstance(event, AgentHandoffEvent):
-            if is_given(self.new_agent_type) and not isinstance(event.new_agent, self.new_agent_type):
-                return f"expected a handoff to {self.new_agent_type.__name__}, got {type(event.new_agent).__name__}"
+        elif (isinstance(event, AgentHandoffEvent) and is_given(self.new_agent_type)
+              and not isinstance(event.new_agent, self.new_agent_type)):
+            return f"expected a handoff to {self.new_agent_type.__name__}, got {type(event.new_agent).__name__}"
         return None
 
 
