@@ -344,7 +344,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         if self._run is not None and not self._run.done():
             raise RuntimeError("a run is already in progress (await it before starting another)")
         self._run = run
-        self.on("error", lambda ev: run._error(ev.error))
+        run._listen_for_errors(self)
         return run
 
     async def __aenter__(self) -> AgentSession[Userdata_T]:

@@ -167,9 +167,15 @@ class RunResult(Generic[Run_T]):
         if not self._done.done():
             self._events.append(AgentHandoffEvent(old_agent=old_agent, new_agent=new_agent))
 
-    def _error(self, error: BaseException) -> None:
-        if not self._done.done():
-            self._errors.append(error)
+    def _listen_for_errors(self, session: Any) -> None:
+        """Count the session's ``error`` events until the run is done."""
+
+        def on_error(ev: Any) -> None:
+            if not self._done.done():
+                self._errors.append(ev.error)
+
+        session.on("error", on_error)
+        self._done.add_done_callback(lambda _: session.off("error", on_error))
 
     def _check_done(self, _: Any = None) -> None:
         # Done callbacks of tasks run on a later loop turn; a speech scheduled by the

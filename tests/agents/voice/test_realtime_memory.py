@@ -1,17 +1,17 @@
+# ruff: noqa: F811  (`make` is the memory-session fixture of test_session_memory, imported to share it)
 """AgentSession driving a realtime model (the scripted one) over in-memory audio:
 server-side turns, its own audio or text through a TTS, tools, interruption, updates."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from test_session_memory import Harness
+from test_session_memory import make  # noqa: F401
 from voice_audio import quiet, tone, utterance
 
-from roomd.agents.llm import ChatContext, FunctionCall, FunctionCallOutput, RealtimeModel, function_tool
+from roomd.agents.llm import ChatContext, FunctionCall, FunctionCallOutput, function_tool
 from roomd.agents.testing import ScriptedRealtimeModel, ScriptedReply, ToneTTS, tool_call
 from roomd.agents.voice import Agent, AgentSession, AgentState, UserState
 
@@ -28,29 +28,13 @@ class Clock(Agent):
         return "noon"
 
 
-@pytest.fixture
-async def make() -> AsyncIterator[Any]:
-    sessions: list[AgentSession[Any]] = []
-
-    async def build(agent: Agent, model: RealtimeModel, **kwargs: Any) -> Harness:
-        session: AgentSession[Any] = AgentSession(llm=model, **kwargs)
-        harness = Harness(session)
-        await session.start(agent)
-        sessions.append(session)
-        return harness
-
-    yield build
-    for session in sessions:
-        await asyncio.wait_for(session.aclose(), TIMEOUT)
-
-
 def is_assistant(ev: Any) -> bool:
     return getattr(ev.item, "role", "") == "assistant"
 
 
 async def test_the_models_turn_detection_and_audio_answer_the_user(make: Any) -> None:
     model = ScriptedRealtimeModel(["It is noon."], transcripts=["what time is it"])
-    h = await make(Clock(), model)
+    h = await make(Clock(), llm=model)
     rt = model.sessions[0]
     assert rt.instructions == "Tell the time." and sorted(rt.tools.function_tools) == ["get_time"]
 
@@ -71,7 +55,7 @@ async def test_the_models_turn_detection_and_audio_answer_the_user(make: Any) ->
 
 async def test_tool_calls_run_and_their_outputs_go_back_to_the_model(make: Any) -> None:
     model = ScriptedRealtimeModel([ScriptedReply(tool_calls=[tool_call("get_time")]), "It is noon."])
-    h = await make(Clock(), model)
+    h = await make(Clock(), llm=model)
     for frame in utterance(0.4, 0.5):
         h.audio_in.push_frame(frame)
     await h.events.wait("conversation_item_added", is_assistant)
@@ -87,7 +71,7 @@ async def test_tool_calls_run_and_their_outputs_go_back_to_the_model(make: Any) 
 async def test_user_speech_interrupts_and_truncates_the_answer(make: Any) -> None:
     model = ScriptedRealtimeModel(default="This answer is long on purpose and goes on and on for a good while.",
                                   seconds_per_char=0.05)
-    h = await make(Clock(), model)
+    h = await make(Clock(), llm=model)
     handle = h.session.generate_reply()
     await h.events.wait("agent_state_changed", lambda ev: ev.new_state == AgentState.SPEAKING)
     await h.audio_in.push_realtime(quiet(0.8))  # some of the answer is heard first
@@ -110,7 +94,7 @@ async def test_user_speech_interrupts_and_truncates_the_answer(make: Any) -> Non
 async def test_agent_updates_reach_the_model(make: Any) -> None:
     model = ScriptedRealtimeModel(["ok"])
     agent = Clock()
-    await make(agent, model)
+    await make(agent, llm=model)
     rt = model.sessions[0]
 
     @function_tool
@@ -130,7 +114,7 @@ async def test_agent_updates_reach_the_model(make: Any) -> None:
 
 async def test_generate_reply_passes_instructions(make: Any) -> None:
     model = ScriptedRealtimeModel(["Hello!"])
-    h = await make(Clock(), model)
+    h = await make(Clock(), llm=model)
     await h.session.generate_reply(instructions="Greet the user.")
     request = model.sessions[0].requests[0]
     assert request.user_initiated and request.extra_instructions == "Greet the user."
@@ -141,7 +125,7 @@ async def test_a_text_only_model_speaks_through_the_tts(make: Any) -> None:
     tts = ToneTTS()
     model = ScriptedRealtimeModel(["Spoken by the TTS."], modalities=["text"])
     assert not model.capabilities.audio_output
-    h = await make(Clock(), model, tts=tts)
+    h = await make(Clock(), llm=model, tts=tts)
     for frame in utterance(0.4, 0.5):
         h.audio_in.push_frame(frame)
     await h.events.wait("conversation_item_added", is_assistant)
