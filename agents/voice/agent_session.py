@@ -59,7 +59,7 @@ from .io import AudioInput, AudioOutput, TextOutput, UserTranscriptOutput
 from .metrics import EOUMetrics
 from .metrics_report import report_to_job
 from .realtime_generation import RealtimeDriver, update_realtime
-from .run_result import RunResult, Run_T, apply_tool_mocks, current_run, running
+from .run_result import RunResult, Run_T, apply_tool_mocks, record_handoff, record_item, record_speech, running
 from .room_io import RoomInputOptions, RoomIO, RoomOutputOptions
 from .speech_handle import SpeechHandle
 
@@ -324,11 +324,8 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self._start_recognition()
         self._tasks.create_task(self._run_speeches(), name="session.speeches")
         self._set_agent_state(AgentState.LISTENING)
-        if run is None:
-            self._tasks.create_task(self._guard(agent.on_enter(), "on_enter"), name="session.on_enter")
-            return None
         with running(run):
-            run._watch(self._tasks.create_task(self._guard(agent.on_enter(), "on_enter"), name="session.on_enter"))
+            record_speech(self._tasks.create_task(self._guard(agent.on_enter(), "on_enter"), name="session.on_enter"))
         return run
 
     def run(self, *, user_input: str, output_type: type[Run_T] | None = None) -> RunResult[Run_T]:
@@ -438,9 +435,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         old_stt, old_vad = self.stt, self.vad
         self._agent = agent
         agent._session = self
-        run = current_run()
-        if run is not None:
-            run._agent_handoff(old_agent=old, new_agent=agent)
+        record_handoff(old, agent)
         await self._load_mcp_tools(agent)
         self._realtime = await update_realtime(self, self._realtime, agent)
         self._watch_metrics()
@@ -458,9 +453,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self._history.items.append(item)
         if speech is not None:
             speech._add_item(item)
-            run = current_run()
-            if run is not None and run._watches(speech):
-                run._item_added(item)
+            record_item(item, speech)
         self.emit("conversation_item_added", ConversationItemAddedEvent(item=item))
 
     def _request_ctx(self, agent: Agent, instructions: str | None, extra: Sequence[ChatItem] = ()) -> ChatContext:
@@ -549,9 +542,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
                   source: SpeechSource, user_initiated: bool) -> None:
         assert self._speech_q is not None
         self._queued.append(handle)
-        run_ = current_run()
-        if run_ is not None:
-            run_._watch(handle)
+        record_speech(handle)
         # The speech runs in the caller's context (so test mocks and other context
         # variables set around say()/generate_reply()/run() apply to it).
         context = contextvars.copy_context()

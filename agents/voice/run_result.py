@@ -81,12 +81,39 @@ def current_run() -> RunResult[Any] | None:
 
 
 @contextmanager
-def running(run: RunResult[Any]) -> Iterator[None]:
+def running(run: RunResult[Any] | None) -> Iterator[None]:
+    """Code in the block (and the tasks it creates) works for ``run`` (None: no change)."""
+    if run is None:
+        yield
+        return
     token = _CURRENT_RUN.set(run)
     try:
         yield
     finally:
         _CURRENT_RUN.reset(token)
+
+
+# The session's three reports, each a no-op outside a run.
+
+
+def record_speech(speech: _Watchable) -> None:
+    """A speech (or task) was created: the current run waits for it."""
+    run = current_run()
+    if run is not None:
+        run._watch(speech)
+
+
+def record_item(item: ChatItem, speech: Any) -> None:
+    """``speech`` added ``item`` to the conversation."""
+    run = current_run()
+    if run is not None and run._watches(speech):
+        run._item_added(item)
+
+
+def record_handoff(old_agent: Agent | None, new_agent: Agent) -> None:
+    run = current_run()
+    if run is not None:
+        run._agent_handoff(old_agent=old_agent, new_agent=new_agent)
 
 
 class RunResult(Generic[Run_T]):
@@ -586,5 +613,8 @@ __all__ = [
     "apply_tool_mocks",
     "current_run",
     "mock_tools",
+    "record_handoff",
+    "record_item",
+    "record_speech",
     "running",
 ]
