@@ -166,3 +166,35 @@ async def test_realtime_llm_turn_detection_needs_a_realtime_model() -> None:
             await session.start(Clock())
     async with AgentSession(llm=ScriptedRealtimeModel(["hi"]), turn_detection="realtime_llm") as session:
         await session.start(Clock())
+
+
+class GreetingClock(Clock):
+    async def on_enter(self) -> None:
+        self.session.generate_reply()
+
+
+class Desk(Agent):
+    def __init__(self) -> None:
+        super().__init__(instructions="Route the caller.")
+
+    @function_tool
+    async def to_clock(self) -> Agent:
+        """Hand over to the clock."""
+        return GreetingClock()
+
+
+async def test_handoff_resyncs_the_model_with_the_new_agent() -> None:
+    model = ScriptedRealtimeModel([ScriptedReply(tool_calls=[tool_call("to_clock")]), "Clock here."])
+    async with AgentSession(llm=model) as session:
+        await session.start(Desk())
+        rt = model.sessions[0]
+        assert sorted(rt.tools.function_tools) == ["to_clock"]
+        result = await session.run(user_input="what time is it?")
+    result.expect.next_event().is_function_call(name="to_clock")
+    result.expect.next_event().is_function_call_output()
+    result.expect.next_event().is_agent_handoff(new_agent_type=GreetingClock)
+    result.expect.next_event().is_message(role="assistant")
+    result.expect.no_more_events()
+    assert len(model.sessions) == 1  # the same model keeps its session
+    assert rt.requests[-1].instructions == "Tell the time."
+    assert rt.requests[-1].tool_names == ["get_time"]
