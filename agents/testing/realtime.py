@@ -5,7 +5,6 @@ each turn from a list, and answers with scripted text, a tone voicing it, and to
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +30,7 @@ from ..types import NOT_GIVEN, NotGivenOr, is_given
 from ..utils.aio import Chan
 from ..utils.audio import frame_duration, frame_rms, sine
 from ..utils.ids import shortuuid
-from .scripted_llm import ScriptedReply, _as_reply
+from .scripted_llm import Script, ScriptedReply
 
 ScriptEntry = ScriptedReply | str | Callable[[ChatContext], ScriptedReply | str]
 
@@ -89,8 +88,7 @@ class ScriptedRealtimeModel(RealtimeModel):
             audio_output="audio" in modalities,
             manual_function_calls=True,
         ))
-        self._script: deque[ScriptEntry] = deque(replies)
-        self._default = default
+        self._script = Script(replies, default)
         self._transcripts = list(transcripts)
         self.modalities: list[Modality] = list(modalities)
         self.speech_rms = speech_rms
@@ -109,14 +107,13 @@ class ScriptedRealtimeModel(RealtimeModel):
         return "testing"
 
     def add_reply(self, reply: ScriptEntry) -> None:
-        self._script.append(reply)
+        self._script.add(reply)
 
     def _next_reply(self, chat_ctx: ChatContext) -> ScriptedReply:
-        if self._script:
-            return _as_reply(self._script.popleft(), chat_ctx)
-        if self._default is not None:
-            return _as_reply(self._default, chat_ctx)
-        raise RealtimeError("ScriptedRealtimeModel: the script is exhausted")
+        reply = self._script.next(chat_ctx)
+        if reply is None:
+            raise RealtimeError("ScriptedRealtimeModel: the script is exhausted")
+        return reply
 
     def _next_transcript(self) -> str:
         return self._transcripts.pop(0) if len(self._transcripts) > 1 else self._transcripts[0]
