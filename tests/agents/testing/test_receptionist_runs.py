@@ -91,5 +91,8 @@ async def test_smollm2_looks_up_the_museum() -> None:
         result = await session.run(user_input="When does the museum close?")
 
     result.expect.next_event().is_function_call(name="lookup_opening_hours")
-    result.expect.next_event().is_function_call_output(is_error=False)
-    result.expect[-1].is_message(role="assistant")
+    result.expect.next_event().is_function_call_output(
+        output="The museum is open from 10 AM to 5 PM, Tuesday to Sunday.", is_error=False)
+    answer = result.expect.next_event().is_message(role="assistant").event().item.text_content or ""
+    assert "5 PM" in answer  # answered from the tool's output (greedy decoding: stable)
+    result.expect.no_more_events()
