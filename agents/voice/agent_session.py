@@ -727,6 +727,11 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         # The task runs in a copy of the caller's context (create_task's default), so test
         # mocks and the run being recorded (session.run) follow the speech and its tools.
         task = self._tasks.create_task(run(), name=f"session.speech.{handle.id}")
+        close = getattr(work, "close", None)
+        if close is not None:
+            # cancelled before its first step (the session closed at once), the task never
+            # awaited ``work``: close it, so it is not reported as never awaited
+            task.add_done_callback(lambda t: close() if t.cancelled() else None)
         self._speech_tasks.add(task)
         task.add_done_callback(self._speech_tasks.discard)
         self._enqueue(handle)

@@ -35,6 +35,7 @@ from ..utils.aio import TaskOwner, cancel_and_wait
 from ..utils.audio import frame_duration
 from .events import AgentState
 from .io import AudioInput, AudioOutput, TextOutput, flush_text_output
+from .nodes import iterate
 from .speech_handle import SpeechHandle
 
 if TYPE_CHECKING:
@@ -212,8 +213,14 @@ class RealtimeDriver:
         modalities = await message.modalities
         audio_out = session.output.audio
         if "audio" in modalities and audio_out is not None:
+            from .agent import ModelSettings  # agent.py imports this module
+
+            # the model's own voice and text, through the agent's nodes (overridable)
+            agent, settings = session.current_agent, ModelSettings()
+            audio = iterate(agent.realtime_audio_output_node(message.audio_stream, settings))
+            text = iterate(agent.transcription_node(message.text_stream, settings))
             player = _AudioPlayer(message.message_id, audio_out, session.output.transcription)
-            task = asyncio.ensure_future(player.run(message.text_stream, message.audio_stream))
+            task = asyncio.ensure_future(player.run(text, audio))
             await handle.wait_if_not_interrupted([task])
             if not task.done():
                 await cancel_and_wait(task)

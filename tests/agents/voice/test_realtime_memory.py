@@ -11,7 +11,7 @@ from voice_audio import quiet, tone, utterance
 
 from roomd.agents.llm import ChatContext, FunctionCall, FunctionCallOutput, function_tool
 from roomd.agents.testing import ScriptedRealtimeModel, ScriptedReply, ToneTTS, tool_call
-from roomd.agents.voice import Agent, AgentSession, AgentState, UserState
+from roomd.agents.voice import Agent, AgentSession, AgentState, ModelSettings, UserState
 
 TIMEOUT = 10.0
 
@@ -117,6 +117,28 @@ async def test_generate_reply_passes_instructions(make: Any) -> None:
     request = model.sessions[0].requests[0]
     assert request.user_initiated and request.extra_instructions == "Greet the user."
     assert [m.text_content for m in h.session.history.messages] == ["Hello!"]
+
+
+async def test_the_models_audio_and_text_go_through_the_agents_nodes(make: Any) -> None:
+    class Quieter(Clock):
+        frames = 0
+
+        async def realtime_audio_output_node(self, audio: Any, model_settings: ModelSettings) -> Any:
+            async for frame in Agent.default.realtime_audio_output_node(self, audio, model_settings):
+                self.frames += 1
+                yield frame
+
+        async def transcription_node(self, text: Any, model_settings: ModelSettings) -> Any:
+            async for piece in text:
+                yield piece.upper()
+
+    agent = Quieter()
+    model = ScriptedRealtimeModel(["It is noon."])
+    h = await make(agent, llm=model)
+    await asyncio.wait_for(h.session.generate_reply(), TIMEOUT)
+    assert agent.frames > 0 and h.audio_out.heard_duration > 0.1
+    assert h.text_out.segments == ["IT IS NOON."]
+    assert [m.text_content for m in h.session.history.messages] == ["IT IS NOON."]
 
 
 async def test_a_text_only_model_speaks_through_the_tts(make: Any) -> None:
