@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from session_helpers import Clock
 from voice_audio import quiet, tone, utterance
 
 from roomd.agents.llm import ChatContext, FunctionCall, FunctionCallOutput, function_tool
@@ -14,16 +15,6 @@ from roomd.agents.testing import ScriptedRealtimeModel, ScriptedReply, ToneTTS, 
 from roomd.agents.voice import Agent, AgentSession, AgentState, ModelSettings, UserState
 
 TIMEOUT = 10.0
-
-
-class Clock(Agent):
-    def __init__(self) -> None:
-        super().__init__(instructions="Tell the time.")
-
-    @function_tool
-    async def get_time(self) -> str:
-        """The current time."""
-        return "noon"
 
 
 def is_assistant(ev: Any) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from room_helpers import Participant, connect
-from test_realtime_memory import Clock
+from session_helpers import Clock
 from voice_audio import quiet, tone, utterance
 
 from roomd.agents.testing import ScriptedRealtimeModel, ScriptedReply, ToneTTS, tool_call
