@@ -76,6 +76,8 @@ _EXPORTS: dict[str, str] = {
     "SpeechCreatedEvent": ".voice",
     "ErrorEvent": ".voice",
     "CloseEvent": ".voice",
+    "RunResult": ".voice",
+    "mock_tools": ".voice",
     # background audio
     "AudioConfig": ".voice.background_audio",
     "BackgroundAudioPlayer": ".voice.background_audio",

@@ -25,6 +25,19 @@ from .llm import (
     ToolChoice,
 )
 from .metrics import LLMMetrics
+from .realtime import (
+    GenerationCreatedEvent,
+    InputSpeechStartedEvent,
+    InputSpeechStoppedEvent,
+    InputTranscriptionCompleted,
+    MessageGeneration,
+    RealtimeCapabilities,
+    RealtimeError,
+    RealtimeModel,
+    RealtimeModelError,
+    RealtimeSession,
+    RealtimeSessionReconnectedEvent,
+)
 from .run_context import RunContext
 from .tool_schema import ToolArgumentError, ToolSchemaError, parse_docstring, type_schema
 from .tools import (
@@ -40,6 +53,8 @@ from .tools import (
 )
 
 __all__ = [
+    "INTERNAL_ERROR_OUTPUT",
+    "LLM",
     "AudioContent",
     "AvailabilityChangedEvent",
     "ChatChunk",
@@ -56,13 +71,22 @@ __all__ = [
     "FunctionTool",
     "FunctionToolCall",
     "FunctionToolInfo",
-    "INTERNAL_ERROR_OUTPUT",
+    "GenerationCreatedEvent",
     "ImageContent",
-    "LLM",
+    "InputSpeechStartedEvent",
+    "InputSpeechStoppedEvent",
+    "InputTranscriptionCompleted",
     "LLMError",
     "LLMMetrics",
     "LLMStream",
+    "MessageGeneration",
     "RawFunctionTool",
+    "RealtimeCapabilities",
+    "RealtimeError",
+    "RealtimeModel",
+    "RealtimeModelError",
+    "RealtimeSession",
+    "RealtimeSessionReconnectedEvent",
     "RunContext",
     "StopResponse",
     "Tool",

@@ -11,6 +11,7 @@ from typing import Any
 
 from .energy_vad import EnergyVAD
 from .fake_stt import FakeSTT
+from .realtime import ScriptedRealtimeModel, ScriptedRealtimeSession
 from .scripted_llm import ScriptedLLM, ScriptedReply, tool_call
 from .tone_tts import ToneTTS
 
@@ -20,6 +21,16 @@ _MODELS: dict[str, dict[str, type[Any]]] = {
     "tts": {"tone": ToneTTS},
     "vad": {"energy": EnergyVAD},
 }
+
+
+def __getattr__(name: str) -> Any:
+    # mock_tools lives with the voice session (the reference's place); imported on use so
+    # that the scripted components stay importable without the voice pipeline.
+    if name == "mock_tools":
+        from ..voice import run_result
+
+        return run_result.mock_tools
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def component_factory(kind: str, model: str | None, **kwargs: Any) -> Any:
@@ -36,4 +47,4 @@ def component_factory(kind: str, model: str | None, **kwargs: Any) -> Any:
     return cls(**kwargs)
 
 
-__all__ = ["EnergyVAD", "FakeSTT", "ScriptedLLM", "ScriptedReply", "ToneTTS", "component_factory", "tool_call"]
+__all__ = ["EnergyVAD", "FakeSTT", "ScriptedLLM", "ScriptedRealtimeModel", "ScriptedRealtimeSession", "ScriptedReply", "ToneTTS", "component_factory", "mock_tools", "tool_call"]

@@ -50,6 +50,30 @@ def _as_reply(entry: Any, chat_ctx: ChatContext) -> ScriptedReply:
     raise TypeError(f"a script entry must be a ScriptedReply, str or callable, got {entry!r}")
 
 
+class Script:
+    """Entries consumed in order, then ``default`` (None when both are spent)."""
+
+    def __init__(self, replies: Iterable[Any], default: Any) -> None:
+        self._entries: deque[Any] = deque(replies)
+        self._default = default
+
+    def add(self, entry: Any) -> None:
+        self._entries.append(entry)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def next(self, chat_ctx: ChatContext) -> ScriptedReply | None:
+        if self._entries:
+            return _as_reply(self._entries.popleft(), chat_ctx)
+        if self._default is not None:
+            return _as_reply(self._default, chat_ctx)
+        return None
+
+
 class ScriptedLLM(LLM):
     """Each attempt of each ``chat()`` consumes the next script entry (so a failing
     entry followed by a good one exercises the retry path). When the script runs out,
@@ -65,8 +89,7 @@ class ScriptedLLM(LLM):
         model: str = "scripted",
     ) -> None:
         super().__init__()
-        self._script: deque[Any] = deque(replies)
-        self._default = default
+        self._script = Script(replies, default)
         self._model = model
         self.requests: list[ChatContext] = []
         self.tool_names: list[list[str]] = []
@@ -80,18 +103,17 @@ class ScriptedLLM(LLM):
         return "testing"
 
     def add_reply(self, reply: ScriptedReply | str | Callable[[ChatContext], ScriptedReply | str]) -> None:
-        self._script.append(reply)
+        self._script.add(reply)
 
     @property
     def remaining(self) -> int:
         return len(self._script)
 
     def _next_reply(self, chat_ctx: ChatContext) -> ScriptedReply:
-        if self._script:
-            return _as_reply(self._script.popleft(), chat_ctx)
-        if self._default is not None:
-            return _as_reply(self._default, chat_ctx)
-        raise APIError("ScriptedLLM: the script is exhausted", retryable=False)
+        reply = self._script.next(chat_ctx)
+        if reply is None:
+            raise APIError("ScriptedLLM: the script is exhausted", retryable=False)
+        return reply
 
     def chat(
         self,

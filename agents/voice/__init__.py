@@ -34,12 +34,30 @@ from .io import (
 )
 from .metrics import EOUMetrics
 from .room_io import RoomInputOptions, RoomIO, RoomOutputOptions
+from . import run_result
+from .run_result import (
+    AgentHandoffEvent,
+    ChatMessageEvent,
+    FunctionCallEvent,
+    FunctionCallOutputEvent,
+    RunEvent,
+    RunResult,
+    mock_tools,
+)
 from .timed_string import TimedString
 from .transcription import TranscriptSynchronizer
 from .speech_handle import SpeechHandle
 
 __all__ = [
     "Agent",
+    "AgentHandoffEvent",
+    "ChatMessageEvent",
+    "FunctionCallEvent",
+    "FunctionCallOutputEvent",
+    "RunEvent",
+    "RunResult",
+    "mock_tools",
+    "run_result",
     "AgentFalseInterruptionEvent",
     "AgentSession",
     "AgentState",

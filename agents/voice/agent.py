@@ -19,6 +19,7 @@ from ..llm.chat_context import ChatContext, ChatMessage
 from ..llm.tools import Tool, find_function_tools
 from ..types import NOT_GIVEN, NotGivenOr, is_given
 from . import nodes
+from .realtime_generation import sync_agent
 from .timed_string import TimedString
 
 if TYPE_CHECKING:
@@ -40,8 +41,6 @@ def check_turn_detection(value: Any) -> None:
     if isinstance(value, str):
         if value not in _MODES:
             raise ValueError(f"unknown turn_detection {value!r}; expected one of {list(_MODES)} or a turn detector")
-        if value == "realtime_llm":
-            raise ValueError("turn_detection='realtime_llm' needs a realtime model, which roomd does not support yet")
         return
     if not callable(getattr(value, "predict_end_of_turn", None)):
         raise TypeError(
@@ -49,14 +48,16 @@ def check_turn_detection(value: Any) -> None:
         )
 
 
-def resolve_component(kind: str, value: Any, base: type[Any]) -> Any:
+def resolve_component(kind: str, value: Any, base: type[Any] | tuple[type[Any], ...]) -> Any:
     """A component given as an instance, a ``"provider/model"`` name, None or NOT_GIVEN."""
     if value is None or value is NOT_GIVEN:
         return value
     if isinstance(value, str):
         return resolve(kind, value)
     if not isinstance(value, base):
-        raise TypeError(f"{kind} must be a {base.__module__}.{base.__qualname__} or a model name, got {value!r}")
+        bases = base if isinstance(base, tuple) else (base,)
+        names = " or ".join(f"{b.__module__}.{b.__qualname__}" for b in bases)
+        raise TypeError(f"{kind} must be a {names} or a model name, got {value!r}")
     return value
 
 
@@ -91,7 +92,7 @@ class Agent:
         turn_detection: NotGivenOr[TurnDetectionMode | None] = NOT_GIVEN,
         stt: NotGivenOr[stt_mod.STT | str | None] = NOT_GIVEN,
         vad: NotGivenOr[vad_mod.VAD | None] = NOT_GIVEN,
-        llm: NotGivenOr[llm_mod.LLM | str | None] = NOT_GIVEN,
+        llm: NotGivenOr[llm_mod.LLM | llm_mod.RealtimeModel | str | None] = NOT_GIVEN,
         tts: NotGivenOr[tts_mod.TTS | str | None] = NOT_GIVEN,
         mcp_servers: NotGivenOr[list[Any] | None] = NOT_GIVEN,
         allow_interruptions: NotGivenOr[bool] = NOT_GIVEN,
@@ -114,7 +115,7 @@ class Agent:
         self._turn_detection = turn_detection
         self._stt = resolve_component("stt", stt, stt_mod.STT)
         self._vad = resolve_component("vad", vad, vad_mod.VAD)
-        self._llm = resolve_component("llm", llm, llm_mod.LLM)
+        self._llm = resolve_component("llm", llm, (llm_mod.LLM, llm_mod.RealtimeModel))
         self._tts = resolve_component("tts", tts, tts_mod.TTS)
         # an empty list means "none" (overriding the session's), as NOT_GIVEN means "the session's"
         self._mcp_servers = None if isinstance(mcp_servers, list) and not mcp_servers else mcp_servers
@@ -152,13 +153,16 @@ class Agent:
 
     async def update_instructions(self, instructions: str) -> None:
         self._instructions = instructions
+        await sync_agent(self)
 
     async def update_tools(self, tools: Sequence[Tool]) -> None:
         self._tools = list(tools)
         self._chat_ctx = self._chat_ctx.copy(tools=self._tools)
+        await sync_agent(self)
 
     async def update_chat_ctx(self, chat_ctx: ChatContext) -> None:
         self._chat_ctx = chat_ctx.copy(tools=self._tools)
+        await sync_agent(self)
 
     # -- per-agent overrides (NOT_GIVEN: the session's) ---------------------------------
 
@@ -175,7 +179,7 @@ class Agent:
         return self._vad  # type: ignore[no-any-return]
 
     @property
-    def llm(self) -> NotGivenOr[llm_mod.LLM | None]:
+    def llm(self) -> NotGivenOr[llm_mod.LLM | llm_mod.RealtimeModel | None]:
         return self._llm  # type: ignore[no-any-return]
 
     @property
@@ -275,7 +279,7 @@ class AgentTask(Agent, Generic[TaskResult_T]):
     def __init__(self, *, instructions: str, chat_ctx: NotGivenOr[ChatContext] = NOT_GIVEN,
                  tools: Sequence[Tool] | None = None, turn_detection: NotGivenOr[TurnDetectionMode | None] = NOT_GIVEN,
                  stt: NotGivenOr[stt_mod.STT | None] = NOT_GIVEN, vad: NotGivenOr[vad_mod.VAD | None] = NOT_GIVEN,
-                 llm: NotGivenOr[llm_mod.LLM | None] = NOT_GIVEN, tts: NotGivenOr[tts_mod.TTS | None] = NOT_GIVEN,
+                 llm: NotGivenOr[llm_mod.LLM | llm_mod.RealtimeModel | None] = NOT_GIVEN, tts: NotGivenOr[tts_mod.TTS | None] = NOT_GIVEN,
                  mcp_servers: NotGivenOr[list[Any] | None] = NOT_GIVEN,
                  allow_interruptions: NotGivenOr[bool] = NOT_GIVEN,
                  min_endpointing_delay: NotGivenOr[float] = NOT_GIVEN,

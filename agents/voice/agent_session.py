@@ -27,6 +27,7 @@ from .. import vad as vad_mod
 from ..errors import StopResponse
 from ..llm.chat_context import ChatContext, ChatItem, ChatMessage, FunctionCall, FunctionCallOutput
 from ..llm.execution import ToolExecution, execute_function_call, output_text
+from ..llm.realtime import RealtimeModel
 from ..llm.run_context import RunContext
 from ..llm.tools import Tool, ToolContext
 from ..stt.stt import SpeechEvent
@@ -59,7 +60,9 @@ from .generation import LLMOutput, Playout, PlayoutResult, TTSFailed, read_llm_n
 from .io import AudioInput, AudioOutput, TextOutput, UserTranscriptOutput
 from .metrics import EOUMetrics
 from .metrics_report import report_to_job
+from .realtime_generation import RealtimeDriver, update_realtime
 from .room_io import RoomInputOptions, RoomIO, RoomOutputOptions
+from .run_result import RunResult, Run_T, apply_tool_mocks, record_handoff, record_item, record_speech, running
 from .speech_handle import SpeechHandle, running_tool
 
 logger = logging.getLogger("roomd.agents")
@@ -152,7 +155,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         turn_detection: NotGivenOr[TurnDetectionMode] = NOT_GIVEN,
         stt: NotGivenOr[stt_mod.STT | str] = NOT_GIVEN,
         vad: NotGivenOr[vad_mod.VAD] = NOT_GIVEN,
-        llm: NotGivenOr[llm_mod.LLM | str] = NOT_GIVEN,
+        llm: NotGivenOr[llm_mod.LLM | RealtimeModel | str] = NOT_GIVEN,
         tts: NotGivenOr[tts_mod.TTS | str] = NOT_GIVEN,
         mcp_servers: NotGivenOr[list[Any]] = NOT_GIVEN,
         userdata: NotGivenOr[Userdata_T] = NOT_GIVEN,
@@ -196,7 +199,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self._turn_detection = turn_detection
         self._stt = resolve_component("stt", stt, stt_mod.STT)
         self._vad = resolve_component("vad", vad, vad_mod.VAD)
-        self._llm = resolve_component("llm", llm, llm_mod.LLM)
+        self._llm = resolve_component("llm", llm, (llm_mod.LLM, RealtimeModel))
         self._tts = resolve_component("tts", tts, tts_mod.TTS)
         self._userdata = userdata
         self._mcp_servers = list(mcp_servers) if is_given(mcp_servers) and mcp_servers else None
@@ -245,6 +248,8 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self._tts_adapters: dict[int, TTSStreamAdapter] = {}
         self._metric_sources: list[Any] = []
         self._turn_lock = asyncio.Lock()
+        self._run: RunResult[Any] | None = None  # the run being recorded (session.run / capture_run)
+        self._realtime: RealtimeDriver | None = None  # when the active agent's llm is a RealtimeModel
 
     # -- public state --------------------------------------------------------------------
 
@@ -308,7 +313,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         return self._pick("vad")  # type: ignore[no-any-return]
 
     @property
-    def llm(self) -> llm_mod.LLM | None:
+    def llm(self) -> llm_mod.LLM | RealtimeModel | None:
         return self._pick("llm")  # type: ignore[no-any-return]
 
     @property
@@ -329,21 +334,22 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         room: NotGivenOr[rtc.Room | None] = NOT_GIVEN,
         room_input_options: NotGivenOr[RoomInputOptions | None] = NOT_GIVEN,
         room_output_options: NotGivenOr[RoomOutputOptions | None] = NOT_GIVEN,
-    ) -> None:
+    ) -> RunResult[Any] | None:
         """Start running ``agent``. With ``room``, join it (connecting the job's room first
         when the entrypoint did not call ``ctx.connect()``) and link the first matching
         participant; else use a ``RoomIO`` started before, or ``self.input``/``self.output``
-        set beforehand. ``agent.on_enter()`` runs in the background."""
+        set beforehand. ``agent.on_enter()`` runs in the background. With ``capture_run``,
+        returns a ``RunResult`` recording what the agent does on entering."""
         if self._started:
             raise RuntimeError("AgentSession.start() was already called")
         if not isinstance(agent, Agent):
             raise TypeError(f"start() needs an Agent, got {agent!r}")
-        if capture_run:
-            logger.warning("AgentSession.start(capture_run=True): run capture is not supported yet; ignored")
         self._started = True
+        run = self._begin_run(RunResult(output_type=None)) if capture_run else None
         self._agent = agent
         agent._session = self
         await self._load_mcp_tools(agent)
+        self._realtime = await update_realtime(self, self._realtime, agent)
         if is_given(room) and room is not None and self._room_io is None:
             await _ensure_connected(room)
             room_io = RoomIO(
@@ -359,7 +365,28 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self._start_recognition()
         self._tasks.create_task(self._schedule_speeches(), name="session.scheduler")
         self._set_agent_state(AgentState.LISTENING)
-        self._tasks.create_task(self._in_session(agent.on_enter(), "on_enter"), name="session.on_enter")
+        with running(run):
+            record_speech(self._tasks.create_task(self._in_session(agent.on_enter, "on_enter"), name="session.on_enter"))
+        # Let on_enter take its first step before returning (as the reference's start does):
+        # a greeting it says at once is queued before anything the caller asks next.
+        await asyncio.sleep(0)
+        return run
+
+    def run(self, *, user_input: str, output_type: type[Run_T] | None = None) -> RunResult[Run_T]:
+        """Answer ``user_input`` as a user turn and record what the agent does (for tests:
+        ``result = await session.run(user_input="hi"); result.expect.next_event()...``)."""
+        self._need_running()
+        run = self._begin_run(RunResult(user_input=user_input, output_type=output_type))
+        with running(run):
+            self.generate_reply(user_input=user_input)
+        return run
+
+    def _begin_run(self, run: RunResult[Run_T]) -> RunResult[Run_T]:
+        if self._run is not None and not self._run.done():
+            raise RuntimeError("a run is already in progress (await it before starting another)")
+        self._run = run
+        run._listen_for_errors(self)
+        return run
 
     def _attach_room_io(self, room_io: RoomIO) -> None:
         """Called by ``RoomIO.start()``: its inputs and outputs become the session's."""
@@ -424,6 +451,8 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             await self._guard(self._agent.on_exit(), "on_exit")
         if self._recognition is not None:
             await self._recognition.aclose()
+        if self._realtime is not None:
+            await self._realtime.aclose()
         await self._tasks.aclose()
         for handle in pending:
             handle._mark_done()
@@ -440,6 +469,8 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         for server in self._mcp_connected:
             await server.aclose()
         self.emit("close", CloseEvent(reason=reason, error=error))
+        if self._run is not None:
+            self._run._finish()
         self._closed.set()
 
     @property
@@ -486,10 +517,12 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
                 self._close(CloseReason.ERROR, error), name="session.close_on_error"
             )
 
-    async def _in_session(self, aw: Awaitable[Any], what: str) -> None:
-        """Run a hook (on_enter...) where an ``AgentTask`` can find the session."""
+    async def _in_session(self, hook: Callable[[], Awaitable[Any]], what: str) -> None:
+        """Run a hook (on_enter...) where an ``AgentTask`` can find the session. The hook is
+        called here, not by the caller, so a task cancelled before it starts (the session
+        closing right after start()) leaves no coroutine that was never awaited."""
         current_session.set(self)
-        await self._guard(aw, what)
+        await self._guard(hook(), what)
 
     def update_options(
         self,
@@ -524,15 +557,19 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             await self._guard(old.on_exit(), "on_exit")
             old._session = None
         await self._activate(agent)
-        self._tasks.create_task(self._in_session(agent.on_enter(), "on_enter"), name="session.on_enter")
+        # a run in progress waits for the new agent's on_enter too (its greeting...)
+        record_speech(self._tasks.create_task(self._in_session(agent.on_enter, "on_enter"), name="session.on_enter"))
 
     async def _activate(self, agent: Agent) -> None:
-        old_stt, old_vad = self.stt, self.vad
+        old, old_stt, old_vad, old_realtime = self._agent, self.stt, self.vad, self._realtime
         self._agent = agent
         agent._session = self
+        record_handoff(old, agent)
         await self._load_mcp_tools(agent)
+        self._realtime = await update_realtime(self, self._realtime, agent)
         self._watch_metrics()
-        if self.stt is not old_stt or self.vad is not old_vad or type(agent).stt_node is not Agent.stt_node:
+        if (self.stt is not old_stt or self.vad is not old_vad or self._realtime is not old_realtime
+                or type(agent).stt_node is not Agent.stt_node):
             if self._recognition is not None:
                 await self._recognition.aclose()
             self._start_recognition()
@@ -541,7 +578,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         """``await AgentTask(...)``: the task is the active agent until it completes."""
         parent = self._agent
         await self._activate(task)
-        enter = self._tasks.create_task(self._in_session(task.on_enter(), "on_enter"), name="session.task_enter")
+        enter = self._tasks.create_task(self._in_session(task.on_enter, "on_enter"), name="session.task_enter")
         try:
             return await asyncio.shield(result)
         finally:
@@ -560,6 +597,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
     def _add_item(self, item: ChatItem, *, speech: SpeechHandle | None = None, history: bool = True) -> None:
         if speech is not None:
             speech._add_item(item)
+            record_item(item, speech)
         if not history:
             return
         if self._agent is not None:
@@ -612,16 +650,16 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         allow_interruptions: NotGivenOr[bool] = NOT_GIVEN,
         tools: NotGivenOr[Sequence[Tool]] = NOT_GIVEN,
     ) -> SpeechHandle:
-        """Have the LLM answer now. ``user_input`` is added as a user message first;
+        """Have the LLM answer now. ``user_input`` joins the chat as a user message when
+        this reply gets the floor (after the speeches queued before it);
         ``instructions`` are extra instructions for this reply only; ``tool_choice``
         constrains tool use (called from inside a tool, it defaults to "none"). Returns at
         once; await the handle for the playout (also from a tool, or an ``on_enter``)."""
         self._need_running()
         if not is_given(tool_choice) and running_tool.get() is not None:
             tool_choice = "none"  # a reply made from inside a tool must not call tools again
-        if is_given(user_input) and user_input:
-            self._add_item(ChatMessage(role="user", content=[user_input]))
         return self._reply(
+            user_message=ChatMessage(role="user", content=[user_input]) if is_given(user_input) and user_input else None,
             instructions=instructions if is_given(instructions) else None,
             tools=list(tools) if is_given(tools) else None,
             settings=ModelSettings(tool_choice=tool_choice),
@@ -685,7 +723,15 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
 
         self._live_speeches.add(handle)
         handle.add_done_callback(self._live_speeches.discard)
+        record_speech(handle)
+        # The task runs in a copy of the caller's context (create_task's default), so test
+        # mocks and the run being recorded (session.run) follow the speech and its tools.
         task = self._tasks.create_task(run(), name=f"session.speech.{handle.id}")
+        close = getattr(work, "close", None)
+        if close is not None:
+            # cancelled before its first step (the session closed at once), the task never
+            # awaited ``work``: close it, so it is not reported as never awaited
+            task.add_done_callback(lambda t: close() if t.cancelled() else None)
         self._speech_tasks.add(task)
         task.add_done_callback(self._speech_tasks.discard)
         self._enqueue(handle)
@@ -777,17 +823,27 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
 
     def _reply(self, *, instructions: str | None, tools: list[Tool] | None, settings: ModelSettings,
                allow_interruptions: NotGivenOr[bool], source: SpeechSource, user_initiated: bool,
-               extra: Sequence[ChatItem] = ()) -> SpeechHandle:
+               extra: Sequence[ChatItem] = (), user_message: ChatMessage | None = None) -> SpeechHandle:
         handle = SpeechHandle(allow_interruptions=self._allows(allow_interruptions))
-        work = self._run_reply(handle, instructions=instructions, tools=tools, settings=settings, extra=extra)
+        work = self._run_reply(handle, instructions=instructions, tools=tools, settings=settings, extra=extra,
+                               user_message=user_message)
         self._start_speech(handle, work, source=source, user_initiated=user_initiated)
         return handle
 
     async def _run_reply(self, handle: SpeechHandle, *, instructions: str | None, tools: list[Tool] | None,
-                         settings: ModelSettings, extra: Sequence[ChatItem]) -> None:
+                         settings: ModelSettings, extra: Sequence[ChatItem],
+                         user_message: ChatMessage | None = None) -> None:
         step = 0
         while True:
             if not await handle._wait_for_authorization():
+                return
+            if step == 0 and user_message is not None:
+                # generate_reply(user_input=) joins the chat when its reply gets the floor (as
+                # in the reference): after what was queued before it, e.g. an on_enter greeting
+                self._add_item(user_message)
+            if self._realtime is not None:
+                # the model's reply takes the floor as an LLM step does (its tool rounds too)
+                await self._realtime.reply(handle, instructions=instructions)
                 return
             agent = self._agent
             if agent is None or self.llm is None and type(agent).llm_node is Agent.llm_node:
@@ -846,7 +902,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         """Run the calls; True when the LLM should be asked again with their outputs."""
         function_calls = [FunctionCall(call_id=c.call_id, name=c.name, arguments=c.arguments) for c in calls]
         try:
-            tool_ctx = ToolContext(tools)
+            tool_ctx = ToolContext(apply_tool_mocks(agent, tools))
         except (TypeError, ValueError) as exc:
             self._report_error("session", agent, exc, recoverable=True)
             return False
@@ -897,6 +953,10 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
     def _start_recognition(self) -> None:
         self._recognition = None
         audio = self.input.audio
+        if self._realtime is not None:
+            if audio is not None:
+                self._realtime.listen(audio)  # the realtime model hears the user itself
+            return
         stt, vad = self.stt, self.vad
         if audio is None or (stt is None and vad is None):
             return

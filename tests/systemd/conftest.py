@@ -85,12 +85,19 @@ def bumped_checkout(version: str, into: Path) -> Path:
 def fill_wheelhouse(wheels: list[Path], share: Path) -> None:
     """Every wheel the package needs, from the cache; pip fetches what is missing once."""
     WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    # Our own wheels change without a version bump: pip download would take a cached file of
+    # the same name (and its old dependencies) for the new one, so they never stay cached.
+    ours = [WHEELHOUSE / wheel.name for wheel in wheels]
+    for cached in ours:
+        cached.unlink(missing_ok=True)
     args = [_host_python(), "-m", "pip", "download", "--quiet", "--only-binary=:all:",
             "--dest", str(WHEELHOUSE), *map(str, wheels)]
     offline = subprocess.run([*args, "--no-index", "--find-links", str(WHEELHOUSE)],
                              capture_output=True, text=True, timeout=300, check=False)
     if offline.returncode != 0:
         subprocess.run(args, capture_output=True, text=True, timeout=900, check=True)
+    for cached in ours:
+        cached.unlink(missing_ok=True)
     target = share / "wheels"
     shutil.copytree(WHEELHOUSE, target, dirs_exist_ok=True)
     for wheel in wheels:

@@ -1,12 +1,14 @@
-"""Shared by the in-memory session tests: an event recorder and a session wired to
-memory inputs and outputs."""
+"""Shared by the session tests: an event recorder, a session wired to memory inputs and
+outputs, and ``Clock`` (an agent with one tool, ``get_time``)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+from roomd.agents.llm import function_tool
 from roomd.agents.voice import (
+    Agent,
     AgentSession,
     MemoryAudioInput,
     MemoryAudioOutput,
@@ -15,6 +17,16 @@ from roomd.agents.voice import (
 )
 
 TIMEOUT = 10.0
+
+
+class Clock(Agent):
+    def __init__(self) -> None:
+        super().__init__(instructions="Tell the time.")
+
+    @function_tool
+    async def get_time(self) -> str:
+        """The current time."""
+        return "noon"
 
 
 class Recorder:

@@ -12,26 +12,16 @@ from typing import Any
 import pytest
 from livekit import api, rtc
 from room_helpers import Participant, connect
+from session_helpers import Clock
 from voice_audio import utterance
 
-from roomd.agents.llm import function_tool
 from roomd.agents.testing import EnergyVAD, FakeSTT, ScriptedLLM, ScriptedReply, ToneTTS, tool_call
-from roomd.agents.voice import Agent, AgentSession
+from roomd.agents.voice import AgentSession
 from roomd.agents.voice.room_io.options import ATTR_AGENT_STATE, TOPIC_TURN_METRICS
 
 pytestmark = pytest.mark.livekit_server
 
 TIMEOUT = 20.0
-
-
-class Clock(Agent):
-    def __init__(self) -> None:
-        super().__init__(instructions="Tell the time.")
-
-    @function_tool
-    async def get_time(self) -> str:
-        """The current time."""
-        return "noon"
 
 
 async def test_state_attribute_and_turn_latencies_reach_the_room(livekit_server: Any) -> None:

@@ -5,6 +5,8 @@ shutdown; SpeechHandle; RunContext; AgentTask (issue 11, items 3 and 5)."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -302,6 +304,21 @@ async def test_agent_task_awaited_from_a_tool_returns_its_result(make: Any) -> N
 async def test_agent_task_outside_a_session_is_refused() -> None:
     with pytest.raises(RuntimeError, match="on_enter or a function tool"):
         await AskName()
+
+
+async def test_closing_right_after_start_leaves_no_unawaited_coroutine() -> None:
+    class Greeter(Agent):
+        async def on_enter(self) -> None:
+            self.session.say("hello")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            session: AgentSession[Any] = AgentSession(llm=ScriptedLLM([]))
+            await session.start(Greeter(instructions="x"))
+            await session.aclose()
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
 
 
 async def test_context_manager_closes_the_session() -> None:
