@@ -212,6 +212,13 @@ class Supervisor:
         for listener in self._listeners:
             listener(new)
 
+    def _transition_from(self, old: SupervisorState, new: SupervisorState, why: str = "") -> bool:
+        """Move ``old`` -> ``new`` only if still in ``old`` (another path may have moved on)."""
+        if self._state is not old:
+            return False
+        self._transition(new, why)
+        return True
+
     @property
     def links(self) -> list[ServerLink]:
         """Every link with jobs to look after: current ones and retiring ones."""
@@ -577,8 +584,9 @@ class Supervisor:
                 detail += f"; {note}"
             return ReloadResult(not problems, self._generation, detail)
         finally:
-            if self._state is SupervisorState.RELOADING:  # not when a stop interrupted it
-                self._transition(SupervisorState.READY)
+            # A stop that interrupted the reload has moved the state on (to DRAINING): the
+            # reload must not turn it back to READY.
+            self._transition_from(SupervisorState.RELOADING, SupervisorState.READY)
 
     def plugin_statuses(self) -> list[PluginStatus]:
         """Every plugin the daemon knows of, for ``/status`` and ``roomd plugins list``."""
