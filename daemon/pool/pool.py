@@ -27,7 +27,8 @@ from roomd.ipc import MetricSample, PluginDescription
 from roomd.ipc.tasks import TaskOwner
 from roomd.ipc.worker import AcceptArguments, RequestDecision, accept_by_default
 
-from .child import ApiCredentials, ChildGone, ChildProcess, ChildSnapshot, ChildStartError
+from .child import ApiCredentials, ChildProcess, ChildSnapshot, ChildStartError
+from .ending import ChildGone
 from .handle import PoolJobHandle
 from .reaper import enable_subreaper
 from .states import POOL_TRANSITIONS, REQUEST_HOST_STATE, ChildState, ExitReason, PoolState, allowed
