@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from roomd.daemon.ops.notify import Notifier, WatchdogSettings, run_watchdog
-from roomd.daemon.pool.tasks import TaskOwner
+from roomd.ipc.tasks import TaskOwner
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "operations"))
 

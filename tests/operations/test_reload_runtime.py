@@ -30,7 +30,7 @@ from roomd.daemon.ops.runtime_file import (
     write_runtime_file,
 )
 from roomd.daemon.supervisor import Supervisor
-from roomd.plugins.discovery import Discovery
+from roomd.daemon.plugins.discovery import Discovery
 
 INSTALLED = version("roomd")
 
