@@ -36,6 +36,7 @@ from .load import LoadMonitor
 from .logging import configure_logging
 from .reload import ReloadCoordinator, ReloadResult, installed_roomd_version
 from .retirement import Retirement
+from .transitions import TransitionCounter
 from .supervisor_state import SUPERVISOR_TRANSITIONS, SupervisorState
 from .plugins.discovery import Discovery, PluginSpec, discover_plugins
 from .plugins.limits import plugin_limits
@@ -132,6 +133,7 @@ class Supervisor(ReloadCoordinator):
         self.version = version
         self.roster = PoolRoster()  # every generation's pool, for /status and /metrics
         self.launcher = PoolLauncher(on_pool=self.roster.add)
+        self.transitions = TransitionCounter()  # every state machine's changes, for /metrics
         self.metrics = DaemonMetrics(self)
         self._environ = environ
         self.plugins: dict[str, PluginRecord] = {}
@@ -165,6 +167,7 @@ class Supervisor(ReloadCoordinator):
         if not allowed(SUPERVISOR_TRANSITIONS, self._state, new, "supervisor"):
             return
         log.info("supervisor state", old=self._state.value, new=new.value, why=why or None)
+        self.transitions.count("supervisor", self._state, new)
         self._state = new
         if new is SupervisorState.READY:
             self.ready.set()
@@ -339,7 +342,7 @@ class Supervisor(ReloadCoordinator):
             if self.config.plugins.is_enabled(spec.name):
                 specs.append(spec)
             elif spec.name not in self._served:  # a served one is retired, then marked
-                record = self.plugins.setdefault(spec.name, PluginRecord(spec))
+                record = self.plugins.setdefault(spec.name, PluginRecord(spec, transitions=self.transitions))
                 record.spec = spec
                 record.transition(PluginState.DISABLED)
         return specs
@@ -361,7 +364,7 @@ class Supervisor(ReloadCoordinator):
                 record.last_error = f"reload kept the previous generation: {error}"
                 continue
             spec = PluginSpec(problem.name, problem.target, problem.distribution, problem.version)
-            record = self.plugins.setdefault(problem.name, PluginRecord(spec))
+            record = self.plugins.setdefault(problem.name, PluginRecord(spec, transitions=self.transitions))
             record.spec, record.agent_name, record.generation = spec, None, self._generation
             record.transition(PluginState.FAILED, error)
         return broken
@@ -370,14 +373,15 @@ class Supervisor(ReloadCoordinator):
         """Make ``spec`` at ``generation`` the one serving its plugin name."""
         record = self.plugins.get(spec.name)
         if record is None:
-            record = self.plugins[spec.name] = PluginRecord(spec)
+            record = self.plugins[spec.name] = PluginRecord(spec, transitions=self.transitions)
         if spec.name not in self._served:
             record.spec, record.generation, record.agent_name = spec, generation, None
             record.transition(PluginState.STARTING)
         try:
             pool, description = await start_pool(
                 spec, self.config, generation, self._child_env, metrics_sink=self.metrics.child_metrics,
-                deadline=deadline, on_pool=lambda pool: self._pool_created(spec.name, pool))
+                deadline=deadline, on_pool=lambda pool: self._pool_created(spec.name, pool),
+                transitions=self.transitions)
         except PluginStartError as exc:
             error = f"{spec.distribution} {spec.version}: {exc}"
             if spec.name in self._served:
@@ -400,7 +404,8 @@ class Supervisor(ReloadCoordinator):
         else:
             link = ServerLink(livekit=self.config.livekit, config=self.config.link,
                               registration=registration, admission=admission,
-                              evaluator=evaluator, launcher=self.launcher, observer=self.metrics)
+                              evaluator=evaluator, launcher=self.launcher, observer=self.metrics,
+                              transitions=self.transitions)
             if served is not None:
                 # Options changed (agent name, type, permissions): register anew; the old
                 # link reports FULL and keeps its running jobs until they end.

@@ -18,6 +18,7 @@ from livekit.protocol import agent as agent_pb
 
 from roomd.daemon.admission import Admission, Decision, Refusal
 from roomd.daemon.config import LinkConfig, LiveKitConfig
+from roomd.daemon.transitions import TransitionCounter
 from roomd.daemon.jobs import (
     JobEndedEarly,
     JobHandle,
@@ -72,6 +73,7 @@ class OfferHandling:
     _launcher: JobLauncher
     _observer: LinkObserver
     _tasks: TaskOwner
+    _transitions: TransitionCounter
     _outbox: Outbox
     _status: StatusReporter
     _draining: bool
@@ -129,7 +131,7 @@ class OfferHandling:
         if isinstance(reservation, Refusal):
             self._refuse(job, reservation)
             return
-        record = LinkJob(job, reservation, offered_at)
+        record = LinkJob(job, reservation, offered_at, self._transitions)
         try:
             await self._take_offer(record)
         except asyncio.CancelledError:

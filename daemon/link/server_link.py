@@ -32,6 +32,7 @@ from roomd.daemon.jobs import (
     JobOutcome,
 )
 from roomd.daemon.pool.states import allowed
+from roomd.daemon.transitions import TransitionCounter
 from roomd.ipc.errors import ProtocolError
 from roomd.ipc.tasks import TaskOwner
 from roomd.ipc.worker import WorkerPermissions, WorkerType
@@ -110,6 +111,7 @@ class ServerLink(OfferHandling):
         evaluator: RequestEvaluator,
         launcher: JobLauncher,
         observer: LinkObserver | None = None,
+        transitions: TransitionCounter | None = None,
     ) -> None:
         self._livekit = livekit
         self._config = config
@@ -119,6 +121,7 @@ class ServerLink(OfferHandling):
         self._launcher = launcher
         self._observer: LinkObserver = observer or NullObserver()
         self._state = LinkState.CONNECTING
+        self._transitions = transitions or TransitionCounter()
         self._tasks = TaskOwner(f"link {registration.agent_name or registration.plugin}")
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._draining = False
@@ -157,6 +160,7 @@ class ServerLink(OfferHandling):
             return
         log.info("link state", agent=self.registration.agent_name, old=self._state.value,
                  new=new.value, why=why)
+        self._transitions.count("link", self._state, new)
         self._state = new
         self._state_changed.set()
         self._state_changed = asyncio.Event()

@@ -52,6 +52,8 @@ from roomd.ipc import (
 from roomd.ipc.ratelimit import TokenBucket
 from roomd.ipc.tasks import TaskOwner
 
+from roomd.daemon.transitions import TransitionCounter
+
 from .ending import EXIT_WAIT_AFTER_KILL, ChildEnding, ChildGone
 from .health import ChildHealth
 from .reaper import ExitStatus
@@ -104,6 +106,7 @@ class ChildProcess(ChildHealth, ChildEnding):
         on_exit: Callable[[ChildProcess, ExitReason], None],
         rtt_sink: Callable[[float], None] = lambda _rtt: None,
         metrics_sink: Callable[[Sequence[MetricSample]], None] = lambda _samples: None,
+        transitions: TransitionCounter | None = None,
     ) -> None:
         self.pid = pid
         self.plugin = plugin
@@ -116,6 +119,7 @@ class ChildProcess(ChildHealth, ChildEnding):
         self._rtt_sink = rtt_sink
         self._metrics_sink = metrics_sink
         self._state = ChildState.SPAWNING
+        self._transitions = transitions or TransitionCounter()
         self._owner = TaskOwner(f"child {pid}")
         self._channel: Channel | None = None
         self._exited: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
@@ -153,6 +157,7 @@ class ChildProcess(ChildHealth, ChildEnding):
         if not allowed(CHILD_TRANSITIONS, old, new, f"child {self.pid}"):
             return
         self._state = new
+        self._transitions.count("child", old, new)
         self._log.debug("child state", old=old.value, new=new.value, why=why or None)
 
     def snapshot(self) -> ChildSnapshot:
