@@ -8,6 +8,9 @@ table is the operations manual:
   SIGTERM, SIGINT  drain: report FULL, refuse offers, wait for jobs (drain_timeout), stop
   the same again   stop now: jobs are terminated, statuses still sent
   SIGHUP           reload configuration and plugins; running jobs keep their old code
+
+Reloading is ``ReloadCoordinator`` (reload.py), previous generations on their way out are
+``Retirement`` (retirement.py), the state table is supervisor_state.py.
 """
 
 from __future__ import annotations

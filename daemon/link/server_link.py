@@ -9,6 +9,9 @@ and we report the job's life (``UpdateJobStatus``) and our own (``UpdateWorkerSt
 Jobs do not belong to the socket: they run in pool children and outlive a reconnect.
 Their statuses go through a durable outbox that is flushed, in order, once we are
 registered again, so the server hears every job's true end.
+
+This module keeps the connection (register, serve, reconnect, drain, close); the job path is
+``OfferHandling`` in offers.py and what the link sends is outbox.py.
 """
 
 from __future__ import annotations
