@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from livekit.protocol import agent as agent_pb
 
+from roomd.ipc.tasks import TaskOwner
+
 from .job_request import AcceptArguments, JobRequest
 from .types import NotGivenOr, is_given
 
@@ -178,8 +180,9 @@ class JobContext:
         # (identity, entrypoint) -> its task: one run per participant and entrypoint at a time
         self._participant_tasks: dict[tuple[str, ParticipantEntrypoint], asyncio.Task[None]] = {}
         # delete_room(), SIP calls and participant entrypoints: tasks that end with the job.
-        # (A plain set: utils.aio would import livekit.rtc into the zygote, before the fork.)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # roomd.ipc's owner, not utils.aio's: that package would import livekit.rtc into the
+        # zygote, before the fork.
+        self._tasks = TaskOwner(f"job {self._info.job.id}")
         # The child runtime's way to the supervisor; the voice session reports through it.
         self._metrics_reporter = metrics_reporter
         room.on("participant_connected", self._participant_available)
@@ -438,20 +441,18 @@ class JobContext:
             except Exception as exc:  # a callback's failure must not stop the others
                 problems.append(f"shutdown callback {name} raised {type(exc).__name__}: {exc}")
         entrypoints = set(self._participant_tasks.values())
-        requests = [t for t in self._tasks if t not in entrypoints]
+        requests = [t for t in self._tasks.tasks if t not in entrypoints]
         if requests:  # a delete_room() from a callback should reach the server
             await asyncio.wait(requests, timeout=timeout_each)
         await self._cancel_tasks()
         return problems
 
     def _own_task(self, coro: Coroutine[Any, Any, _T], *, name: str) -> asyncio.Task[_T]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._tasks.spawn(coro, name)
 
     async def _cancel_tasks(self) -> None:
-        pending = [t for t in self._tasks if not t.done()]
+        # The owner stays open: an entrypoint being cancelled may still send a request.
+        pending = [t for t in self._tasks.tasks if not t.done()]
         for task in pending:
             task.cancel()
         if pending:
@@ -463,7 +464,7 @@ class JobContext:
             self._metrics_reporter(sample)
 
     async def _close_api(self) -> None:
-        await self._cancel_tasks()
+        await self._tasks.aclose(timeout=None)
         if self._api is not None:
             await self._api.aclose()
             self._api = None

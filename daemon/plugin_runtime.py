@@ -23,6 +23,7 @@ from roomd.daemon.link import AgentRegistration
 from roomd.daemon.pool import ApiCredentials, Pool, PoolState
 from roomd.daemon.pool.pool import ChildMetricsSink
 from roomd.daemon.pool.states import allowed
+from roomd.daemon.transitions import TransitionCounter
 from roomd.ipc import PluginDescription
 from roomd.ipc.worker import WorkerPermissions, WorkerType
 
@@ -78,6 +79,8 @@ class PluginRecord:
     last_error: str = ""
     agent_name: str | None = None
     generation: int = 0  # the generation serving (or last tried, when none serves)
+    transitions: TransitionCounter = dataclasses.field(default_factory=TransitionCounter,
+                                                       repr=False, compare=False)
 
     def status(self) -> PluginStatus:
         return PluginStatus(name=self.spec.name, distribution=self.spec.distribution,
@@ -87,6 +90,7 @@ class PluginRecord:
 
     def transition(self, new: PluginState, error: str = "") -> None:
         if allowed(PLUGIN_TRANSITIONS, self.state, new, f"plugin {self.spec.name!r}"):
+            self.transitions.count("plugin", self.state, new)
             (log.error if new is PluginState.FAILED else log.info)(
                 "plugin state", plugin=self.spec.name, old=self.state.value, new=new.value,
                 generation=self.generation, error=error or None)
@@ -112,7 +116,8 @@ async def start_pool(spec: PluginSpec, config: Config, generation: int,
                      overrides: Mapping[str, Any] | None = None,
                      metrics_sink: ChildMetricsSink | None = None,
                      deadline: float | None = None,
-                     on_pool: Callable[[Pool], None] | None = None) -> tuple[Pool, PluginDescription]:
+                     on_pool: Callable[[Pool], None] | None = None,
+                     transitions: TransitionCounter | None = None) -> tuple[Pool, PluginDescription]:
     """A ready pool for ``spec`` and the plugin's description, or ``PluginStartError``.
 
     ``overrides`` win over the operator's per-plugin options (``roomd plugins check`` uses
@@ -127,6 +132,7 @@ async def start_pool(spec: PluginSpec, config: Config, generation: int,
         operator_overrides={**operator_overrides(config, spec.name), **(overrides or {})},
         credentials=ApiCredentials(config.livekit.api_key, config.livekit.api_secret),
         log_level=config.daemon.log_level, env=env, metrics_sink=metrics_sink,
+        transitions=transitions,
     )
     if on_pool is not None:
         on_pool(pool)

@@ -8,13 +8,15 @@ table is the operations manual:
   SIGTERM, SIGINT  drain: report FULL, refuse offers, wait for jobs (drain_timeout), stop
   the same again   stop now: jobs are terminated, statuses still sent
   SIGHUP           reload configuration and plugins; running jobs keep their old code
+
+Reloading is ``ReloadCoordinator`` (reload.py), previous generations on their way out are
+``Retirement`` (retirement.py), the state table is supervisor_state.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import enum
 import faulthandler
 import functools
 import signal
@@ -22,7 +24,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import msgspec
 import structlog
 import uvloop
 
@@ -31,12 +32,16 @@ from roomd.ipc.exits import EXIT_FAILURE, EXIT_OK
 from roomd.ipc.tasks import TaskOwner
 
 from .admission import Admission
-from .config import Config, ConfigError, DaemonConfig, LiveKitConfig, load_config
+from .config import Config
 from .jobs import JobOutcome
 from .devserver import DevServerError, dev_server_for
 from .link import LinkFailed, PoolEvaluator, ServerLink
 from .load import LoadMonitor
 from .logging import configure_logging
+from .reload import ReloadCoordinator, ReloadResult, installed_roomd_version
+from .retirement import Retirement
+from .transitions import TransitionCounter
+from .supervisor_state import SUPERVISOR_TRANSITIONS, SupervisorState
 from .plugins.discovery import Discovery, PluginSpec, discover_plugins
 from .plugins.limits import plugin_limits
 from .plugin_runtime import (
@@ -53,42 +58,14 @@ from .pool import Pool, PoolLauncher
 from .pool.reaper import reap_orphans
 from .pool.states import allowed
 
+__all__ = ["SUPERVISOR_TRANSITIONS", "ReloadResult", "Supervisor", "SupervisorState", "run_daemon"]
+
 log = structlog.get_logger("roomd.supervisor")
 
 # Pools of a previous generation get this long to finish their jobs before they are stopped.
 STOP_NOW_TIMEOUT = 5.0
 ORPHAN_REAP_INTERVAL = 1.0
 SETTLE_POLL = 0.2  # how often the start checks whether every plugin has settled
-
-
-class SupervisorState(enum.Enum):
-    STARTING = "starting"
-    REGISTERING = "registering"
-    READY = "ready"
-    RELOADING = "reloading"
-    DRAINING = "draining"
-    STOPPED = "stopped"
-
-
-SUPERVISOR_TRANSITIONS = {
-    SupervisorState.STARTING: {SupervisorState.REGISTERING, SupervisorState.DRAINING,
-                               SupervisorState.STOPPED},
-    SupervisorState.REGISTERING: {SupervisorState.READY, SupervisorState.DRAINING,
-                                  SupervisorState.STOPPED},
-    SupervisorState.READY: {SupervisorState.RELOADING, SupervisorState.DRAINING,
-                            SupervisorState.STOPPED},
-    SupervisorState.RELOADING: {SupervisorState.READY, SupervisorState.DRAINING,
-                                SupervisorState.STOPPED},
-    SupervisorState.DRAINING: {SupervisorState.STOPPED},
-    SupervisorState.STOPPED: set(),
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class ReloadResult:
-    ok: bool
-    generation: int
-    detail: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,19 +101,7 @@ class _Served:
     link: ServerLink
 
 
-def _installed_version() -> str:
-    """The roomd version on disk now (a package upgrade may have replaced it)."""
-    import importlib
-    from importlib.metadata import PackageNotFoundError, version
-
-    importlib.invalidate_caches()
-    try:
-        return version("roomd")
-    except PackageNotFoundError:
-        return ""
-
-
-class Supervisor:
+class Supervisor(ReloadCoordinator):
     def __init__(
         self,
         config: Config,
@@ -147,7 +112,7 @@ class Supervisor:
         version: str = "",
         child_env: Mapping[str, str] | None = None,
         environ: Mapping[str, str] | None = None,
-        installed_version: Callable[[], str] = _installed_version,
+        installed_version: Callable[[], str] = installed_roomd_version,
     ) -> None:
         """``environ``: where NOTIFY_SOCKET and WATCHDOG_* are read (default: os.environ).
 
@@ -164,9 +129,7 @@ class Supervisor:
         self._state = SupervisorState.STARTING
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
         self._tasks = TaskOwner("supervisor")
-        self._retiring = TaskOwner("retiring generations")
-        self._old_pools: set[Pool] = set()  # previous generations finishing their jobs
-        self._old_links: set[ServerLink] = set()
+        self._retiring = Retirement(lambda: self.config)
         self.load = LoadMonitor()
         self.admission = Admission(max_jobs=config.admission.max_jobs,
                                    load_threshold=config.load_threshold,
@@ -174,6 +137,7 @@ class Supervisor:
         self.version = version
         self.roster = PoolRoster()  # every generation's pool, for /status and /metrics
         self.launcher = PoolLauncher(on_pool=self.roster.add)
+        self.transitions = TransitionCounter()  # every state machine's changes, for /metrics
         self.metrics = DaemonMetrics(self)
         self._environ = environ
         self.plugins: dict[str, PluginRecord] = {}
@@ -213,21 +177,29 @@ class Supervisor:
         if not allowed(SUPERVISOR_TRANSITIONS, self._state, new, "supervisor"):
             return
         log.info("supervisor state", old=self._state.value, new=new.value, why=why or None)
+        self.transitions.count("supervisor", self._state, new)
         self._state = new
         if new is SupervisorState.READY:
             self.ready.set()
         for listener in self._listeners:
             listener(new)
 
+    def _transition_from(self, old: SupervisorState, new: SupervisorState, why: str = "") -> bool:
+        """Move ``old`` -> ``new`` only if still in ``old`` (another path may have moved on)."""
+        if self._state is not old:
+            return False
+        self._transition(new, why)
+        return True
+
     @property
     def links(self) -> list[ServerLink]:
         """Every link with jobs to look after: current ones and retiring ones."""
-        return [served.link for served in self._served.values()] + list(self._old_links)
+        return [served.link for served in self._served.values()] + list(self._retiring.links)
 
     @property
     def pools(self) -> list[Pool]:
         """Every pool with children: current generations and retiring ones."""
-        return list(self.launcher.pools.values()) + list(self._old_pools)
+        return list(self.launcher.pools.values()) + list(self._retiring.pools)
 
     # -- requests from outside the loop (signals, HTTP) ----------------------------------
     def request_signal(self, signum: int) -> None:
@@ -386,7 +358,7 @@ class Supervisor:
             if self.config.plugins.is_enabled(spec.name):
                 specs.append(spec)
             elif spec.name not in self._served:  # a served one is retired, then marked
-                record = self.plugins.setdefault(spec.name, PluginRecord(spec))
+                record = self.plugins.setdefault(spec.name, PluginRecord(spec, transitions=self.transitions))
                 record.spec = spec
                 record.transition(PluginState.DISABLED)
         return specs
@@ -408,7 +380,7 @@ class Supervisor:
                 record.last_error = f"reload kept the previous generation: {error}"
                 continue
             spec = PluginSpec(problem.name, problem.target, problem.distribution, problem.version)
-            record = self.plugins.setdefault(problem.name, PluginRecord(spec))
+            record = self.plugins.setdefault(problem.name, PluginRecord(spec, transitions=self.transitions))
             record.spec, record.agent_name, record.generation = spec, None, self._generation
             record.transition(PluginState.FAILED, error)
         return broken
@@ -417,14 +389,15 @@ class Supervisor:
         """Make ``spec`` at ``generation`` the one serving its plugin name."""
         record = self.plugins.get(spec.name)
         if record is None:
-            record = self.plugins[spec.name] = PluginRecord(spec)
+            record = self.plugins[spec.name] = PluginRecord(spec, transitions=self.transitions)
         if spec.name not in self._served:
             record.spec, record.generation, record.agent_name = spec, generation, None
             record.transition(PluginState.STARTING)
         try:
             pool, description = await start_pool(
                 spec, self.config, generation, self._child_env, metrics_sink=self.metrics.child_metrics,
-                deadline=deadline, on_pool=lambda pool: self._pool_created(spec.name, pool))
+                deadline=deadline, on_pool=lambda pool: self._pool_created(spec.name, pool),
+                transitions=self.transitions)
         except PluginStartError as exc:
             error = f"{spec.distribution} {spec.version}: {exc}"
             if spec.name in self._served:
@@ -448,11 +421,12 @@ class Supervisor:
             link = ServerLink(livekit=self.config.livekit, config=self.config.link,
                               registration=registration, admission=admission,
                               evaluator=evaluator, launcher=self.launcher,
-                              observer=_JobEndTap(self.metrics, self._job_listeners))
+                              observer=_JobEndTap(self.metrics, self._job_listeners),
+                              transitions=self.transitions)
             if served is not None:
                 # Options changed (agent name, type, permissions): register anew; the old
                 # link reports FULL and keeps its running jobs until they end.
-                self._retire_link_later(spec.name, served.link)
+                self._retiring.link_later(spec.name, served.link)
             self._served[spec.name] = _Served(record, pool, link)
             self._tasks.spawn(self._run_link(spec.name, link), f"link {spec.name}")
             try:
@@ -460,7 +434,7 @@ class Supervisor:
             except TimeoutError:
                 log.warning("link not registered yet; it keeps trying", plugin=spec.name)
         if previous is not None and previous is not pool:
-            self._retire_pool_later(previous)
+            self._retiring.pool_later(previous)
         record.spec, record.generation = spec, generation
         record.agent_name = description.agent_name
         record.transition(PluginState.SERVING)
@@ -489,110 +463,9 @@ class Supervisor:
         """Stop serving ``name``: no new jobs; its running jobs end in their own time."""
         served = self._served.pop(name)
         self.launcher.remove_pool(name)
-        self._retire_link_later(name, served.link)
-        self._retire_pool_later(served.pool)
+        self._retiring.link_later(name, served.link)
+        self._retiring.pool_later(served.pool)
         served.record.transition(state)
-
-    def _retire_pool_later(self, pool: Pool) -> None:
-        self._old_pools.add(pool)
-        self._retiring.spawn(self._retire_pool(pool), f"retire pool {pool.plugin}#{pool.generation}")
-
-    def _retire_link_later(self, plugin: str, link: ServerLink) -> None:
-        link.drain()  # at once: the server must stop offering to it before the task runs
-        self._old_links.add(link)
-        self._retiring.spawn(self._retire_link(link), f"retire link {plugin}")
-
-    async def _retire_pool(self, pool: Pool) -> None:
-        """An old generation: no new jobs; close it once its running jobs have ended."""
-        try:
-            finished = await pool.drain(self.config.daemon.drain_timeout)
-            if not finished:
-                log.warning("old generation still busy after drain_timeout; stopping it",
-                            plugin=pool.plugin, generation=pool.generation)
-            await pool.aclose()
-            log.info("old generation retired", plugin=pool.plugin, generation=pool.generation)
-        finally:
-            self._old_pools.discard(pool)
-
-    async def _retire_link(self, link: ServerLink) -> None:
-        try:
-            if not await link.wait_idle(self.config.daemon.drain_timeout):
-                # Ended through the link, so each job's final status still reaches the server
-                # and its slot is given back before the socket closes.
-                await link.terminate_jobs("old generation past drain_timeout",
-                                          self.config.pool.shutdown_timeout)
-            await link.aclose()
-        finally:
-            self._old_links.discard(link)
-
-    def _start_reload(self, reply: asyncio.Future[ReloadResult] | None) -> None:
-        """Run a reload beside the loop, so a stop signal is handled at once. Requests that
-        arrive while one runs share its result instead of starting generation after generation."""
-        if reply is not None:
-            self._reload_replies.append(reply)
-        if self._reload_task is not None and not self._reload_task.done():
-            log.info("reload already running; this request shares its result")
-            return
-        self._reload_task = self._tasks.spawn(self.handle_hup(), "reload")
-
-    async def _interrupt_reload(self) -> None:
-        """A stop signal wins over a reload: cancel it (its half-started pool is closed)."""
-        task = self._reload_task
-        if task is None or task.done():
-            return
-        log.warning("stop requested during a reload; abandoning the reload")
-        task.cancel()
-        # Bounded: the drain must start within a second whatever the reload was doing.
-        await asyncio.wait({task}, timeout=1.0)
-
-    async def handle_hup(self) -> None:
-        result = ReloadResult(False, self._generation, "reload interrupted by a stop request")
-        try:
-            result = await self.reload()
-            self.metrics.reloaded(result.ok)
-            log.info("reload finished", ok=result.ok, generation=result.generation, detail=result.detail)
-        finally:
-            replies, self._reload_replies = self._reload_replies, []
-            for reply in replies:
-                if not reply.done():  # the asker may have given up
-                    reply.set_result(result)
-
-    async def reload(self) -> ReloadResult:
-        """Re-read config, re-discover plugins, start a new generation; old jobs keep running."""
-        if self._state is not SupervisorState.READY:
-            return ReloadResult(False, self._generation, f"cannot reload while {self._state.value}")
-        installed = self._installed_version()
-        if installed != self._running_version:
-            # The code on disk is another release: children forked from it would run code the
-            # supervisor does not match. Only a restart may change versions.
-            log.error("reload refused: another version is installed",
-                      running=self._running_version, installed=installed)
-            return ReloadResult(False, self._generation,
-                                f"roomd {installed} is installed but {self._running_version} is "
-                                "running; a reload cannot change versions: restart the service")
-        self._transition(SupervisorState.RELOADING)
-        try:
-            notes: list[str] = []
-            if self._config_path is not None or self._flag_overrides:
-                try:
-                    new_config = load_config(self._config_path, overrides=self._flag_overrides)
-                except ConfigError as exc:
-                    return ReloadResult(False, self._generation, f"configuration rejected: {exc}")
-                new_config, notes = _keep_bound_address(new_config, self.config.daemon)
-                self.config = _keep_server(new_config, self.config.livekit)
-                self.admission.reconfigure(max_jobs=self.config.admission.max_jobs,
-                                           load_threshold=self.config.load_threshold)
-            problems = await self._apply_discovery()
-            detail = f"{len(self._served)} plugin(s) serving"
-            if problems:
-                detail += f"; problems: {'; '.join(problems)}"
-            for note in notes:
-                log.warning("reload: a change needs a restart", detail=note)
-                detail += f"; {note}"
-            return ReloadResult(not problems, self._generation, detail)
-        finally:
-            if self._state is SupervisorState.RELOADING:  # not when a stop interrupted it
-                self._transition(SupervisorState.READY)
 
     def plugin_statuses(self) -> list[PluginStatus]:
         """Every plugin the daemon knows of, for ``/status`` and ``roomd plugins list``."""
@@ -633,27 +506,6 @@ class Supervisor:
         for served in self._served.values():
             served.record.transition(PluginState.STOPPED)
         self._transition(SupervisorState.STOPPED)
-
-
-def _keep_bound_address(config: Config, running: DaemonConfig) -> tuple[Config, list[str]]:
-    """The HTTP endpoint stays where it is bound until a restart; say so when the file moved it.
-
-    Rebinding in a reload would pull the socket from under the very ``roomd reload`` that
-    asked for it (and from Prometheus); the runtime file keeps naming the bound address.
-    """
-    new = config.daemon
-    if (new.http_host, new.http_port) == (running.http_host, running.http_port):
-        return config, []
-    note = (f"daemon.http_host/http_port changed to {new.http_host}:{new.http_port}: needs a "
-            f"restart (systemctl restart roomd); still serving on "
-            f"{running.http_host}:{running.http_port}")
-    kept = msgspec.structs.replace(new, http_host=running.http_host, http_port=running.http_port)
-    return msgspec.structs.replace(config, daemon=kept), [note]
-
-
-def _keep_server(config: Config, livekit: LiveKitConfig) -> Config:
-    """A reload keeps the server we registered with when the new file names none (dev mode)."""
-    return config if config.livekit.url else msgspec.structs.replace(config, livekit=livekit)
 
 
 def run_daemon(

@@ -11,6 +11,7 @@ from livekit.protocol import agent as agent_pb
 from roomd.daemon.admission import Slot
 from roomd.daemon.jobs import JobHandle, JobOutcome, JobStatus
 from roomd.daemon.pool.states import allowed
+from roomd.daemon.transitions import TransitionCounter
 
 log = structlog.get_logger("roomd.link.job")
 
@@ -31,11 +32,13 @@ JOB_TRANSITIONS: dict[JobState, set[JobState]] = {
 
 
 class LinkJob:
-    def __init__(self, job: agent_pb.Job, slot: Slot, offered_at: float) -> None:
+    def __init__(self, job: agent_pb.Job, slot: Slot, offered_at: float,
+                 transitions: TransitionCounter | None = None) -> None:
         self.job = job
         self.slot = slot
         self.offered_at = offered_at
         self.state = JobState.OFFERED
+        self._transitions = transitions or TransitionCounter()
         self.handle: JobHandle | None = None
         self.outcome: JobOutcome | None = None
         self.running_at: float | None = None
@@ -49,6 +52,7 @@ class LinkJob:
             return
         log.debug("job state", job_id=self.id, room=self.job.room.name,
                   old=self.state.value, new=new.value, why=why)
+        self._transitions.count("job", self.state, new)
         self.state = new
         if new is JobState.RUNNING:
             self.running_at = time.monotonic()

@@ -6,7 +6,8 @@ Two kinds of source feed it:
   histograms that only a moment can produce;
 - state, read at scrape time by ``DaemonCollector`` from pool snapshots, links, plugins and
   the load monitor: gauges, plus counters the pools already keep (child restarts, IPC round
-  trips), made monotonic across generations by ``PoolRoster``.
+  trips), made monotonic across generations by ``PoolRoster``, and the state machines'
+  transitions, counted by the supervisor's ``TransitionCounter``.
 
 Children never touch Prometheus: what they measure reaches the supervisor over IPC
 (``Metrics``, via the pool's sink into ``child_metrics``), so no multiprocess directory
@@ -206,6 +207,7 @@ class DaemonCollector(Collector):
         yield from self._links(view)
         yield from self._plugins(view)
         yield from self._pools(view)
+        yield self._transitions(view)
 
     def _daemon(self, view: DaemonView) -> Iterator[Metric]:
         state = GaugeMetricFamily("roomd_daemon_state", "1 for the supervisor's current state.",
@@ -221,6 +223,16 @@ class DaemonCollector(Collector):
                                 value=view.load.value)
         yield GaugeMetricFamily("roomd_job_slots_in_use", "Admission slots reserved or running, "
                                 "across agents.", value=view.admission.in_use)
+
+    def _transitions(self, view: DaemonView) -> Metric:
+        # Bounded labels: the machines and their tables' states, not which pool or child.
+        counter = CounterMetricFamily("roomd_state_transitions", "State changes of the daemon's "
+                                      "state machines (supervisor, plugin, link, job, pool, "
+                                      "child), by machine and the states left and entered.",
+                                      labels=["machine", "from", "to"])
+        for (machine, old, new), count in sorted(view.transitions.counts().items()):
+            counter.add_metric([machine, old, new], count)
+        return counter
 
     def _links(self, view: DaemonView) -> Iterator[Metric]:
         active = GaugeMetricFamily("roomd_jobs_active", "Jobs accepted and not yet ended, by "

@@ -16,6 +16,7 @@ from roomd.daemon.link import ServerLink
 from roomd.daemon.load import LoadMonitor
 from roomd.daemon.plugin_runtime import PluginRecord
 from roomd.daemon.pool import Pool, PoolLauncher
+from roomd.daemon.transitions import TransitionCounter
 
 from .pools import PoolRoster
 
@@ -46,6 +47,7 @@ class DaemonView(Protocol):
     load: LoadMonitor
     admission: Admission
     started_at: float
+    transitions: TransitionCounter  # every state machine's changes
     version: str
 
     async def request_reload(self) -> ReloadOutcome: ...

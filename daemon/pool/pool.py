@@ -23,11 +23,13 @@ from livekit.protocol import agent as agent_pb
 from roomd.daemon.config import PoolConfig
 from roomd.daemon.jobs import JobLaunch, LaunchError
 from roomd.daemon.plugins.limits import PoolLimits
+from roomd.daemon.transitions import TransitionCounter
 from roomd.ipc import MetricSample, PluginDescription
 from roomd.ipc.tasks import TaskOwner
 from roomd.ipc.worker import AcceptArguments, RequestDecision, accept_by_default
 
-from .child import ApiCredentials, ChildGone, ChildProcess, ChildSnapshot, ChildStartError
+from .child import ApiCredentials, ChildProcess, ChildSnapshot, ChildStartError
+from .ending import ChildGone
 from .handle import PoolJobHandle
 from .reaper import enable_subreaper
 from .states import POOL_TRANSITIONS, REQUEST_HOST_STATE, ChildState, ExitReason, PoolState, allowed
@@ -64,6 +66,7 @@ class Pool:
         python: str = sys.executable,
         env: Mapping[str, str] | None = None,
         metrics_sink: ChildMetricsSink | None = None,
+        transitions: TransitionCounter | None = None,
     ) -> None:
         self.plugin = plugin
         self.target = target
@@ -77,6 +80,7 @@ class Pool:
         self._metrics_sink = metrics_sink or _no_metrics
         self._limits = PoolLimits.resolve(config, None, self._operator_overrides, log_level=log_level)
         self._state = PoolState.STARTING
+        self._transitions = transitions or TransitionCounter()
         self._owner = TaskOwner(f"pool {plugin}#{generation}")
         # Spawns have their own owner: closing waits for them before it cancels the rest.
         self._spawns = TaskOwner(f"pool {plugin}#{generation} spawns")
@@ -133,6 +137,7 @@ class Pool:
         if not allowed(POOL_TRANSITIONS, old, new, f"pool {self.plugin}"):
             return
         self._state = new
+        self._transitions.count("pool", old, new)
         level = "error" if new is PoolState.FATAL else "info"
         getattr(self._log, level)("pool state", old=old.value, new=new.value, why=why or None)
         self._state_changed.set()
@@ -267,7 +272,7 @@ class Pool:
             child = ChildProcess(pid=pid, sock=sock, plugin=self.plugin, target=self.target,
                                  generation=self.generation, limits=self._limits, on_idle=self._offer,
                                  on_exit=self._child_exited, rtt_sink=self._rtt.add,
-                                 metrics_sink=self._child_metrics)
+                                 metrics_sink=self._child_metrics, transitions=self._transitions)
             self._children[pid] = child
             await child.start(run_prewarm=run_prewarm)
         except (ZygoteError, ChildStartError) as exc:
@@ -448,7 +453,7 @@ class Pool:
             host = ChildProcess(pid=pid, sock=sock, plugin=self.plugin, target=self.target,
                                 generation=self.generation, limits=self._limits,
                                 on_idle=lambda _c: None, on_exit=self._child_exited, rtt_sink=self._rtt.add,
-                                metrics_sink=self._child_metrics)
+                                metrics_sink=self._child_metrics, transitions=self._transitions)
             self._children[pid] = host
             try:
                 await host.start(run_prewarm=False)

@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from livekit.protocol import agent as agent_pb
 
 import roomd.daemon
+from roomd.daemon.admission import Admission, Slot
+from roomd.daemon.jobs import JobOutcome, JobStatus
 from roomd.daemon.link import LINK_TRANSITIONS, LinkState
-from roomd.daemon.link.job_record import JOB_TRANSITIONS, JobState
+from roomd.daemon.link.job_record import JOB_TRANSITIONS, JobState, LinkJob
 from roomd.daemon.plugin_runtime import PLUGIN_TRANSITIONS, PluginRecord, PluginState
 from roomd.daemon.plugins.discovery import PluginSpec
 from roomd.daemon.pool.states import (
@@ -26,6 +29,7 @@ from roomd.daemon.pool.states import (
     allowed,
 )
 from roomd.daemon.supervisor import SUPERVISOR_TRANSITIONS, SupervisorState
+from roomd.daemon.transitions import TransitionCounter
 
 TABLES: dict[str, tuple[Mapping[Any, Set[Any]], type[enum.Enum]]] = {
     "pool": (POOL_TRANSITIONS, PoolState),
@@ -96,3 +100,29 @@ def test_no_machine_writes_its_state_outside_its_transition() -> None:
                             and isinstance(target.value, ast.Name) and target.value.id == "self":
                         found.append(f"{path.relative_to(root)}:{node.lineno} in {function.name}")
     assert not found, "state written outside a transition:\n" + "\n".join(found)
+
+
+def test_a_plugin_record_counts_each_change_it_makes() -> None:
+    counter = TransitionCounter()
+    record = PluginRecord(PluginSpec("p", "m:a", "d", "1"), transitions=counter)
+    record.transition(PluginState.SERVING)
+    record.transition(PluginState.SERVING)  # staying is no change
+    record.transition(PluginState.FAILED, "cause")
+    with pytest.raises(IllegalTransition):
+        record.transition(PluginState.SERVING)  # refused: not counted
+    assert counter.counts() == {("plugin", "starting", "serving"): 1,
+                                ("plugin", "serving", "failed"): 1}
+
+
+def test_a_link_job_counts_its_way_from_offer_to_end() -> None:
+    counter = TransitionCounter()
+    slot = Admission(max_jobs=1, load_threshold=1.0, load=lambda: 0.0).try_reserve()
+    assert isinstance(slot, Slot)
+    record = LinkJob(agent_pb.Job(id="AJ_1"), slot, offered_at=0.0, transitions=counter)
+    record.transition(JobState.LAUNCHING)
+    record.transition(JobState.RUNNING)
+    record.end(JobOutcome(JobStatus.SUCCESS))
+    record.end(JobOutcome(JobStatus.FAILED, "again"))  # the first outcome stands
+    assert counter.counts() == {("job", "offered", "launching"): 1,
+                                ("job", "launching", "running"): 1,
+                                ("job", "running", "ended"): 1}

@@ -43,6 +43,10 @@ async def _job_seen(daemon: DaemonProcess, room: str) -> bool:
     return any(e.get("event") == "job ended" and e.get("room") == room for e in daemon.events)
 
 
+def _moved(samples: dict, machine: str, old: str, new: str) -> float:
+    return value(samples, "roomd_state_transitions_total", machine=machine, **{"from": old, "to": new})
+
+
 async def test_metrics_and_status_follow_real_jobs(
         livekit_server: DevServerAddress, lkapi: api.LiveKitAPI, daemons: list[DaemonProcess],
         tmp_path: Path) -> None:
@@ -54,6 +58,12 @@ async def test_metrics_and_status_follow_real_jobs(
         assert value(before, "roomd_server_link_up", agent=AGENT) == 1
         assert value(before, "roomd_daemon_state", state="ready") == 1
         assert value(before, "roomd_plugin_state", plugin="probe", state="serving") == 1
+        # Each state machine counted its way to serving.
+        assert _moved(before, "supervisor", "registering", "ready") == 1
+        assert _moved(before, "plugin", "starting", "serving") == 1
+        assert _moved(before, "pool", "starting", "ready") == 1
+        assert _moved(before, "link", "registering", "registered") >= 1
+        assert _moved(before, "child", "spawning", "idle") >= 1
 
         room, caller = await dispatch(daemon, lkapi, "hold")
 
@@ -100,6 +110,9 @@ async def test_metrics_and_status_follow_real_jobs(
         after = await daemon.until(ended)
         assert value(after, "roomd_jobs_total", agent=AGENT, status="success") == 1
         assert value(after, "roomd_job_duration_seconds_count", agent=AGENT) == 1
+        assert _moved(after, "job", "offered", "launching") == 1
+        assert _moved(after, "job", "running", "ended") == 1
+        assert _moved(after, "child", "idle", "assigned") >= 1
 
         _failing, caller = await dispatch(daemon, lkapi, "fail")
 

@@ -16,9 +16,10 @@ from roomd.daemon.config import Config, DaemonConfig
 from roomd.daemon.jobs import JobOutcome, JobStatus
 from roomd.daemon.ops.http import OpsHttpServer, is_loopback
 from roomd.daemon.ops.pools import PoolRoster
+from roomd.daemon.plugin_runtime import PluginRecord, PluginState
 from roomd.daemon.pool import PoolState
 from roomd.daemon.supervisor import Supervisor
-from roomd.daemon.plugins.discovery import Discovery
+from roomd.daemon.plugins.discovery import Discovery, PluginSpec
 
 from daemon_process import parse_metrics, value
 from notify_listener import NotifyListener
@@ -72,6 +73,22 @@ def test_link_events_become_labelled_samples() -> None:
     assert not labels & {"pid", "job", "job_id", "room"}
 
 
+def test_state_transitions_are_counted_by_machine_and_states() -> None:
+    supervisor = _supervisor()
+    record = PluginRecord(PluginSpec("p", "m:a", "d", "1"), transitions=supervisor.transitions)
+    record.transition(PluginState.SERVING)
+    record.transition(PluginState.DISABLED)
+    record.transition(PluginState.STARTING)
+    record.transition(PluginState.SERVING)
+    samples = parse_metrics(supervisor.metrics.exposition().decode())
+    def transitions(machine: str, old: str, new: str) -> float:
+        return value(samples, "roomd_state_transitions_total", machine=machine,
+                     **{"from": old, "to": new})
+    assert transitions("plugin", "starting", "serving") == 2
+    assert transitions("plugin", "serving", "disabled") == 1
+    assert transitions("plugin", "disabled", "starting") == 1
+
+
 def test_two_daemons_do_not_share_metrics() -> None:
     first, second = _supervisor().metrics, _supervisor().metrics
     first.reloaded(True)
@@ -100,7 +117,7 @@ class _Pool:
     def __init__(self, generation: int) -> None:
         self.plugin = "desk-plugin"
         self.generation = generation
-        self.agent = "desk"  # Pool.agent: the described agent name
+        self.agent = "desk"  # Pool.agent: the label the roster folds a closed pool's counts under
         self.state = PoolState.READY
         self.restarts: collections.Counter[str] = collections.Counter()
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from livekit import rtc
 
-from ...utils.aio import Chan, cancel_and_wait
+from ...utils.aio import Chan, TaskOwner, cancel_and_wait
 from ..io import AudioInput
 
 logger = logging.getLogger("roomd.agents")
@@ -30,7 +30,7 @@ class RoomAudioInput(AudioInput):
         self._pump: asyncio.Task[None] | None = None
         self._stream: rtc.AudioStream | None = None
         self._subscribed = asyncio.Event()
-        self._closing: set[asyncio.Task[None]] = set()  # streams of replaced tracks, closing
+        self._closing = TaskOwner("room audio input: closing streams")  # of replaced tracks
         self._held: list[rtc.AudioFrame] | None = None  # live frames kept while pre-connect audio may come
         room.on("track_subscribed", self._on_track_subscribed)
         room.on("track_unsubscribed", self._on_track_unsubscribed)
@@ -101,9 +101,7 @@ class RoomAudioInput(AudioInput):
             self._pump = None
         if self._stream is not None:
             stream, self._stream = self._stream, None
-            task = asyncio.get_running_loop().create_task(stream.aclose())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            self._closing.create_task(stream.aclose(), name="close replaced stream")
         self._track_sid = None
         self._subscribed.clear()
 
@@ -139,8 +137,10 @@ class RoomAudioInput(AudioInput):
         pump, stream = self._pump, self._stream
         self._pump = self._stream = None
         await cancel_and_wait(pump)
-        if self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
+        # Replaced streams are let finish closing (not cancelled mid-close), then the owner shuts.
+        if self._closing.tasks:
+            await asyncio.gather(*self._closing.tasks, return_exceptions=True)
+        await self._closing.aclose()
         if stream is not None:
             await stream.aclose()
         self._chan.close()

@@ -22,7 +22,7 @@ from livekit import rtc
 
 from ...tokenize import basic
 from ...types import NOT_GIVEN, NotGivenOr, is_given
-from ...utils.aio import cancel_and_wait
+from ...utils.aio import TaskOwner
 from .. import io
 
 STANDARD_SPEECH_RATE = 3.83  # syllables per second of ordinary speech
@@ -64,7 +64,7 @@ class TranscriptSynchronizer:
         self._enabled = True
         self._closed = False
         self._segment = _Segment()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskOwner("transcript synchronizer")
         self._audio = _SyncedAudioOutput(self, next_in_chain_audio)
         self._text = _SyncedTextOutput(self, next_in_chain_text)
 
@@ -103,18 +103,14 @@ class TranscriptSynchronizer:
 
     async def aclose(self) -> None:
         self._closed = True
-        await cancel_and_wait(*self._tasks)
+        await self._tasks.aclose()
 
     # -- called by the two outputs --------------------------------------------------------
 
     def _ensure_releasing(self) -> None:
         segment = self._segment
         if segment.task is None and not self._closed:
-            segment.task = asyncio.get_running_loop().create_task(
-                self._release(segment), name="transcript_synchronizer"
-            )
-            self._tasks.add(segment.task)
-            segment.task.add_done_callback(self._tasks.discard)
+            segment.task = self._tasks.create_task(self._release(segment), name="transcript_synchronizer")
 
     async def _release(self, segment: _Segment) -> None:
         """Hand words to the next text output as the audio reaches them."""
