@@ -63,11 +63,34 @@ class APIConnectOptions:
 
 DEFAULT_API_CONNECT_OPTIONS = APIConnectOptions()
 
+
+class ComponentIdentity:
+    """What a model component (LLM, STT, TTS, realtime model) says about itself in metrics
+    and logs: ``label`` (its class, unless the component sets ``_label``), and ``model`` and
+    ``provider``, which a component overrides when it knows them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._label = f"{type(self).__module__}.{type(self).__name__}"
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    @property
+    def model(self) -> str:
+        return "unknown"
+
+    @property
+    def provider(self) -> str:
+        return "unknown"
+
 __all__ = [
     "NOT_GIVEN",
     "NotGiven",
     "NotGivenOr",
     "is_given",
     "APIConnectOptions",
+    "ComponentIdentity",
     "DEFAULT_API_CONNECT_OPTIONS",
 ]

@@ -335,16 +335,20 @@ class ConsoleSession:
     async def wait_until_agent_listens(self, *, grace: float = 8.0) -> None:
         """Wait for an agent to join and finish its greeting, so what is said next is heard
         as the user's turn (not lost before the agent listens, nor mistaken for the greeting's
-        cause). Ready at the agent's first finished line, ``lk.agent.state`` "listening", or
-        ``grace`` seconds after it joined for an agent that does not greet."""
+        cause). Ready at the agent's first finished line, or ``grace`` seconds after it
+        joined for an agent that does not greet, unless it is then thinking or speaking (a
+        slow greeting). "listening" alone is not enough: an agent says it listens as its
+        session starts, before its greeting has begun, and a question asked then would take
+        the greeting for its answer."""
         await self._until(lambda: bool(self.agents()))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
 
         def ready() -> bool:
-            return (any(self.is_agent_line(line) for line in self.lines)
-                    or any(p.attributes.get("lk.agent.state") == "listening" for p in self.agents())
-                    or loop.time() >= deadline)
+            if any(self.is_agent_line(line) for line in self.lines):
+                return True
+            busy = any(p.attributes.get("lk.agent.state") in ("thinking", "speaking") for p in self.agents())
+            return loop.time() >= deadline and not busy
 
         async def tick() -> None:  # wakes _until when the grace ends
             await asyncio.sleep(grace)

@@ -55,7 +55,7 @@ from .plugin_runtime import (
 from .ops import DaemonMetrics, Playground, PoolRoster, ServiceOps
 from .ops.deadlines import PREWARM_DEADLINE
 from .pool import Pool, PoolLauncher
-from .pool.reaper import reap_orphans
+from .pool.reaper import end_leftovers, reap_orphans
 from .pool.states import allowed
 
 __all__ = ["SUPERVISOR_TRANSITIONS", "ReloadResult", "Supervisor", "SupervisorState", "run_daemon"]
@@ -530,6 +530,9 @@ def run_daemon(
     except DevServerError as exc:
         log.error("dev server failed", error=str(exc))
         return EXIT_FAILURE
+    finally:
+        if leftovers := end_leftovers():
+            log.warning("ended processes that outlived their pools", pids=leftovers)
 
 
 class _JobEndTap:

@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeAlias
 
 from ..errors import APIError, ComponentErrorEvent
 from ..metrics.base import LLMMetrics
-from ..types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
+from ..types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, ComponentIdentity, NotGivenOr
 from ..utils.events import EventEmitter
 from ..utils.ids import shortuuid
 from ..utils.streams import OutputStream
@@ -68,28 +68,12 @@ class ChatChunk:
     usage: CompletionUsage | None = None
 
 
-class LLM(ABC, EventEmitter[LLMEvents]):
+class LLM(ABC, ComponentIdentity, EventEmitter[LLMEvents]):
     """Base class for language models.
 
     Implementations override ``chat`` to return their ``LLMStream`` subclass. Events:
     ``metrics_collected`` (``LLMMetrics``) once per stream.
     """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._label = f"{type(self).__module__}.{type(self).__name__}"
-
-    @property
-    def label(self) -> str:
-        return self._label
-
-    @property
-    def model(self) -> str:
-        return "unknown"
-
-    @property
-    def provider(self) -> str:
-        return "unknown"
 
     @abstractmethod
     def chat(

@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeAlias
 
 from livekit import rtc
 
-from ..types import NOT_GIVEN, NotGivenOr
+from ..types import NOT_GIVEN, ComponentIdentity, NotGivenOr
 from ..utils.events import EventEmitter
 from .chat_context import ChatContext, FunctionCall
 from .llm import ToolChoice
@@ -124,7 +124,7 @@ class RealtimeSessionReconnectedEvent:
     pass
 
 
-class RealtimeModel(EventEmitter[Literal["metrics_collected"]]):
+class RealtimeModel(ComponentIdentity, EventEmitter[Literal["metrics_collected"]]):
     """A speech-to-speech model; ``session()`` opens a conversation with it. The agent
     session re-emits its sessions' ``metrics_collected`` events on the model, where it
     listens for every component's metrics."""
@@ -132,23 +132,10 @@ class RealtimeModel(EventEmitter[Literal["metrics_collected"]]):
     def __init__(self, *, capabilities: RealtimeCapabilities) -> None:
         super().__init__()
         self._capabilities = capabilities
-        self._label = f"{type(self).__module__}.{type(self).__name__}"
 
     @property
     def capabilities(self) -> RealtimeCapabilities:
         return self._capabilities
-
-    @property
-    def label(self) -> str:
-        return self._label
-
-    @property
-    def model(self) -> str:
-        return "unknown"
-
-    @property
-    def provider(self) -> str:
-        return "unknown"
 
     def session(self) -> RealtimeSession:
         raise NotImplementedError(f"{type(self).__name__} must implement session()")

@@ -20,7 +20,7 @@ from livekit import rtc
 
 from ..errors import APIError, ComponentErrorEvent
 from ..metrics.base import STTMetrics
-from ..types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr, is_given
+from ..types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, ComponentIdentity, NotGivenOr, is_given
 from ..utils.audio import AudioBuffer, buffer_duration, frame_duration
 from ..utils.events import EventEmitter
 from ..utils.ids import shortuuid
@@ -74,7 +74,7 @@ class STTError(ComponentErrorEvent):
     type: Literal["stt_error"] = "stt_error"
 
 
-class STT(ABC, EventEmitter[STTEvents]):
+class STT(ABC, ComponentIdentity, EventEmitter[STTEvents]):
     """Base class for speech-to-text.
 
     Implement ``_recognize_impl`` (batch) and, when ``capabilities.streaming``,
@@ -85,23 +85,10 @@ class STT(ABC, EventEmitter[STTEvents]):
     def __init__(self, *, capabilities: STTCapabilities) -> None:
         super().__init__()
         self._capabilities = capabilities
-        self._label = f"{type(self).__module__}.{type(self).__name__}"
 
     @property
     def capabilities(self) -> STTCapabilities:
         return self._capabilities
-
-    @property
-    def label(self) -> str:
-        return self._label
-
-    @property
-    def model(self) -> str:
-        return "unknown"
-
-    @property
-    def provider(self) -> str:
-        return "unknown"
 
     @abstractmethod
     async def _recognize_impl(

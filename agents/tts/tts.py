@@ -25,7 +25,7 @@ from livekit import rtc
 
 from ..errors import APIError, ComponentErrorEvent
 from ..metrics.base import TTSMetrics
-from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions, ComponentIdentity
 from ..utils.audio import frame_duration
 from ..utils.events import EventEmitter
 from ..utils.ids import shortuuid
@@ -46,7 +46,7 @@ class TTSError(ComponentErrorEvent):
     type: Literal["tts_error"] = "tts_error"
 
 
-class TTS(ABC, EventEmitter[TTSEvents]):
+class TTS(ABC, ComponentIdentity, EventEmitter[TTSEvents]):
     """Base class for text-to-speech producing 16-bit PCM at ``sample_rate``."""
 
     def __init__(self, *, capabilities: TTSCapabilities, sample_rate: int, num_channels: int) -> None:
@@ -54,7 +54,6 @@ class TTS(ABC, EventEmitter[TTSEvents]):
         self._capabilities = capabilities
         self._sample_rate = sample_rate
         self._num_channels = num_channels
-        self._label = f"{type(self).__module__}.{type(self).__name__}"
 
     @property
     def capabilities(self) -> TTSCapabilities:
@@ -67,18 +66,6 @@ class TTS(ABC, EventEmitter[TTSEvents]):
     @property
     def num_channels(self) -> int:
         return self._num_channels
-
-    @property
-    def label(self) -> str:
-        return self._label
-
-    @property
-    def model(self) -> str:
-        return "unknown"
-
-    @property
-    def provider(self) -> str:
-        return "unknown"
 
     @abstractmethod
     def synthesize(

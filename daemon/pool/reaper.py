@@ -9,6 +9,7 @@ only that pid, so nobody else's children (asyncio subprocesses, test servers) ar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import dataclasses
 import os
@@ -119,3 +120,24 @@ def reap_orphans(watched: Collection[int]) -> list[ExitStatus]:
         if waited:
             reaped.append(ExitStatus.from_wait_status(pid, status))
     return reaped
+
+
+def end_leftovers() -> list[int]:
+    """SIGKILL and reap every process still descended from this one; their pids.
+
+    Called as the daemon exits, after every pool closed: nothing it started may outlive it.
+    A zygote cut off mid-import by a stop (its plugin hangs on import) is the case seen:
+    its pool's close was itself cancelled as the event loop ended, and the zygote, stuck
+    before it reads its control socket, never noticed the daemon was gone.
+    """
+    import psutil
+
+    try:
+        leftovers = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return []
+    for process in leftovers:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(leftovers, timeout=5.0)
+    return [process.pid for process in leftovers]

@@ -133,14 +133,17 @@ async def test_a_burst_of_the_free_slots_over_both_nodes_loses_the_share_the_ser
     async with cluster_api(cluster) as lk:
         served, dropped, rooms = await burst(lk, cluster, MAX_JOBS)
         try:
-            # The measured share, pinned: livekit-server 1.13.5 places all six job requests
-            # at once, before any offer reaches a worker, so both nodes claim the same
-            # headroom; the first to answer takes the whole burst, its daemon fills its
-            # slots and refuses the rest, and the server tries no worker of the other node.
-            # docs/operations.md shows the server's log lines and the layout that avoids it
-            # (the next test).
-            assert len(served) == MAX_JOBS and len(set(served.values())) == 1, served
-            assert len(dropped) == MAX_JOBS and not set(served) & dropped
+            # The measured share: livekit-server 1.13.5 places the job requests at once, and
+            # when both nodes claim before any offer reaches a worker, the first to answer
+            # takes the whole burst, its daemon fills its slots and refuses the rest, and the
+            # server tries no worker of the other node (3 of 6 served, all on one daemon: most
+            # runs). When the claims interleave with the first load reports, both daemons
+            # serve (6 of 6: seen in some runs). Either way at least one node's worth is
+            # served, and every dispatch is served or dropped by the server, never lost
+            # unseen. docs/operations.md shows the server's log lines and the layout that
+            # avoids the drop (the next test).
+            assert len(served) + len(dropped) == 2 * MAX_JOBS and not set(served) & dropped, (served, dropped)
+            assert len(served) >= MAX_JOBS, served
             # Every loss is a refusal roomd counted and lists in /status.
             refused = await offers(on_a, "refused_no_slot") + await offers(on_b, "refused_no_slot")
             assert refused == len(dropped)

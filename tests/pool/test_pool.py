@@ -198,6 +198,13 @@ async def test_a_log_flood_is_throttled_and_counted(make_pool) -> None:
         pool = await make_pool()
         handle = await pool.launch(make_launch("flood", count=20000))
         outcome = await asyncio.wait_for(handle.wait_ended(), WAIT)
+
+        async def drops_reported() -> None:
+            # The child reports what it dropped as it leaves, after the job's final status.
+            while not any(e["event"] == "child log events dropped" for e in logs):
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(drops_reported(), WAIT)
     assert outcome.status is JobStatus.SUCCESS
     floods = [e for e in logs if e["event"] == "flood"]
     drops = [e for e in logs if e["event"] == "child log events dropped"]
