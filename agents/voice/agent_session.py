@@ -417,7 +417,10 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
                 await self._drained()
             await self._close(CloseReason.USER_INITIATED)
 
-        asyncio.get_running_loop().create_task(run(), name="session.shutdown")
+        # Held in _close_task, not in self._tasks: closing cancels those, and would cancel
+        # the close itself.
+        if self._close_task is None:
+            self._close_task = asyncio.get_running_loop().create_task(run(), name="session.shutdown")
 
     async def _drained(self) -> None:
         while not self._closing and (self._current is not None or self._speech_heap or self._speech_tasks_running()):
