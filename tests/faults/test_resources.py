@@ -34,7 +34,14 @@ def open_fds(pid: int) -> int:
 
 
 def zombie_children(pid: int) -> list[int]:
-    return [c.pid for c in psutil.Process(pid).children() if c.status() == psutil.STATUS_ZOMBIE]
+    zombies = []
+    for child in psutil.Process(pid).children():
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:
+                zombies.append(child.pid)
+        except psutil.NoSuchProcess:
+            pass  # reaped between listing and reading its state: not a zombie
+    return zombies
 
 
 def alive(pid: int) -> bool:
