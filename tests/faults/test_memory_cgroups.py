@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 from room_client import join, wait_for_agent, wait_for_attribute
@@ -37,13 +36,14 @@ def kernel_limits() -> str:
     return mechanism.name
 
 
-async def held_to_limit(fault_daemon, server_record: ServerRecord, livekit_server, lkapi, action: str,
-                        attribute: str) -> tuple[dict, Any, str]:
-    """Run ``action`` under a LIMIT_MB limit: (the event of its cgroup's removal, the server's
-    record of the job, the value of the job's ``attribute``)."""
+async def stopped_by_the_kernel(kernel: str, fault_daemon, server_record: ServerRecord, livekit_server, lkapi,
+                                action: str, attribute: str, grower: str) -> tuple[dict, str]:
+    """Run ``action`` under a LIMIT_MB limit and check the kernel stopped it at the limit: the
+    server records the job FAILED for its memory limit, the peak is the limit, the cgroup is
+    gone. (The event of the cgroup's removal, the job's ``attribute``.)"""
     daemon = await fault_daemon({"pool": {"job_memory_limit_mb": LIMIT_MB, "memory_sample_interval": 5.0}})
     said = await daemon.wait_event(lambda e: e.get("event") == "memory limits")
-    assert said["held_by"].startswith(f"{kernel_name()} (kernel-enforced)"), said
+    assert said["held_by"].startswith(f"{kernel} (kernel-enforced)"), said
     room = rooms(action, 1)[0]
     caller = await join(livekit_server, room, "caller")
     try:
@@ -57,38 +57,27 @@ async def held_to_limit(fault_daemon, server_record: ServerRecord, livekit_serve
         lambda e: e.get("event") == "memory cgroup removed after the kernel held its limit", timeout=30)
     # The kernel stopped it, not the sampler (which would have said so).
     assert not [e for e in daemon.events if e.get("event") == "child over memory limit; killing it"]
-    return removed, job, value
-
-
-def kernel_name() -> str:
-    return MemoryCgroups.detect().mechanism.name
+    assert job.status == "JS_FAILED", job
+    assert f"the kernel ended the job at its {LIMIT_MB} MB limit ({kernel}" in job.error, job
+    assert removed["oom_kills"] >= 1 and removed["limit_mb"] == LIMIT_MB, removed
+    print(f"{kernel}: memory limit {LIMIT_MB} MB, peak {removed['peak_mb']} MB ({grower} growing about 320 MB/s)")
+    assert removed["peak_mb"] <= LIMIT_MB + SLACK_MB, removed
+    assert not Path(removed["cgroup"]).exists()
+    return removed, value
 
 
 async def test_a_job_allocating_past_its_limit_is_stopped_by_the_kernel_at_the_limit(
         kernel_limits: str, fault_daemon, server_record: ServerRecord, livekit_server, lkapi) -> None:
-    removed, job, job_pid = await held_to_limit(fault_daemon, server_record, livekit_server, lkapi,
-                                                "burst", "job_pid")
-    assert job.status == "JS_FAILED", job
-    assert f"the kernel ended the job at its {LIMIT_MB} MB limit ({kernel_limits}" in job.error, job
+    removed, job_pid = await stopped_by_the_kernel(kernel_limits, fault_daemon, server_record, livekit_server,
+                                                   lkapi, "burst", "job_pid", "the job's own process")
     assert removed["cgroup"].endswith(f"/{CHILD_PREFIX}{job_pid}"), removed
-    assert removed["oom_kills"] >= 1 and removed["limit_mb"] == LIMIT_MB, removed
-    print(f"{kernel_limits}: memory limit {LIMIT_MB} MB, peak {removed['peak_mb']} MB "
-          f"(the job's own process growing about 320 MB/s)")
-    assert removed["peak_mb"] <= LIMIT_MB + SLACK_MB, removed
-    assert not Path(removed["cgroup"]).exists()
 
 
 async def test_a_helper_allocating_past_the_limit_is_counted_and_its_job_ended(
         kernel_limits: str, fault_daemon, server_record: ServerRecord, livekit_server, lkapi) -> None:
-    removed, job, helper = await held_to_limit(fault_daemon, server_record, livekit_server, lkapi,
-                                               "grow", "helper_pids")
-    assert job.status == "JS_FAILED", job
     # v1 kills the helper alone; the daemon ends the rest of the job for the same cause.
-    assert f"the kernel ended the job at its {LIMIT_MB} MB limit ({kernel_limits}" in job.error, job
-    print(f"{kernel_limits}: memory limit {LIMIT_MB} MB, peak {removed['peak_mb']} MB "
-          f"(a helper process growing about 320 MB/s)")
-    assert removed["peak_mb"] <= LIMIT_MB + SLACK_MB, removed
-    assert not Path(removed["cgroup"]).exists()
+    _removed, helper = await stopped_by_the_kernel(kernel_limits, fault_daemon, server_record, livekit_server,
+                                                   lkapi, "grow", "helper_pids", "a helper process")
     async with asyncio.timeout(10):
         while alive(int(helper)):
             await asyncio.sleep(0.1)
