@@ -31,6 +31,7 @@ import signal
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import psutil
 import structlog
 
 log = structlog.get_logger("roomd.pool")
@@ -349,8 +350,6 @@ class MemoryCgroups:
 
 def own_process_tree() -> set[int]:
     """This process and its descendants (the subreaper makes children of every zygote fork ours)."""
-    import psutil
-
     try:
         me = psutil.Process()
         return {me.pid, *(child.pid for child in me.children(recursive=True))}
