@@ -12,6 +12,7 @@ import math
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -87,6 +88,9 @@ class PoolConfig(_Section, frozen=True):
     memory_sample_interval: Interval = 5.0
     job_memory_warn_mb: NonNegativeFloat = 500.0
     job_memory_limit_mb: NonNegativeFloat = 0.0
+    # "auto": where the kernel offers a memory cgroup (v2 delegated by systemd, or a writable
+    # v1 memory hierarchy) each child gets one with the limit; "off": sampling only.
+    memory_cgroups: Literal["auto", "off"] = "auto"
     max_start_failures: PositiveInt = 5
     start_backoff_max: PositiveFloat = 60.0
 
@@ -294,11 +298,24 @@ def _explain(
     if unknown:
         key = f"{path}.{unknown.group('field')}" if path else unknown.group("field")
         return ConfigError(_where(origin, key, file_text) + f"unknown key {key!r}")
+    if message.startswith("Invalid enum value") and (choices := _choices(path)):
+        message += f" (expected one of {', '.join(repr(c) for c in choices)})"
     if origin == "environment":
         name = _env_name(path)
         shown = "" if path.endswith(tuple(SECRET_KEYS)) else f" (value {(environ or {}).get(name)!r})"
         return ConfigError(f"environment {name}: {message}{shown}")
     return ConfigError(_where(origin, path, file_text) + f"{path}: {message}")
+
+
+def _choices(dotted_key: str) -> tuple[Any, ...]:
+    """The values a ``Literal`` key accepts (``pool.memory_cgroups``: "auto", "off"); () if not one."""
+    kind: Any = Config
+    for part in dotted_key.split("."):
+        hints = typing.get_type_hints(kind) if isinstance(kind, type) else {}
+        if part not in hints:
+            return ()
+        kind = hints[part]
+    return typing.get_args(kind) if typing.get_origin(kind) is Literal else ()
 
 
 def _env_name(path: str) -> str:

@@ -22,6 +22,8 @@ from pathlib import Path
 import psutil
 import structlog
 
+from .pool.memory_cgroup import SUPERVISOR_LEAF
+
 log = structlog.get_logger("roomd.load")
 
 
@@ -46,6 +48,10 @@ def own_cgroup(root: Path = Path("/sys/fs/cgroup")) -> Path | None:
     if unified is None:
         return None
     path = root / unified.lstrip("/")
+    if path.name == SUPERVISOR_LEAF:
+        # The daemon moved itself there so its children get memory cgroups (pool/memory_cgroup.py):
+        # the service is the parent, which counts the children too.
+        path = path.parent
     return path if (path / "cpu.stat").exists() else None
 
 

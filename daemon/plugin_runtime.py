@@ -21,6 +21,7 @@ from roomd.daemon.config import Config
 from roomd.daemon.jobs import LaunchError
 from roomd.daemon.link import AgentRegistration
 from roomd.daemon.pool import ApiCredentials, Pool, PoolState
+from roomd.daemon.pool.memory_cgroup import MemoryCgroups
 from roomd.daemon.pool.pool import ChildMetricsSink
 from roomd.daemon.pool.states import allowed
 from roomd.daemon.transitions import TransitionCounter
@@ -117,7 +118,8 @@ async def start_pool(spec: PluginSpec, config: Config, generation: int,
                      metrics_sink: ChildMetricsSink | None = None,
                      deadline: float | None = None,
                      on_pool: Callable[[Pool], None] | None = None,
-                     transitions: TransitionCounter | None = None) -> tuple[Pool, PluginDescription]:
+                     transitions: TransitionCounter | None = None,
+                     memory_cgroups: MemoryCgroups | None = None) -> tuple[Pool, PluginDescription]:
     """A ready pool for ``spec`` and the plugin's description, or ``PluginStartError``.
 
     ``overrides`` win over the operator's per-plugin options (``roomd plugins check`` uses
@@ -125,14 +127,15 @@ async def start_pool(spec: PluginSpec, config: Config, generation: int,
     (the daemon's registry); without one, it is dropped. ``deadline`` (event loop time) caps
     the wait: a start or reload never outlasts ``ops.deadlines.PREWARM_DEADLINE``. ``on_pool``
     sees the pool as soon as it exists, so its start failures count (and show) even if it
-    never becomes ready.
+    never becomes ready. ``memory_cgroups``: the daemon's, used unless the config says
+    ``memory_cgroups = "off"``.
     """
     pool = Pool(
         plugin=spec.name, target=spec.target, config=config.pool, generation=generation,
         operator_overrides={**operator_overrides(config, spec.name), **(overrides or {})},
         credentials=ApiCredentials(config.livekit.api_key, config.livekit.api_secret),
         log_level=config.daemon.log_level, env=env, metrics_sink=metrics_sink,
-        transitions=transitions,
+        transitions=transitions, memory_cgroups=memory_cgroups if config.pool.memory_cgroups == "auto" else None,
     )
     if on_pool is not None:
         on_pool(pool)

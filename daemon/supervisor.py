@@ -55,6 +55,8 @@ from .plugin_runtime import (
 from .ops import DaemonMetrics, Playground, PoolRoster, ServiceOps
 from .ops.deadlines import PREWARM_DEADLINE
 from .pool import Pool, PoolLauncher
+from .pool.health import memory_limits_line
+from .pool.memory_cgroup import MemoryCgroups
 from .pool.reaper import end_leftovers, reap_orphans
 from .pool.states import allowed
 
@@ -131,6 +133,7 @@ class Supervisor(ReloadCoordinator):
         self._tasks = TaskOwner("supervisor")
         self._retiring = Retirement(lambda: self.config)
         self.load = LoadMonitor()
+        self.memory_cgroups = MemoryCgroups.detect()
         self.admission = Admission(max_jobs=config.admission.max_jobs,
                                    load_threshold=config.load_threshold,
                                    load=lambda: self.load.value)
@@ -233,6 +236,7 @@ class Supervisor(ReloadCoordinator):
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(signum, self.request_signal, signum)
         self._tasks.spawn(self.load.run(), "load monitor", essential=True)
+        log.info("memory limits", held_by=memory_limits_line(self.memory_cgroups, self.config.pool))
         self._tasks.spawn(self._reap_orphans(), "orphan reaper", essential=True)
         drain: asyncio.Task[None] | None = None
         try:
@@ -397,7 +401,7 @@ class Supervisor(ReloadCoordinator):
             pool, description = await start_pool(
                 spec, self.config, generation, self._child_env, metrics_sink=self.metrics.child_metrics,
                 deadline=deadline, on_pool=lambda pool: self._pool_created(spec.name, pool),
-                transitions=self.transitions)
+                transitions=self.transitions, memory_cgroups=self.memory_cgroups)
         except PluginStartError as exc:
             error = f"{spec.distribution} {spec.version}: {exc}"
             if spec.name in self._served:

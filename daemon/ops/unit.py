@@ -58,6 +58,9 @@ WatchdogSec={WATCHDOG_SECONDS}
 Restart=on-failure
 RestartSec=5
 LimitNOFILE=65536
+# Our own cgroup subtree with the memory controller: each child gets a cgroup with its job's
+# memory limit (memory.max), which the kernel holds exactly (docs/operations.md, Memory limits).
+Delegate=memory
 
 DynamicUser=yes
 StateDirectory=roomd
@@ -76,7 +79,7 @@ DevicePolicy=closed
 ProtectKernelTunables=yes
 ProtectKernelModules=yes
 ProtectKernelLogs=yes
-ProtectControlGroups=yes
+# Not ProtectControlGroups: on systemd 252 it makes the delegated subtree read-only too.
 ProtectClock=yes
 ProtectHostname=yes
 ProtectProc=invisible

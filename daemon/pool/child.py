@@ -56,6 +56,7 @@ from roomd.daemon.transitions import TransitionCounter
 
 from .ending import EXIT_WAIT_AFTER_KILL, ChildEnding, ChildGone
 from .health import ChildHealth
+from .memory_cgroup import ChildCgroup
 from .reaper import ExitStatus
 from .handle import PoolJobHandle
 from .states import CHILD_TRANSITIONS, ChildState, ExitReason, allowed
@@ -107,8 +108,10 @@ class ChildProcess(ChildHealth, ChildEnding):
         rtt_sink: Callable[[float], None] = lambda _rtt: None,
         metrics_sink: Callable[[Sequence[MetricSample]], None] = lambda _samples: None,
         transitions: TransitionCounter | None = None,
+        cgroup: ChildCgroup | None = None,
     ) -> None:
         self.pid = pid
+        self._cgroup = cgroup  # its memory cgroup, where the kernel holds the limit
         self.plugin = plugin
         self.generation = generation
         self._target = target

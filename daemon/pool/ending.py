@@ -64,6 +64,8 @@ class ChildEnding:
     if TYPE_CHECKING:
         def _transition(self, new: ChildState, why: str = "") -> None: ...
         def _report_exit(self, reason: ExitReason) -> None: ...
+        def _note_kernel_kill(self, status: ExitStatus) -> None: ...
+        async def _release_cgroup(self) -> None: ...
 
     async def stop(self, reason: str, *, timeout: float | None = None) -> None:
         """Ask the child to end (Shutdown), wait for it to exit; escalate SIGTERM, then SIGKILL."""
@@ -135,6 +137,7 @@ class ChildEnding:
             # before judging how the job ended. Bounded: a grandchild may hold the socket open.
             await asyncio.wait({self._reader}, timeout=1.0)
         self.exit_status = status
+        self._note_kernel_kill(status)
         category = self._classify(status)
         self.exit_reason = category
         self._exited.set_result(status)
@@ -166,6 +169,7 @@ class ChildEnding:
         else:
             if leftovers:
                 self._log.warning("ended processes the child left behind", pids=leftovers)
+        await self._release_cgroup()
         if self._channel is not None:
             await self._channel.aclose(flush_timeout=0.1)
         else:

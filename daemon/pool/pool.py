@@ -31,6 +31,7 @@ from roomd.ipc.worker import AcceptArguments, RequestDecision, accept_by_default
 from .child import ApiCredentials, ChildProcess, ChildSnapshot, ChildStartError
 from .ending import ChildGone
 from .handle import PoolJobHandle
+from .memory_cgroup import MB, CgroupError, ChildCgroup, MemoryCgroups
 from .reaper import enable_subreaper
 from .states import POOL_TRANSITIONS, REQUEST_HOST_STATE, ChildState, ExitReason, PoolState, allowed
 from .stats import PoolSnapshot, PoolStats, RttWindow
@@ -67,8 +68,12 @@ class Pool:
         env: Mapping[str, str] | None = None,
         metrics_sink: ChildMetricsSink | None = None,
         transitions: TransitionCounter | None = None,
+        memory_cgroups: MemoryCgroups | None = None,
     ) -> None:
+        """``memory_cgroups``: where the kernel holds children to their memory limit (None:
+        sampling only)."""
         self.plugin = plugin
+        self._memory_cgroups = memory_cgroups
         self.target = target
         self.generation = generation
         self._config = config
@@ -272,7 +277,8 @@ class Pool:
             child = ChildProcess(pid=pid, sock=sock, plugin=self.plugin, target=self.target,
                                  generation=self.generation, limits=self._limits, on_idle=self._offer,
                                  on_exit=self._child_exited, rtt_sink=self._rtt.add,
-                                 metrics_sink=self._child_metrics, transitions=self._transitions)
+                                 metrics_sink=self._child_metrics, transitions=self._transitions,
+                                 cgroup=self._memory_cgroup(pid))
             self._children[pid] = child
             await child.start(run_prewarm=run_prewarm)
         except (ZygoteError, ChildStartError) as exc:
@@ -288,6 +294,18 @@ class Pool:
         finally:
             self._spawning -= 1
             self._wake.set()
+
+    def _memory_cgroup(self, pid: int) -> ChildCgroup | None:
+        """A cgroup of its own for a just-forked child, before it runs plugin code (prewarm
+        waits for our Initialize), so everything it starts is inside; None: sampling only."""
+        limit = self._limits.job_memory_limit_mb
+        if self._memory_cgroups is None or not self._memory_cgroups.enforced or not limit:
+            return None
+        try:
+            return self._memory_cgroups.attach(pid, int(limit * MB))
+        except CgroupError as exc:
+            self._log.warning("child held to its memory limit by sampling only", pid=pid, error=str(exc))
+            return None
 
     def _start_failed(self, error: str) -> None:
         if self._state in (PoolState.CLOSING, PoolState.CLOSED):
@@ -453,7 +471,8 @@ class Pool:
             host = ChildProcess(pid=pid, sock=sock, plugin=self.plugin, target=self.target,
                                 generation=self.generation, limits=self._limits,
                                 on_idle=lambda _c: None, on_exit=self._child_exited, rtt_sink=self._rtt.add,
-                                metrics_sink=self._child_metrics, transitions=self._transitions)
+                                metrics_sink=self._child_metrics, transitions=self._transitions,
+                                cgroup=self._memory_cgroup(pid))
             self._children[pid] = host
             try:
                 await host.start(run_prewarm=False)

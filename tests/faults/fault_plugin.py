@@ -5,6 +5,7 @@
 - helpers: start helper processes (a ``sleep`` it never waits for, one a shell leaves
            behind, one that exits at once), announce their pids, then leave
 - grow:    start a helper that allocates memory steadily, announce its pid, then hold
+- burst:   announce, then allocate memory steadily in the job's own process
 - lazy:    import a module of its own package only now, announce its version, then leave
 - linger:  stay 3 s, then leave
 - garbage: write bytes that are no message into its pipe to the supervisor, then hold
@@ -66,6 +67,11 @@ async def entrypoint(ctx: JobContext) -> None:
     elif action == "grow":
         attributes["helper_pids"] = str(subprocess.Popen([sys.executable, "-c", GROW]).pid)
     await room.local_participant.set_attributes(attributes)
+    if action == "burst":
+        blocks = []
+        while len(blocks) < 128:  # the same pace as GROW, in this process
+            blocks.append(bytearray(16 * 1024 * 1024))
+            await asyncio.sleep(0.05)
     if action in ("leave", "lazy", "helpers"):
         ctx.shutdown(f"{{action}} done")
         return

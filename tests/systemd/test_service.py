@@ -153,6 +153,25 @@ async def test_a_dispatched_job_runs_in_the_service(installed: Installed, lkapi:
     assert states == ["idle", "idle", "request_host"], now["children"]
 
 
+def test_memory_limits_are_held_by_what_the_kernel_offers_the_unit(installed: Installed) -> None:
+    state = ensure_started(installed)
+    cgroup = f"/sys/fs/cgroup{state['ControlGroup']}"
+    # Delegate=memory: the unit's cgroup is the service user's to divide.
+    owner = installed.box.run(["stat", "-c", "%u", f"{cgroup}/cgroup.procs", f"/proc/{state['MainPID']}"])
+    service_uid, process_uid = owner.check().stdout.split()
+    assert service_uid == process_uid != "0", owner.stdout
+    said = [r["held_by"] for r in records(messages(installed)) if r.get("event") == "memory limits"]
+    assert said, "no 'memory limits' line in the journal"
+    controllers = installed.box.run(["cat", f"{cgroup}/cgroup.controllers"]).check().stdout.split()
+    if "memory" in controllers:
+        assert said[-1].startswith("cgroup v2 (kernel-enforced)"), said
+    else:
+        # A host that binds the memory controller to cgroup v1 (this project's machines) cannot
+        # give a container's cgroup v2 one: the daemon says so and samples.
+        assert said[-1].startswith("sampling every ") and "memory controller is not available" in said[-1], said
+    print(f"memory limits in the unit: {said[-1]}")
+
+
 def test_reload_starts_a_new_generation_in_the_same_process(installed: Installed) -> None:
     before = ensure_started(installed)
     generation = status(installed)["generation"]
