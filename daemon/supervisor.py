@@ -40,7 +40,7 @@ from .load import LoadMonitor
 from .logging import configure_logging
 from .reload import ReloadCoordinator, ReloadResult, installed_roomd_version
 from .retirement import Retirement
-from .transitions import TransitionCounter
+from .transitions import TransitionCounter, allowed
 from .supervisor_state import SUPERVISOR_TRANSITIONS, SupervisorState
 from .plugins.discovery import Discovery, PluginSpec, discover_plugins
 from .plugins.limits import plugin_limits
@@ -56,7 +56,6 @@ from .ops import DaemonMetrics, Playground, PoolRoster, ServiceOps
 from .ops.deadlines import PREWARM_DEADLINE
 from .pool import Pool, PoolLauncher
 from .pool.reaper import end_leftovers, reap_orphans
-from .pool.states import allowed
 
 __all__ = ["SUPERVISOR_TRANSITIONS", "ReloadResult", "Supervisor", "SupervisorState", "run_daemon"]
 

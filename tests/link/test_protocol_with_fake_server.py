@@ -318,8 +318,7 @@ async def test_server_restart_with_jobs_running(fake_server: FakeAgentServer,
     conn = await fake_server.connection()
     for job_id in ("R1", "R2"):
         await conn.dispatch(job_id)
-    await conn.next("update_job")
-    await conn.next("update_job")
+        await conn.next("update_job")  # running (read now: the next dispatch skips other kinds)
     fake_server.refuse_connections = True
     await fake_server.drop_all()
     await link.wait_for_state(LinkState.RECONNECTING, timeout=5)
