@@ -87,7 +87,7 @@ def test_slot_use_counts_reserved_slots_and_takes_the_fullest_level() -> None:
     shared = daemon(max_jobs=4)
     capped, unlimited = plugin(shared, max_jobs=2), plugin(shared)
     assert capped.slot_use() == 0.0 and unlimited.slot_use() == 0.0
-    held = capped.try_reserve()  # a reserved offer counts before its job runs
+    held = capped.try_reserve()  # a reservation counts before its job runs
     assert isinstance(held, Reservation)
     assert capped.slot_use() == 0.5  # its own 1 of 2 is fuller than the daemon's 1 of 4
     assert unlimited.slot_use() == 0.25  # no limit of its own: the daemon's budget
