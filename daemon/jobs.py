@@ -3,8 +3,9 @@
 The link makes the ``Job`` for an offer it takes (holding the admission's reservation), moves it
 through ``JobState`` and reports its end. At the assignment it gives the job its ``JobLaunch``
 and a ``JobLauncher`` decides *where* it runs (a pool child in production, this process in
-tests): the launcher attaches a ``JobRunner`` and records on the job what the runner learns
-(the entrypoint started, how the run ended), which the link waits on.
+tests). What takes it becomes its ``JobRunner`` and records on the job what it learns (the
+entrypoint started, how the run ended); the link waits on that, and reaches the runner only
+through the job (``terminate``, ``status_reported``).
 """
 
 from __future__ import annotations
@@ -88,9 +89,9 @@ class Job:
         self.state = JobState.OFFERED
         self._transitions = transitions or TransitionCounter()
         self.launch: JobLaunch | None = None  # set by the link at the assignment
-        self.runner: JobRunner | None = None  # set by the launcher once a runner took it
-        self.started = asyncio.Event()  # the entrypoint runs, or the run ended
-        self.ran = False  # the entrypoint ran, however soon it ended
+        self.runner: JobRunner | None = None  # set by what took it (the child), once launched
+        self._started = asyncio.Event()  # the entrypoint runs, or the run ended
+        self._ran = False  # the entrypoint ran, however soon it ended
         self.run_outcome: asyncio.Future[JobOutcome] = asyncio.get_running_loop().create_future()
         self.outcome: JobOutcome | None = None
         self.running_at: float | None = None
@@ -126,22 +127,22 @@ class Job:
 
     # -- what the runner learns -----------------------------------------------------------
     def entrypoint_started(self) -> None:
-        self.ran = True
-        self.started.set()
+        self._ran = True
+        self._started.set()
 
     def run_ended(self, outcome: JobOutcome) -> None:
         """The run is over (or its final status is decided); the first outcome stands."""
         if not self.run_outcome.done():
             self.run_outcome.set_result(outcome)
-        self.started.set()  # a run that ended is no longer waited on as "starting"
+        self._started.set()  # a run that ended is no longer waited on as "starting"
 
     # -- what the link asks ---------------------------------------------------------------
     async def wait_running(self) -> None:
         """Return once the entrypoint is running (or ran: a job may end as soon as it starts);
         raise ``JobEndedEarly`` if it ended without its entrypoint running."""
-        await self.started.wait()
+        await self._started.wait()
         # A job that ran and ended at once (its JobStarted and JobEnding read together) did run.
-        if self.run_outcome.done() and not self.ran:
+        if self.run_outcome.done() and not self._ran:
             raise JobEndedEarly(self.run_outcome.result())
 
     async def wait_run_ended(self) -> JobOutcome:
