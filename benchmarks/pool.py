@@ -25,7 +25,7 @@ from livekit.protocol import agent as agent_pb
 
 from roomd.agents.job_request import AcceptArguments
 from roomd.daemon.config import PoolConfig
-from roomd.daemon.jobs import JobLaunch
+from roomd.daemon.jobs import Job, JobLaunch
 from roomd.daemon.logging import configure_logging
 from roomd.daemon.pool import Pool
 from roomd.daemon.pool.zygote import child_environment
@@ -202,8 +202,9 @@ async def bench_burst(n: int, idle: int) -> None:
     async def run_one(i: int) -> float:
         # Each job's own clock stops when its entrypoint runs: launch() itself waits for a
         # child, so timing after a gather of all launches would hide the early ones.
-        handle = await pool.launch(launch(i, "hold"))
-        await handle.wait_running()
+        job = Job.direct(launch(i, "hold"))
+        await pool.launch(job)
+        await job.wait_running()
         return time.perf_counter() - started
 
     firsts = sorted(await asyncio.gather(*(run_one(i) for i in range(n))))

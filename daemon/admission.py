@@ -3,8 +3,8 @@
 The daemon's ``Admission`` holds the daemon-wide budget (``max_jobs``, load threshold,
 draining). Each plugin's link asks a child ``Admission`` whose parent is the daemon's:
 it adds the plugin's own limits (from its WorkerOptions or the operator's per-plugin
-options), and a slot it reserves is reserved in the parent too. A slot is *reserved*
-before we answer an offer and held until the job ends (or the offer falls through), so
+options), and a slot it reserves is reserved in the parent too. A ``Reservation`` holds a
+slot from before we answer an offer until the job ends (or the offer falls through), so
 a burst of concurrent offers can never over-commit: the check and the reservation are
 one synchronous step on the event loop.
 """
@@ -32,8 +32,9 @@ class Decision(enum.Enum):
     WITHDRAWN = "withdrawn"  # accepted, then terminated (or we stopped) before its assignment
 
 
-class Slot:
-    """A reserved job slot; ``release()`` is idempotent so every exit path may call it."""
+class Reservation:
+    """A job slot held in an admission and its parents; ``release()`` is idempotent so every
+    exit path may call it."""
 
     def __init__(self, admission: Admission) -> None:
         self._admission: Admission | None = admission
@@ -86,8 +87,9 @@ class Admission:
         return self._draining
 
     def slot_use(self) -> float:
-        """The share of job slots taken (running jobs and reserved offers), 0..1: the fullest
-        of this admission and its parents; 0 where ``max_jobs`` is 0 (no count limit)."""
+        """The share of job slots reserved (jobs running, offers still being answered or
+        waiting for their assignment), 0..1: the fullest of this admission and its parents; 0
+        where ``max_jobs`` is 0 (no count limit)."""
         own = min(1.0, self._in_use / self._max_jobs) if self._max_jobs else 0.0
         return max(own, self.parent.slot_use()) if self.parent is not None else own
 
@@ -121,7 +123,7 @@ class Admission:
                            f"load {load:.2f} >= load_threshold {self._load_threshold:.2f}")
         return self.parent.refusal() if self.parent is not None else None
 
-    def try_reserve(self) -> Slot | Refusal:
+    def try_reserve(self) -> Reservation | Refusal:
         refusal = self.refusal()
         if refusal is not None:
             return refusal
@@ -130,7 +132,7 @@ class Admission:
             admission._in_use += 1
             admission._changed()
             admission = admission.parent
-        return Slot(self)
+        return Reservation(self)
 
     def count(self, decision: Decision) -> None:
         self.decisions[decision] += 1

@@ -57,7 +57,7 @@ def own_cgroup(root: Path = Path("/sys/fs/cgroup")) -> Path | None:
 
 def reported_load(cpu: float, slot_use: float) -> float:
     """The load a link sends in ``UpdateWorkerStatus``: the larger of the CPU share and the
-    share of job slots taken (reserved offers included), 0..1.
+    share of job slots reserved (offers not yet running included), 0..1.
 
     livekit-server picks a node by its workers' headroom under its target load and a worker
     by ``1 - load`` (docs/operations.md, "How the server places jobs"). CPU alone reads

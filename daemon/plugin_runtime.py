@@ -23,8 +23,7 @@ from roomd.daemon.link import AgentRegistration
 from roomd.daemon.pool import ApiCredentials, Pool, PoolState
 from roomd.daemon.pool.memory_cgroup import MemoryCgroups
 from roomd.daemon.pool.pool import ChildMetricsSink
-from roomd.daemon.pool.states import allowed
-from roomd.daemon.transitions import TransitionCounter
+from roomd.daemon.transitions import TransitionCounter, allowed
 from roomd.ipc import PluginDescription
 from roomd.ipc.worker import WorkerPermissions, WorkerType
 

@@ -9,8 +9,9 @@ table is the operations manual:
   the same again   stop now: jobs are terminated, statuses still sent
   SIGHUP           reload configuration and plugins; running jobs keep their old code
 
-Reloading is ``ReloadCoordinator`` (reload.py), previous generations on their way out are
-``Retirement`` (retirement.py), the state table is supervisor_state.py.
+Serving plugins (a generation's pools, admissions and links) is ``PluginServing``
+(serving.py), reloading is ``ReloadCoordinator`` (reload.py), previous generations on their
+way out are ``Retirement`` (retirement.py), the state table is supervisor_state.py.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import faulthandler
-import functools
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -27,7 +27,6 @@ from typing import Any
 import structlog
 import uvloop
 
-from roomd.ipc import PluginDescription
 from roomd.ipc.exits import EXIT_FAILURE, EXIT_OK
 from roomd.ipc.tasks import TaskOwner
 
@@ -35,36 +34,27 @@ from .admission import Admission
 from .config import Config
 from .jobs import JobOutcome
 from .devserver import DevServerError, dev_server_for
-from .link import LinkFailed, PoolEvaluator, ServerLink
+from .link import LinkFailed, ServerLink
 from .load import LoadMonitor
 from .logging import configure_logging
 from .reload import ReloadCoordinator, ReloadResult, installed_roomd_version
 from .retirement import Retirement
-from .transitions import TransitionCounter
+from .serving import PluginServing, ServedPlugin
+from .transitions import TransitionCounter, allowed
 from .supervisor_state import SUPERVISOR_TRANSITIONS, SupervisorState
-from .plugins.discovery import Discovery, PluginSpec, discover_plugins
-from .plugins.limits import plugin_limits
-from .plugin_runtime import (
-    PluginRecord,
-    PluginStartError,
-    PluginState,
-    PluginStatus,
-    registration_for,
-    start_pool,
-)
+from .plugins.discovery import Discovery, discover_plugins
+from .plugin_runtime import PluginRecord, PluginState
 from .ops import DaemonMetrics, Playground, PoolRoster, ServiceOps
-from .ops.deadlines import PREWARM_DEADLINE
 from .pool import Pool, PoolLauncher
 from .pool.health import memory_limits_line
 from .pool.memory_cgroup import MemoryCgroups
 from .pool.reaper import end_leftovers, reap_orphans
-from .pool.states import allowed
 
 __all__ = ["SUPERVISOR_TRANSITIONS", "ReloadResult", "Supervisor", "SupervisorState", "run_daemon"]
 
 log = structlog.get_logger("roomd.supervisor")
 
-# Pools of a previous generation get this long to finish their jobs before they are stopped.
+# Stopping now (a second signal, a link that gave up): running jobs get this long to end.
 STOP_NOW_TIMEOUT = 5.0
 ORPHAN_REAP_INTERVAL = 1.0
 SETTLE_POLL = 0.2  # how often the start checks whether every plugin has settled
@@ -94,16 +84,7 @@ class _DrainEnded:
 _Event = _Signal | _ReloadRequest | _LinkGaveUp | _DrainEnded
 
 
-@dataclasses.dataclass
-class _Served:
-    """A plugin being served: its current pool and its link."""
-
-    record: PluginRecord
-    pool: Pool
-    link: ServerLink
-
-
-class Supervisor(ReloadCoordinator):
+class Supervisor(PluginServing, ReloadCoordinator):
     def __init__(
         self,
         config: Config,
@@ -144,7 +125,7 @@ class Supervisor(ReloadCoordinator):
         self.metrics = DaemonMetrics(self)
         self._environ = environ
         self.plugins: dict[str, PluginRecord] = {}
-        self._served: dict[str, _Served] = {}
+        self._served: dict[str, ServedPlugin] = {}
         # Each plugin's own limits inside the daemon's budget; kept across generations and
         # links so the jobs of a retiring generation still count against them.
         self._plugin_admissions: dict[str, Admission] = {}
@@ -297,7 +278,7 @@ class Supervisor(ReloadCoordinator):
             except OSError as exc:  # EMFILE reading /proc: next round
                 log.warning("orphan sweep failed", error=str(exc))
 
-    # -- starting and reloading plugins ---------------------------------------------------
+    # -- starting (what is served: serving.py) ------------------------------------------
     async def _start_all(self) -> None:
         # READY once every plugin has settled: serving, failed, or failing to start (its pool
         # backs off). A plugin whose prewarm hangs must not hold READY=1 back for
@@ -328,132 +309,6 @@ class Supervisor(ReloadCoordinator):
                 return False
         return True
 
-    def _pool_created(self, name: str, pool: Pool) -> None:
-        self._starting_pools[name] = pool
-        self.roster.add(pool)  # its start failures count even if it never serves
-
-    async def _apply_discovery(self) -> list[str]:
-        """Make what is installed and enabled now the served set, as a new generation.
-
-        Returns one line per wanted plugin that has a problem (its cause), for the reload reply.
-        """
-        self._generation += 1
-        generation = self._generation
-        deadline = asyncio.get_running_loop().time() + PREWARM_DEADLINE
-        discovery = self._discover()
-        broken = self._note_problems(discovery)
-        specs = self._enabled(discovery)
-        if not specs and not self._served and not broken:
-            log.warning("no agent plugins to serve; install one (pip install ...) and reload")
-        await asyncio.gather(*(self._serve(spec, generation, deadline) for spec in specs))
-        wanted = {spec.name for spec in specs} | broken
-        for name in list(self._served):
-            if name in broken:
-                continue  # _note_problems kept its previous generation serving
-            if name not in wanted:
-                installed = discovery.get(name) is not None
-                self._retire(name, PluginState.DISABLED if installed else PluginState.STOPPED)
-        return [f"{name}: {self.plugins[name].last_error}" for name in sorted(wanted)
-                if self.plugins[name].last_error]
-
-    def _enabled(self, discovery: Discovery) -> list[PluginSpec]:
-        specs = []
-        for spec in discovery.plugins:
-            if self.config.plugins.is_enabled(spec.name):
-                specs.append(spec)
-            elif spec.name not in self._served:  # a served one is retired, then marked
-                record = self.plugins.setdefault(spec.name, PluginRecord(spec, transitions=self.transitions))
-                record.spec = spec
-                record.transition(PluginState.DISABLED)
-        return specs
-
-    def _note_problems(self, discovery: Discovery) -> set[str]:
-        """Record entry points that cannot be served; return the enabled names among them."""
-        broken: set[str] = set()
-        for problem in discovery.problems:
-            log.error("plugin cannot be served", plugin=problem.name,
-                      distribution=problem.distribution, version=problem.version,
-                      error=problem.error)
-            if problem.shadowed or not self.config.plugins.is_enabled(problem.name):
-                continue
-            broken.add(problem.name)
-            error = f"{problem.distribution} {problem.version}: {problem.error}"
-            record = self.plugins.get(problem.name)
-            if record is not None and problem.name in self._served:
-                # A broken upgrade must not take down the generation that works.
-                record.last_error = f"reload kept the previous generation: {error}"
-                continue
-            spec = PluginSpec(problem.name, problem.target, problem.distribution, problem.version)
-            record = self.plugins.setdefault(problem.name, PluginRecord(spec, transitions=self.transitions))
-            record.spec, record.agent_name, record.generation = spec, None, self._generation
-            record.transition(PluginState.FAILED, error)
-        return broken
-
-    async def _serve(self, spec: PluginSpec, generation: int, deadline: float) -> None:
-        """Make ``spec`` at ``generation`` the one serving its plugin name."""
-        record = self.plugins.get(spec.name)
-        if record is None:
-            record = self.plugins[spec.name] = PluginRecord(spec, transitions=self.transitions)
-        if spec.name not in self._served:
-            record.spec, record.generation, record.agent_name = spec, generation, None
-            record.transition(PluginState.STARTING)
-        try:
-            pool, description = await start_pool(
-                spec, self.config, generation, self._child_env, metrics_sink=self.metrics.child_metrics,
-                deadline=deadline, on_pool=lambda pool: self._pool_created(spec.name, pool),
-                transitions=self.transitions, memory_cgroups=self.memory_cgroups)
-        except PluginStartError as exc:
-            error = f"{spec.distribution} {spec.version}: {exc}"
-            if spec.name in self._served:
-                # A broken upgrade must not take down the generation that works.
-                record.last_error = f"reload kept the previous generation: {error}"
-                log.error("new generation failed; previous one keeps serving",
-                          plugin=spec.name, generation=generation, error=str(exc))
-            else:
-                record.transition(PluginState.FAILED, error)
-            return
-        registration = registration_for(spec, description, self._version)
-        admission = self._plugin_admission(spec.name, description)
-        previous = self.launcher.set_pool(pool)
-        served = self._served.get(spec.name)
-        evaluator = PoolEvaluator(functools.partial(self.launcher.get, spec.name),
-                                  timeout=self.config.link.assignment_timeout)
-        if served is not None and served.link.registration == registration:
-            served.link.set_route(evaluator=evaluator, launcher=self.launcher)
-            served.pool = pool
-        else:
-            link = ServerLink(livekit=self.config.livekit, config=self.config.link,
-                              registration=registration, admission=admission,
-                              evaluator=evaluator, launcher=self.launcher,
-                              observer=_JobEndTap(self.metrics, self._job_listeners),
-                              transitions=self.transitions)
-            if served is not None:
-                # Options changed (agent name, type, permissions): register anew; the old
-                # link reports FULL and keeps its running jobs until they end.
-                self._retiring.link_later(spec.name, served.link)
-            self._served[spec.name] = _Served(record, pool, link)
-            self._tasks.spawn(self._run_link(spec.name, link), f"link {spec.name}")
-            try:
-                await link.wait_registered(self.config.link.assignment_timeout + 10)
-            except TimeoutError:
-                log.warning("link not registered yet; it keeps trying", plugin=spec.name)
-        if previous is not None and previous is not pool:
-            self._retiring.pool_later(previous)
-        record.spec, record.generation = spec, generation
-        record.agent_name = description.agent_name
-        record.transition(PluginState.SERVING)
-
-    def _plugin_admission(self, name: str, description: PluginDescription) -> Admission:
-        max_jobs, load_threshold = plugin_limits(self.config, name, description)
-        admission = self._plugin_admissions.get(name)
-        if admission is None:
-            admission = self._plugin_admissions[name] = Admission(
-                max_jobs=max_jobs, load_threshold=load_threshold, load=self.admission.load,
-                parent=self.admission)
-        else:
-            admission.reconfigure(max_jobs=max_jobs, load_threshold=load_threshold)
-        return admission
-
     async def _run_link(self, plugin: str, link: ServerLink) -> None:
         try:
             await link.run()
@@ -462,18 +317,6 @@ class Supervisor(ReloadCoordinator):
         except Exception as exc:  # a bug in the link: serving on without it would lose every offer
             log.exception("server link crashed", plugin=plugin)
             self._events.put_nowait(_LinkGaveUp(plugin, f"link crashed: {type(exc).__name__}: {exc}"))
-
-    def _retire(self, name: str, state: PluginState) -> None:
-        """Stop serving ``name``: no new jobs; its running jobs end in their own time."""
-        served = self._served.pop(name)
-        self.launcher.remove_pool(name)
-        self._retiring.link_later(name, served.link)
-        self._retiring.pool_later(served.pool)
-        served.record.transition(state)
-
-    def plugin_statuses(self) -> list[PluginStatus]:
-        """Every plugin the daemon knows of, for ``/status`` and ``roomd plugins list``."""
-        return [record.status() for _name, record in sorted(self.plugins.items())]
 
     # -- stopping ------------------------------------------------------------------------
     async def handle_term(self) -> None:
@@ -537,19 +380,3 @@ def run_daemon(
     finally:
         if leftovers := end_leftovers():
             log.warning("ended processes that outlived their pools", pids=leftovers)
-
-
-class _JobEndTap:
-    """The links' observer: the metrics, plus the job listeners told of each job's end."""
-
-    def __init__(self, metrics: DaemonMetrics, listeners: list[Callable[[str, JobOutcome], None]]) -> None:
-        self._metrics = metrics
-        self._listeners = listeners
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._metrics, name)
-
-    def job_ended(self, agent: str, outcome: JobOutcome, duration: float) -> None:
-        self._metrics.job_ended(agent, outcome, duration)
-        for listener in self._listeners:
-            listener(agent, outcome)

@@ -3,7 +3,6 @@
 from roomd.ipc.errors import ProtocolError
 
 from .evaluators import AcceptEveryJob, PoolEvaluator, RequestEvaluator
-from .job_record import JobState, LinkJob
 from .server_link import (
     AgentRegistration,
     LinkFailed,
@@ -16,7 +15,6 @@ from .states import LINK_TRANSITIONS, LinkState
 from .url import agent_websocket_url
 
 __all__ = [
-    "LINK_TRANSITIONS", "AcceptEveryJob", "AgentRegistration", "JobState", "LinkFailed",
-    "LinkJob", "LinkObserver", "LinkSnapshot", "LinkState", "NullObserver", "PoolEvaluator",
-    "ProtocolError", "RequestEvaluator", "ServerLink", "agent_websocket_url",
+    "LINK_TRANSITIONS", "AcceptEveryJob", "AgentRegistration", "LinkFailed", "LinkObserver",
+    "LinkSnapshot", "LinkState", "NullObserver", "PoolEvaluator", "ProtocolError", "RequestEvaluator", "ServerLink", "agent_websocket_url",
 ]

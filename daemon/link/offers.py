@@ -16,15 +16,16 @@ from typing import TYPE_CHECKING
 import structlog
 from livekit.protocol import agent as agent_pb
 
-from roomd.daemon.admission import Admission, Decision, Refusal
+from roomd.daemon.admission import Admission, Decision, Refusal, Reservation
 from roomd.daemon.config import LinkConfig, LiveKitConfig
 from roomd.daemon.transitions import TransitionCounter
 from roomd.daemon.jobs import (
+    Job,
     JobEndedEarly,
-    JobHandle,
     JobLaunch,
     JobLauncher,
     JobOutcome,
+    JobState,
     JobStatus,
     LaunchError,
 )
@@ -33,7 +34,6 @@ from roomd.ipc.tasks import TaskOwner
 from roomd.ipc.worker import RequestDecision
 
 from .evaluators import RequestEvaluator
-from .job_record import JobState, LinkJob
 from .outbox import Outbox, StatusReporter
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class OfferHandling:
     _closing: bool
 
     def _init_jobs(self) -> None:
-        self._jobs: dict[str, LinkJob] = {}
+        self._jobs: dict[str, Job] = {}
         self._assignments: dict[str, asyncio.Future[agent_pb.JobAssignment]] = {}
         # Jobs roomd itself ends (drain timeout, a second stop signal): reported FAILED.
         self._ended_by_roomd: dict[str, str] = {}
@@ -101,13 +101,13 @@ class OfferHandling:
             return False
         return True
 
-    async def _release_after_report(self, record: LinkJob, handle: JobHandle) -> None:
+    async def _release_after_report(self, record: Job) -> None:
         try:
             if not await self._outbox.caught_up(STATUS_CONFIRM_TIMEOUT):
                 log.warning("server did not confirm the final job status in time", job_id=record.id,
                             timeout=STATUS_CONFIRM_TIMEOUT)
         finally:
-            handle.status_reported()
+            record.status_reported()
 
     def _send_job_status(self, job_id: str, status: JobStatus, error: str = "") -> None:
         self._outbox.send(agent_pb.WorkerMessage(update_job=agent_pb.UpdateJobStatus(
@@ -131,20 +131,20 @@ class OfferHandling:
         if isinstance(reservation, Refusal):
             self._refuse(job, reservation)
             return
-        record = LinkJob(job, reservation, offered_at, self._transitions)
+        record = Job(job, reservation, offered_at, self._transitions)
         try:
-            await self._take_offer(record)
+            await self._take_offer(record, reservation)
         except asyncio.CancelledError:
-            # The link is closing under this job: whatever its state, its slot is given back.
+            # The link is closing under this job: whatever its state, its reservation is released.
             if record.state is JobState.OFFERED:
                 self._count(Decision.WITHDRAWN)
             record.end(JobOutcome(JobStatus.FAILED, "the worker stopped following this job"))
             self._remove_job(record)
             raise
 
-    async def _take_offer(self, record: LinkJob) -> None:
+    async def _take_offer(self, record: Job, reservation: Reservation) -> None:
         """Ask the plugin, answer, wait for the assignment, run the job: the offer's whole life."""
-        job, reservation = record.job, record.slot
+        job = record.job
         try:
             decision = await asyncio.wait_for(self._evaluator.evaluate(job),
                                               self._config.assignment_timeout)
@@ -222,18 +222,18 @@ class OfferHandling:
             log.info("termination for an unknown job", job_id=job_id)
             return
         log.info("server terminated job", job_id=job_id, room=record.job.room.name)
-        if record.handle is not None:
-            self._tasks.spawn(record.handle.terminate("terminated by the server"), f"terminate {job_id}")
+        if record.runner is not None:
+            self._tasks.spawn(record.terminate("terminated by the server"), f"terminate {job_id}")
         else:
             waiter = self._assignments.get(job_id)
             if waiter is not None and not waiter.done():
                 waiter.set_exception(OfferWithdrawn("terminated by the server before its assignment"))
 
-    async def _run_job(self, record: LinkJob, assignment: agent_pb.JobAssignment,
+    async def _run_job(self, record: Job, assignment: agent_pb.JobAssignment,
                        decision: RequestDecision) -> None:
         assert decision.accept is not None
         record.transition(JobState.LAUNCHING)
-        launch = JobLaunch(
+        record.launch = JobLaunch(
             job=assignment.job if assignment.HasField("job") else record.job,
             url=assignment.url or self._livekit.url,
             token=assignment.token,
@@ -242,14 +242,13 @@ class OfferHandling:
             plugin=self.registration.plugin,
         )
         try:
-            handle = await self._launcher.launch(launch)
+            await self._launcher.launch(record)
         except LaunchError as exc:
             self._admission.count(Decision.LAUNCH_FAILED)
             self._finish(record, JobOutcome(JobStatus.FAILED, f"could not start the job: {exc}"))
             return
-        record.handle = handle
         try:
-            await handle.wait_running()
+            await record.wait_running()
         except JobEndedEarly:
             pass  # the outcome below says why
         else:
@@ -257,47 +256,46 @@ class OfferHandling:
             self._send_job_status(record.id, JobStatus.RUNNING)
             self._observer.job_running(self.registration.agent_name,
                                        time.monotonic() - record.offered_at)
-        self._finish(record, await handle.wait_ended())
+        self._finish(record, await record.wait_run_ended())
 
-    def _finish(self, record: LinkJob, outcome: JobOutcome) -> None:
+    def _finish(self, record: Job, outcome: JobOutcome) -> None:
         ended_by = self._ended_by_roomd.pop(record.id, None)
         if ended_by is not None and outcome.status is JobStatus.SUCCESS:
             # The job did not end on its own: roomd cut it short, and the server must know.
             outcome = JobOutcome(JobStatus.FAILED, f"ended by roomd: {ended_by}")
         record.end(outcome)
         self._send_job_status(record.id, outcome.status, outcome.error)
-        if record.handle is not None:
+        if record.runner is not None:
             if self._closing:
-                record.handle.status_reported()
+                record.status_reported()
             else:
-                self._tasks.spawn(self._release_after_report(record, record.handle),
-                                  f"report {record.id}")
+                self._tasks.spawn(self._release_after_report(record), f"report {record.id}")
         duration = time.monotonic() - (record.running_at or record.offered_at)
         self._observer.job_ended(self.registration.agent_name, outcome, duration)
         self._remove_job(record)
 
-    def _add_job(self, record: LinkJob) -> None:
+    def _add_job(self, record: Job) -> None:
         self._jobs[record.id] = record
         self._idle.clear()
         self._status.changed.set()
 
-    def _remove_job(self, record: LinkJob) -> None:
+    def _remove_job(self, record: Job) -> None:
         self._jobs.pop(record.id, None)
         if not self._jobs:
             self._idle.set()
         self._status.changed.set()
 
     async def terminate_jobs(self, reason: str, timeout: float) -> bool:
-        """Ask every running job to end (each handle escalates on its own); bounded."""
-        handles = [job.handle for job in self._jobs.values() if job.handle is not None]
+        """Ask every running job to end (each runner escalates on its own); bounded."""
+        launched = [job for job in self._jobs.values() if job.runner is not None]
         for job in self._jobs.values():
             self._ended_by_roomd.setdefault(job.id, reason)
         for waiter in self._assignments.values():
             if not waiter.done():
                 waiter.set_exception(OfferWithdrawn(f"not started: {reason}"))
-        if handles:
-            log.info("terminating jobs", count=len(handles), reason=reason)
-            await asyncio.wait([asyncio.ensure_future(h.terminate(reason)) for h in handles],
+        if launched:
+            log.info("terminating jobs", count=len(launched), reason=reason)
+            await asyncio.wait([asyncio.ensure_future(job.terminate(reason)) for job in launched],
                                timeout=timeout)
         return await self.wait_idle(timeout)
 

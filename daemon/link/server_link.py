@@ -31,17 +31,17 @@ from livekit.protocol import models as models_pb
 from roomd.daemon.admission import Admission, Decision
 from roomd.daemon.config import LinkConfig, LiveKitConfig
 from roomd.daemon.jobs import (
+    Job,
     JobLauncher,
     JobOutcome,
+    JobState,
 )
-from roomd.daemon.pool.states import allowed
-from roomd.daemon.transitions import TransitionCounter
+from roomd.daemon.transitions import TransitionCounter, allowed
 from roomd.ipc.errors import ProtocolError
 from roomd.ipc.tasks import TaskOwner
 from roomd.ipc.worker import WorkerPermissions, WorkerType
 
 from .evaluators import RequestEvaluator
-from .job_record import JobState, LinkJob
 from .offers import OfferHandling, RefusedOffer, describe_error
 from .outbox import Outbox, StatusReporter
 from .states import LINK_TRANSITIONS, LinkState
@@ -153,7 +153,7 @@ class ServerLink(OfferHandling):
         return self._state
 
     @property
-    def jobs(self) -> dict[str, LinkJob]:
+    def jobs(self) -> dict[str, Job]:
         return dict(self._jobs)
 
     def _transition(self, new: LinkState, why: str = "") -> None:

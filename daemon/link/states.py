@@ -1,5 +1,5 @@
-"""The server link's states and the changes between them (the link's own jobs have theirs in
-job_record.py)."""
+"""The server link's states and the changes between them (its jobs have theirs in
+daemon/jobs.py)."""
 
 from __future__ import annotations
 

@@ -32,8 +32,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from roomd.daemon.admission import Decision
-from roomd.daemon.jobs import JobOutcome
-from roomd.daemon.link import JobState
+from roomd.daemon.jobs import JobOutcome, JobState
 from roomd.daemon.plugin_runtime import PluginState
 from roomd.daemon.pool import REQUEST_HOST_STATE, ChildState, PoolState
 from roomd.ipc import MetricSample

@@ -3,7 +3,6 @@
 from roomd.daemon.plugins.limits import PoolLimits
 
 from .child import ApiCredentials, ChildSnapshot
-from .handle import PoolJobHandle
 from .launcher import PoolLauncher
 from .pool import Pool, RequestEvaluationError
 from .states import REQUEST_HOST_STATE, ChildState, ExitReason, PoolState
@@ -16,7 +15,6 @@ __all__ = [
     "ChildState",
     "ExitReason",
     "Pool",
-    "PoolJobHandle",
     "PoolLauncher",
     "PoolLimits",
     "PoolSnapshot",

@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from roomd.daemon.jobs import JobLaunch, JobOutcome, JobStatus, LaunchError
+from roomd.daemon.jobs import Job, JobLaunch, JobOutcome, JobStatus, LaunchError
 from roomd.daemon.plugins.limits import PoolLimits
 from roomd.ipc import (
     PROTOCOL_VERSION,
@@ -52,14 +52,13 @@ from roomd.ipc import (
 from roomd.ipc.ratelimit import TokenBucket
 from roomd.ipc.tasks import TaskOwner
 
-from roomd.daemon.transitions import TransitionCounter
+from roomd.daemon.transitions import TransitionCounter, allowed
 
 from .ending import EXIT_WAIT_AFTER_KILL, ChildEnding, ChildGone
 from .health import ChildHealth
 from .memory_cgroup import ChildCgroup
 from .reaper import ExitStatus
-from .handle import PoolJobHandle
-from .states import CHILD_TRANSITIONS, ChildState, ExitReason, allowed
+from .states import CHILD_TRANSITIONS, ChildState, ExitReason
 
 log = structlog.get_logger("roomd.pool")
 child_log = structlog.get_logger("roomd.child")
@@ -130,7 +129,7 @@ class ChildProcess(ChildHealth, ChildEnding):
         self._kill_category: ExitReason | None = None
         self._stop_requested = False
         self._exiting_reason = ""
-        self._job: PoolJobHandle | None = None
+        self._job: Job | None = None
         self._evaluations: dict[int, asyncio.Future[RequestEvaluated]] = {}
         self._log_bucket = TokenBucket(limits.log_rate * 2, limits.log_burst * 2)
         self._log = log.bind(pid=pid, plugin=plugin, generation=generation)
@@ -152,7 +151,7 @@ class ChildProcess(ChildHealth, ChildEnding):
         return self._state
 
     @property
-    def job(self) -> PoolJobHandle | None:
+    def job(self) -> Job | None:
         return self._job
 
     def _transition(self, new: ChildState, why: str = "") -> None:
@@ -168,7 +167,7 @@ class ChildProcess(ChildHealth, ChildEnding):
         return ChildSnapshot(
             pid=self.pid, plugin=self.plugin, generation=self.generation, state=self._state.value,
             rss_bytes=self.rss_bytes, memory_bytes=self.memory_bytes,
-            job_id=job.job_id if job else None, room=job.launch.job.room.name if job else None,
+            job_id=job.id if job else None, room=job.job.room.name if job else None,
             jobs_done=self.jobs_done, age_seconds=time.monotonic() - self.created_at,
             ipc_rtt_seconds=self.last_rtt,
         )
@@ -233,12 +232,12 @@ class ChildProcess(ChildHealth, ChildEnding):
                 raise ProtocolError(f"unexpected {type(message).__name__} before Initialized")
 
     # -- jobs -----------------------------------------------------------------------------
-    async def start_job(self, launch: JobLaunch, credentials: ApiCredentials | None) -> PoolJobHandle:
-        """Hand the job over in one StartJob message. ``ChildGone`` if the child cannot take it."""
+    async def start_job(self, job: Job, launch: JobLaunch, credentials: ApiCredentials | None) -> None:
+        """Hand ``job`` over in one StartJob message, and run it from then on. ``ChildGone`` if the
+        child cannot take it."""
         if self._state is not ChildState.IDLE or self._channel is None or self._channel.closed:
             raise ChildGone(f"child {self.pid} is {self._state.value}")
-        record = PoolJobHandle(self, launch)
-        self._job = record
+        self._job = job
         self._transition(ChildState.ASSIGNED, launch.job.id)
         self._child_log = child_log.bind(pid=self.pid, plugin=self.plugin, generation=self.generation,
                                          job_id=launch.job.id, room=launch.job.room.name)
@@ -259,7 +258,7 @@ class ChildProcess(ChildHealth, ChildEnding):
             self._job = None
             self._transition(ChildState.IDLE, "job could not be sent")
             raise LaunchError(f"job {launch.job.id} cannot be sent to a child: {exc}") from None
-        return record
+        job.runner = self
 
     # -- plugin questions -----------------------------------------------------------------
     async def evaluate(self, request_id: int, job: bytes, timeout: float) -> RequestEvaluated:
@@ -302,12 +301,11 @@ class ChildProcess(ChildHealth, ChildEnding):
             self._emit_child_log(message)
         elif isinstance(message, JobStarted):
             job = self._job
-            if job is None or job.job_id != message.job_id:
+            if job is None or job.id != message.job_id:
                 raise ProtocolError(f"JobStarted for {message.job_id!r}, which this child was not given")
             if self._state is ChildState.ASSIGNED:  # (it may be STOPPING already: Shutdown crossed it)
                 self._transition(ChildState.RUNNING, message.job_id)
-            job.ran = True
-            job.started.set()
+            job.entrypoint_started()
         elif isinstance(message, JobEnding):
             self._job_ending(message)
         elif isinstance(message, JobEnded):
@@ -331,11 +329,10 @@ class ChildProcess(ChildHealth, ChildEnding):
         """The final status, while the agent is still in its room: report it now (the link
         answers with ``status_reported``); the child stays busy until ``JobEnded``."""
         job = self._job
-        if job is None or job.job_id != message.job_id:
+        if job is None or job.id != message.job_id:
             raise ProtocolError(f"JobEnding for {message.job_id!r}, which this child was not running")
         status = JobStatus.SUCCESS if message.status == "SUCCESS" else JobStatus.FAILED
-        job.end(JobOutcome(status, message.error))
-        job.started.set()
+        job.run_ended(JobOutcome(status, message.error))
 
     def status_reported(self, job_id: str) -> None:
         """The server has the job's final status: let the child leave the room."""
@@ -344,13 +341,12 @@ class ChildProcess(ChildHealth, ChildEnding):
 
     def _job_ended(self, message: JobEnded) -> None:
         job = self._job
-        if job is None or job.job_id != message.job_id:
+        if job is None or job.id != message.job_id:
             raise ProtocolError(f"JobEnded for {message.job_id!r}, which this child was not running")
         status = JobStatus.SUCCESS if message.status == "SUCCESS" else JobStatus.FAILED
         self._child_log.info("job ended", status=status.name, error=message.error or None,
                              reason=message.reason)
-        job.end(JobOutcome(status, message.error))
-        job.started.set()  # a job that ended is no longer waited on as "starting"
+        job.run_ended(JobOutcome(status, message.error))
         self._job = None
         self.jobs_done += 1
         self._child_log = child_log.bind(pid=self.pid, plugin=self.plugin, generation=self.generation)

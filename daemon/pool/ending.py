@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from roomd.daemon.jobs import JobOutcome, JobStatus
+from roomd.daemon.jobs import Job, JobOutcome, JobStatus
 from roomd.daemon.plugins.limits import PoolLimits
 from roomd.ipc import (
     Channel,
@@ -28,7 +28,6 @@ from roomd.ipc.exits import EXIT_INIT_FAILED, EXIT_OK, EXIT_PROTOCOL_ERROR, EXIT
 from roomd.ipc.procs import end_group
 from roomd.ipc.tasks import TaskOwner
 
-from .handle import PoolJobHandle
 from .reaper import ExitStatus, wait_exit
 from .states import ChildState, ExitReason
 
@@ -54,7 +53,7 @@ class ChildEnding:
     _kill_category: ExitReason | None
     _stop_requested: bool
     _exiting_reason: str
-    _job: PoolJobHandle | None
+    _job: Job | None
     _evaluations: dict[int, asyncio.Future[RequestEvaluated]]
     _reader: asyncio.Task[None] | None
     _owner: TaskOwner
@@ -142,12 +141,11 @@ class ChildEnding:
         self.exit_reason = category
         self._exited.set_result(status)
         job = self._job
-        if job is not None and not job.outcome.done():
+        if job is not None and not job.run_outcome.done():
             error = self._kill_reason or f"child exited unexpectedly ({status.describe()})"
             if self._kill_category == ExitReason.MEMORY_LIMIT or self._kill_category == ExitReason.UNRESPONSIVE:
                 error = self._kill_reason or error
-            job.end(JobOutcome(JobStatus.FAILED, error))
-            job.started.set()
+            job.run_ended(JobOutcome(JobStatus.FAILED, error))
             self._child_log.error("job failed: child ended", error=error, exit=status.describe())
         self._job = None
         for pending in list(self._evaluations.values()):

@@ -17,12 +17,12 @@ import psutil
 import structlog
 
 from roomd.daemon.config import PoolConfig
+from roomd.daemon.jobs import Job
 from roomd.daemon.plugins.limits import PoolLimits
 from roomd.ipc import Channel, Ping
 from roomd.ipc.procs import group_members
 from roomd.ipc.tasks import TaskOwner
 
-from .handle import PoolJobHandle
 from .memory_cgroup import MB, CgroupError, ChildCgroup, MemoryCgroups
 from .reaper import ExitStatus
 from .states import ExitReason
@@ -70,7 +70,7 @@ class ChildHealth:
     memory_bytes: int | None
     _limits: PoolLimits
     _channel: Channel | None
-    _job: PoolJobHandle | None
+    _job: Job | None
     _log: structlog.typing.FilteringBoundLogger
     _owner: TaskOwner
     _last_pong: float
@@ -91,7 +91,7 @@ class ChildHealth:
             silent = time.monotonic() - self._last_pong
             if silent > deadline:
                 self._log.error("child unresponsive", silent_seconds=round(silent, 2), ping_timeout=deadline,
-                                job_id=self._job.job_id if self._job else None)
+                                job_id=self._job.id if self._job else None)
                 self._owner.spawn(self.kill(f"unresponsive (no pong for {silent:.1f}s)", ExitReason.UNRESPONSIVE,
                                             dump_stacks=True), "kill unresponsive")
                 return
@@ -112,7 +112,7 @@ class ChildHealth:
                     reason = cgroup.describe_kill()
                     self._log.error("the kernel killed a process of the child at its memory limit; ending "
                                     "the child", limit_mb=lim.job_memory_limit_mb,
-                                    job_id=self._job.job_id if self._job else None)
+                                    job_id=self._job.id if self._job else None)
                     self._owner.spawn(self.kill(reason, ExitReason.MEMORY_LIMIT), "kill over memory")
                     return
                 rss, used, outside = tree_memory(self.pid, cgroup.members() if cgroup is not None else ())
@@ -134,7 +134,7 @@ class ChildHealth:
                 reason = f"memory limit exceeded ({judged:.0f} MB > {lim.job_memory_limit_mb:.0f} MB)"
                 self._log.error("child over memory limit; killing it", memory_mb=round(judged, 1),
                                 limit_mb=lim.job_memory_limit_mb,
-                                job_id=self._job.job_id if self._job else None)
+                                job_id=self._job.id if self._job else None)
                 self._owner.spawn(self.kill(reason, ExitReason.MEMORY_LIMIT), "kill over memory")
                 return
             now = time.monotonic()
@@ -143,7 +143,7 @@ class ChildHealth:
                 self._log.warning("child memory above warning level", memory_mb=round(mb, 1),
                                   warn_mb=lim.job_memory_warn_mb,
                                   growth_mb=round(mb - last_warned_mb, 1) if last_warned_at else None,
-                                  job_id=self._job.job_id if self._job else None)
+                                  job_id=self._job.id if self._job else None)
                 last_warned_at, last_warned_mb = now, mb
             interval = lim.memory_sample_interval
             if lim.job_memory_limit_mb:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from roomd.daemon.jobs import JobLaunch, LaunchError
+from roomd.daemon.jobs import Job, LaunchError
 
-from .handle import PoolJobHandle
 from .pool import Pool
 
 
@@ -39,8 +38,9 @@ class PoolLauncher:
     def pools(self) -> dict[str, Pool]:
         return dict(self._pools)
 
-    async def launch(self, launch: JobLaunch) -> PoolJobHandle:
-        pool = self._pools.get(launch.plugin)
+    async def launch(self, job: Job) -> None:
+        plugin = job.launch.plugin if job.launch is not None else ""
+        pool = self._pools.get(plugin)
         if pool is None:
-            raise LaunchError(f"no pool for plugin {launch.plugin!r} (not enabled, or failed to load)")
-        return await pool.launch(launch)
+            raise LaunchError(f"no pool for plugin {plugin!r} (not enabled, or failed to load)")
+        await pool.launch(job)

@@ -21,19 +21,18 @@ import structlog
 from livekit.protocol import agent as agent_pb
 
 from roomd.daemon.config import PoolConfig
-from roomd.daemon.jobs import JobLaunch, LaunchError
+from roomd.daemon.jobs import Job, LaunchError
 from roomd.daemon.plugins.limits import PoolLimits
-from roomd.daemon.transitions import TransitionCounter
+from roomd.daemon.transitions import TransitionCounter, allowed
 from roomd.ipc import MetricSample, PluginDescription
 from roomd.ipc.tasks import TaskOwner
 from roomd.ipc.worker import AcceptArguments, RequestDecision, accept_by_default
 
 from .child import ApiCredentials, ChildProcess, ChildSnapshot, ChildStartError
 from .ending import ChildGone
-from .handle import PoolJobHandle
 from .memory_cgroup import MB, CgroupError, ChildCgroup, MemoryCgroups
 from .reaper import enable_subreaper
-from .states import POOL_TRANSITIONS, REQUEST_HOST_STATE, ChildState, ExitReason, PoolState, allowed
+from .states import POOL_TRANSITIONS, REQUEST_HOST_STATE, ChildState, ExitReason, PoolState
 from .stats import PoolSnapshot, PoolStats, RttWindow
 from .zygote import Zygote, ZygoteError
 
@@ -190,7 +189,7 @@ class Pool:
         busy = [c for c in self._children.values() if c.job is not None]
         if not busy:
             return True
-        _done, pending = await asyncio.wait([asyncio.ensure_future(c.job.outcome) for c in busy if c.job],
+        _done, pending = await asyncio.wait([asyncio.ensure_future(c.job.run_outcome) for c in busy if c.job],
                                            timeout=timeout)
         return not pending
 
@@ -275,7 +274,7 @@ class Pool:
             assert self._zygote is not None
             pid, sock = await self._zygote.fork()
             child = ChildProcess(pid=pid, sock=sock, plugin=self.plugin, target=self.target,
-                                 generation=self.generation, limits=self._limits, on_idle=self._offer,
+                                 generation=self.generation, limits=self._limits, on_idle=self._child_ready,
                                  on_exit=self._child_exited, rtt_sink=self._rtt.add,
                                  metrics_sink=self._child_metrics, transitions=self._transitions,
                                  cgroup=self._memory_cgroup(pid))
@@ -290,7 +289,7 @@ class Pool:
             if self._state in (PoolState.CLOSING, PoolState.CLOSED):
                 await child.aclose()
             else:
-                self._offer(child)
+                self._child_ready(child)
         finally:
             self._spawning -= 1
             self._wake.set()
@@ -324,7 +323,7 @@ class Pool:
         if self._state is not PoolState.FATAL:
             self._transition(PoolState.BACKOFF, error)
 
-    def _offer(self, child: ChildProcess) -> None:
+    def _child_ready(self, child: ChildProcess) -> None:
         """A prewarmed (or reusable) child: to the first waiting launch, else to the idle set."""
         if self._state in (PoolState.CLOSING, PoolState.CLOSED) or self._draining:
             self._owner.spawn(child.stop("not needed"), f"stop {child.pid}")
@@ -360,15 +359,14 @@ class Pool:
                 waiter.set_exception(error)
 
     # -- the job path ---------------------------------------------------------------------
-    async def launch(self, launch: JobLaunch) -> PoolJobHandle:
+    async def launch(self, job: Job) -> None:
         """Hand the job to a prewarmed child (one StartJob message); ``LaunchError`` names why not."""
-        if launch.plugin != self.plugin:
-            raise LaunchError(f"job {launch.job.id} is for plugin {launch.plugin!r}, this pool runs {self.plugin!r}")
+        launch = job.launch_for(self.plugin)
         last = ""
         for _ in range(LAUNCH_ATTEMPTS):
             child = await self._acquire()
             try:
-                record = await child.start_job(launch, self._credentials)
+                await child.start_job(job, launch, self._credentials)
             except ChildGone as exc:
                 last = str(exc)
                 continue
@@ -376,10 +374,10 @@ class Pool:
                 self._idle.appendleft(child)  # the job was the problem; the child is still fresh
                 raise
             self._jobs_started += 1
-            record.outcome.add_done_callback(
+            job.run_outcome.add_done_callback(
                 lambda f: self._jobs_ended.update([f.result().status.name]) if not f.cancelled() else None)
             self._wake.set()  # refill toward the idle target
-            return record
+            return
         raise LaunchError(f"no child of plugin {self.plugin!r} took job {launch.job.id}: {last}")
 
     async def _acquire(self) -> ChildProcess:

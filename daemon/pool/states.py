@@ -1,14 +1,9 @@
-"""The states of a pool child and of a plugin's pool, each with its allowed transitions, and the
-one check every state machine of the daemon applies to its table (pool, child, link, link job,
-plugin, supervisor)."""
+"""The states of a pool child and of a plugin's pool, each with its allowed transitions (checked
+by ``allowed``, transitions.py), and why a child ended."""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Set
-from typing import TypeVar
-
-_S = TypeVar("_S", bound=enum.Enum)
 
 
 class ChildState(enum.Enum):
@@ -63,20 +58,6 @@ POOL_TRANSITIONS: dict[PoolState, frozenset[PoolState]] = {
     PoolState.CLOSING: frozenset({PoolState.CLOSED}),
     PoolState.CLOSED: frozenset(),
 }
-
-
-class IllegalTransition(RuntimeError):
-    """A state machine was asked for a change its table does not allow: a bug, said loudly."""
-
-
-def allowed(table: Mapping[_S, Set[_S]], old: _S, new: _S, what: str) -> bool:
-    """True if ``old -> new`` is a change ``table`` allows, False if there is no change (staying
-    is always allowed); ``IllegalTransition`` naming ``what`` otherwise."""
-    if old is new:
-        return False
-    if new not in table[old]:
-        raise IllegalTransition(f"{what}: {old.name} -> {new.name}")
-    return True
 
 
 # How /status and roomd_children show the child that answers the plugin's request_fnc: it

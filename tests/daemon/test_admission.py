@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from roomd.daemon.admission import Admission, Decision, Refusal, Slot
+from roomd.daemon.admission import Admission, Decision, Refusal, Reservation
 
 
 def daemon(max_jobs: int = 0, load: float = 0.0, threshold: float = 0.7) -> Admission:
@@ -19,11 +19,11 @@ def test_a_plugin_cap_refuses_while_the_daemon_has_room() -> None:
     shared = daemon(max_jobs=10)
     capped, other = plugin(shared, max_jobs=1), plugin(shared)
     first = capped.try_reserve()
-    assert isinstance(first, Slot)
+    assert isinstance(first, Reservation)
     refusal = capped.try_reserve()
     assert isinstance(refusal, Refusal) and refusal.decision is Decision.NO_SLOT
     assert "max_jobs=1" in refusal.detail
-    assert isinstance(other.try_reserve(), Slot)
+    assert isinstance(other.try_reserve(), Reservation)
     assert shared.in_use == 2 and capped.in_use == 1
 
 
@@ -31,13 +31,13 @@ def test_the_daemon_budget_is_shared_by_every_plugin() -> None:
     shared = daemon(max_jobs=2)
     a, b = plugin(shared), plugin(shared)
     slots = [a.try_reserve(), b.try_reserve()]
-    assert all(isinstance(s, Slot) for s in slots)
+    assert all(isinstance(s, Reservation) for s in slots)
     refusal = a.try_reserve()
     assert isinstance(refusal, Refusal) and "max_jobs=2" in refusal.detail
     slots[1].release()
     slots[1].release()  # idempotent: every exit path may release
     assert shared.in_use == 1 and b.in_use == 0
-    assert isinstance(a.try_reserve(), Slot)
+    assert isinstance(a.try_reserve(), Reservation)
 
 
 def test_a_plugin_threshold_below_the_daemon_one_refuses_first() -> None:
@@ -45,7 +45,7 @@ def test_a_plugin_threshold_below_the_daemon_one_refuses_first() -> None:
     picky = plugin(shared, threshold=0.4)
     refusal = picky.try_reserve()
     assert isinstance(refusal, Refusal) and refusal.decision is Decision.OVERLOADED
-    assert isinstance(plugin(shared).try_reserve(), Slot)
+    assert isinstance(plugin(shared).try_reserve(), Reservation)
 
 
 def test_daemon_draining_reaches_every_plugin_and_its_listeners() -> None:
@@ -87,8 +87,8 @@ def test_slot_use_counts_reserved_slots_and_takes_the_fullest_level() -> None:
     shared = daemon(max_jobs=4)
     capped, unlimited = plugin(shared, max_jobs=2), plugin(shared)
     assert capped.slot_use() == 0.0 and unlimited.slot_use() == 0.0
-    held = capped.try_reserve()  # a reserved offer counts before its job runs
-    assert isinstance(held, Slot)
+    held = capped.try_reserve()  # a reservation counts before its job runs
+    assert isinstance(held, Reservation)
     assert capped.slot_use() == 0.5  # its own 1 of 2 is fuller than the daemon's 1 of 4
     assert unlimited.slot_use() == 0.25  # no limit of its own: the daemon's budget
     held.release()

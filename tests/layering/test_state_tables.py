@@ -14,28 +14,20 @@ import pytest
 from livekit.protocol import agent as agent_pb
 
 import roomd.daemon
-from roomd.daemon.admission import Admission, Slot
-from roomd.daemon.jobs import JobOutcome, JobStatus
+from roomd.daemon.admission import Admission, Reservation
+from roomd.daemon.jobs import JOB_TRANSITIONS, Job, JobOutcome, JobState, JobStatus
 from roomd.daemon.link import LINK_TRANSITIONS, LinkState
-from roomd.daemon.link.job_record import JOB_TRANSITIONS, JobState, LinkJob
 from roomd.daemon.plugin_runtime import PLUGIN_TRANSITIONS, PluginRecord, PluginState
 from roomd.daemon.plugins.discovery import PluginSpec
-from roomd.daemon.pool.states import (
-    CHILD_TRANSITIONS,
-    POOL_TRANSITIONS,
-    ChildState,
-    IllegalTransition,
-    PoolState,
-    allowed,
-)
+from roomd.daemon.pool.states import CHILD_TRANSITIONS, POOL_TRANSITIONS, ChildState, PoolState
 from roomd.daemon.supervisor import SUPERVISOR_TRANSITIONS, SupervisorState
-from roomd.daemon.transitions import TransitionCounter
+from roomd.daemon.transitions import IllegalTransition, TransitionCounter, allowed
 
 TABLES: dict[str, tuple[Mapping[Any, Set[Any]], type[enum.Enum]]] = {
     "pool": (POOL_TRANSITIONS, PoolState),
     "child": (CHILD_TRANSITIONS, ChildState),
     "link": (LINK_TRANSITIONS, LinkState),
-    "link job": (JOB_TRANSITIONS, JobState),
+    "job": (JOB_TRANSITIONS, JobState),
     "plugin": (PLUGIN_TRANSITIONS, PluginState),
     "supervisor": (SUPERVISOR_TRANSITIONS, SupervisorState),
 }
@@ -114,15 +106,16 @@ def test_a_plugin_record_counts_each_change_it_makes() -> None:
                                 ("plugin", "serving", "failed"): 1}
 
 
-def test_a_link_job_counts_its_way_from_offer_to_end() -> None:
+async def test_a_job_counts_its_way_from_offer_to_end() -> None:
     counter = TransitionCounter()
-    slot = Admission(max_jobs=1, load_threshold=1.0, load=lambda: 0.0).try_reserve()
-    assert isinstance(slot, Slot)
-    record = LinkJob(agent_pb.Job(id="AJ_1"), slot, offered_at=0.0, transitions=counter)
+    reservation = Admission(max_jobs=1, load_threshold=1.0, load=lambda: 0.0).try_reserve()
+    assert isinstance(reservation, Reservation)
+    record = Job(agent_pb.Job(id="AJ_1"), reservation, offered_at=0.0, transitions=counter)
     record.transition(JobState.LAUNCHING)
     record.transition(JobState.RUNNING)
     record.end(JobOutcome(JobStatus.SUCCESS))
     record.end(JobOutcome(JobStatus.FAILED, "again"))  # the first outcome stands
+    assert record.outcome == JobOutcome(JobStatus.SUCCESS) and not reservation.held
     assert counter.counts() == {("job", "offered", "launching"): 1,
                                 ("job", "launching", "running"): 1,
                                 ("job", "running", "ended"): 1}

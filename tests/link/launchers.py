@@ -6,107 +6,88 @@ import asyncio
 
 from livekit import rtc
 
-from roomd.daemon.jobs import JobEndedEarly, JobLaunch, JobOutcome, JobStatus
+from roomd.daemon.jobs import Job, JobLaunch, JobOutcome, JobStatus
 
 
-class SteeredHandle:
-    def __init__(self, launch: JobLaunch) -> None:
-        self.launch = launch
-        self.running = asyncio.Event()
-        self.ended: asyncio.Future[JobOutcome] = asyncio.get_running_loop().create_future()
+class SteeredRunner:
+    """Runs nothing: the test says how the job ends (``finish``)."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
         self.terminated: list[str] = []
 
     @property
-    def job_id(self) -> str:
-        return self.launch.job.id
+    def launch(self) -> JobLaunch:
+        assert self.job.launch is not None
+        return self.job.launch
 
     def finish(self, status: JobStatus = JobStatus.SUCCESS, error: str = "") -> None:
-        if not self.ended.done():
-            self.ended.set_result(JobOutcome(status, error))
+        self.job.run_ended(JobOutcome(status, error))
 
-    async def wait_running(self) -> None:
-        done, _ = await asyncio.wait([asyncio.ensure_future(self.running.wait()), self.ended],
-                                     return_when=asyncio.FIRST_COMPLETED)
-        if not self.running.is_set():
-            raise JobEndedEarly(self.ended.result())
-
-    async def wait_ended(self) -> JobOutcome:
-        return await asyncio.shield(self.ended)
-
-    def status_reported(self) -> None:
-        pass
-
-    async def terminate(self, reason: str) -> None:
+    async def stop(self, reason: str) -> None:
         self.terminated.append(reason)
         self.finish(JobStatus.SUCCESS)
 
+    def status_reported(self, job_id: str) -> None:
+        pass
+
 
 class SteeredLauncher:
-    """Every launch returns a handle the test controls; ``auto_run`` marks it running."""
+    """Every launch gets a runner the test controls; ``auto_run`` marks the job running."""
 
     def __init__(self, *, auto_run: bool = True) -> None:
         self.auto_run = auto_run
-        self.handles: dict[str, SteeredHandle] = {}
-        self.launched: asyncio.Queue[SteeredHandle] = asyncio.Queue()
+        self.handles: dict[str, SteeredRunner] = {}
+        self.launched: asyncio.Queue[SteeredRunner] = asyncio.Queue()
 
-    async def launch(self, launch: JobLaunch) -> SteeredHandle:
-        handle = SteeredHandle(launch)
+    async def launch(self, job: Job) -> None:
+        runner = job.runner = SteeredRunner(job)
         if self.auto_run:
-            handle.running.set()
-        self.handles[handle.job_id] = handle
-        self.launched.put_nowait(handle)
-        return handle
+            job.entrypoint_started()
+        self.handles[job.id] = runner
+        self.launched.put_nowait(runner)
 
 
-class RoomJobHandle:
+class RoomRunner:
     """Runs the job in this process: joins the room with the assignment's token and stays
-    until terminated or every other participant left."""
+    until stopped or every other participant left."""
 
-    def __init__(self, launch: JobLaunch) -> None:
-        self.launch = launch
+    def __init__(self, job: Job) -> None:
+        self.job = job
         self.room = rtc.Room()
-        self._running = asyncio.Event()
         self._stop = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     @property
-    def job_id(self) -> str:
-        return self.launch.job.id
+    def launch(self) -> JobLaunch:
+        assert self.job.launch is not None
+        return self.job.launch
 
-    async def _run(self) -> JobOutcome:
+    async def _run(self) -> None:
         try:
             self.room.on("disconnected", lambda *_: self._stop.set())
             await self.room.connect(self.launch.url, self.launch.token)
-            self._running.set()
+            self.job.entrypoint_started()
             await self._stop.wait()
-            return JobOutcome(JobStatus.SUCCESS)
+            outcome = JobOutcome(JobStatus.SUCCESS)
         except Exception as exc:
-            return JobOutcome(JobStatus.FAILED, str(exc))
+            outcome = JobOutcome(JobStatus.FAILED, str(exc))
         finally:
             await self.room.disconnect()
+        self.job.run_ended(outcome)
 
-    async def wait_running(self) -> None:
-        await asyncio.wait([asyncio.ensure_future(self._running.wait()), self._task],
-                           return_when=asyncio.FIRST_COMPLETED)
-        if not self._running.is_set():
-            raise JobEndedEarly(self._task.result())
-
-    async def wait_ended(self) -> JobOutcome:
-        return await asyncio.shield(self._task)
-
-    def status_reported(self) -> None:
-        pass
-
-    async def terminate(self, reason: str) -> None:
+    async def stop(self, reason: str) -> None:
         self._stop.set()
         await asyncio.shield(self._task)
+
+    def status_reported(self, job_id: str) -> None:
+        pass
 
 
 class RoomLauncher:
     def __init__(self) -> None:
-        self.handles: asyncio.Queue[RoomJobHandle] = asyncio.Queue()
+        self.handles: asyncio.Queue[RoomRunner] = asyncio.Queue()
 
-    async def launch(self, launch: JobLaunch) -> RoomJobHandle:
-        handle = RoomJobHandle(launch)
-        self.handles.put_nowait(handle)
-        return handle
+    async def launch(self, job: Job) -> None:
+        runner = job.runner = RoomRunner(job)
+        self.handles.put_nowait(runner)

@@ -178,7 +178,7 @@ async def test_reported_load_is_slot_use_sent_at_once(fake_server: FakeAgentServ
     assert (await conn.next("update_worker")).update_worker.load == pytest.approx(0.1)  # CPU
     await conn.offer("L1")
     await conn.offer("L2")
-    # With a 60 s period, only a change can send these: a reserved offer is a used slot.
+    # With a 60 s period, only a change can send these: an offer's reservation is a used slot.
     loads: list[float] = []
     while not loads or loads[-1] < 0.5:
         loads.append(round((await conn.next("update_worker", timeout=5)).update_worker.load, 3))
@@ -318,8 +318,7 @@ async def test_server_restart_with_jobs_running(fake_server: FakeAgentServer,
     conn = await fake_server.connection()
     for job_id in ("R1", "R2"):
         await conn.dispatch(job_id)
-    await conn.next("update_job")
-    await conn.next("update_job")
+        await conn.next("update_job")  # running (read now: the next dispatch skips other kinds)
     fake_server.refuse_connections = True
     await fake_server.drop_all()
     await link.wait_for_state(LinkState.RECONNECTING, timeout=5)

@@ -45,7 +45,7 @@ async def test_dispatch_runs_the_job_in_the_room_and_status_flows(
         for handle, participant in zip(sorted(handles, key=lambda h: rooms.index(h.launch.job.room.name)),
                                        participants, strict=True):
             identity = handle.launch.accept.identity
-            assert identity == f"agent-{handle.job_id}"
+            assert identity == f"agent-{handle.job.id}"
             await wait_for_participant(participant, identity)
             agent = next(p for p in participant.remote_participants.values() if p.identity == identity)
             assert agent.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT

@@ -15,7 +15,7 @@ from livekit.protocol import agent as agent_pb
 
 from roomd.agents.job_request import AcceptArguments
 from roomd.daemon.config import PoolConfig
-from roomd.daemon.jobs import JobLaunch
+from roomd.daemon.jobs import Job, JobLaunch
 from roomd.daemon.pool import Pool
 
 HERE = Path(__file__).parent
@@ -58,3 +58,10 @@ def make_launch(action: str = "ok", *, job_id: str = "", room: str = "test-room"
     job.room.name = room
     return JobLaunch(job=job, url=url, token=token, accept=AcceptArguments(identity=identity),
                      worker_id="W_test", plugin="tests")
+
+
+async def launched(pool: Pool, launch: JobLaunch) -> Job:
+    """``launch`` handed straight to ``pool`` (no link, no admission): the job, now in a child."""
+    job = Job.direct(launch)
+    await pool.launch(job)
+    return job

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from livekit import api, rtc
-from pool_helpers import make_launch
+from pool_helpers import launched, make_launch
 
 from roomd.daemon.jobs import JobStatus
 from roomd.daemon.pool import ApiCredentials, PoolState
@@ -48,14 +48,14 @@ async def test_prewarmed_child_joins_the_room_and_leaves_on_terminate(make_pool,
     try:
         launch = make_launch("join", room=room_name, url=livekit_server.url, identity=agent_identity,
                              token=_token(livekit_server, agent_identity, room_name, kind="agent"))
-        handle = await pool.launch(launch)
-        assert handle.pid == prewarmed_pid  # the job went to the child prewarmed before it came
+        handle = await launched(pool, launch)
+        assert handle.runner.pid == prewarmed_pid  # the job went to the child prewarmed before it came
         await asyncio.wait_for(handle.wait_running(), WAIT)
         participant = await asyncio.wait_for(joined, WAIT)
         assert participant.identity == agent_identity
 
         await asyncio.wait_for(handle.terminate("test is done"), WAIT)
-        outcome = await handle.wait_ended()
+        outcome = await handle.wait_run_ended()
         assert outcome.status is JobStatus.SUCCESS, outcome.error
         await asyncio.wait_for(left.wait(), WAIT)
     finally:
@@ -70,8 +70,8 @@ async def test_job_api_client_reaches_the_server(make_pool, livekit_server) -> N
     try:
         await lkapi.room.create_room(api.CreateRoomRequest(name=room_name))
         launch = make_launch("api", room=room_name, url=livekit_server.url)
-        handle = await pool.launch(launch)
-        outcome = await asyncio.wait_for(handle.wait_ended(), WAIT)
+        handle = await launched(pool, launch)
+        outcome = await asyncio.wait_for(handle.wait_run_ended(), WAIT)
         assert outcome.status is JobStatus.SUCCESS, outcome.error
     finally:
         await lkapi.aclose()

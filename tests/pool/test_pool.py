@@ -13,7 +13,7 @@ from roomd.daemon.jobs import JobEndedEarly, JobStatus, LaunchError
 from roomd.daemon.pool import ChildState, PoolState, RequestEvaluationError
 from roomd.ipc import EXIT_RETIRED
 
-from pool_helpers import fast_config, make_launch, zombies
+from pool_helpers import fast_config, launched, make_launch, zombies
 
 WAIT = 20.0  # generous bound on every wait; nothing here should come near it
 
@@ -22,31 +22,31 @@ async def test_prewarmed_child_runs_a_job_with_its_context_and_userdata(make_poo
     with structlog.testing.capture_logs() as logs:
         pool = await make_pool()
         assert await pool.wait_ready(WAIT) is PoolState.READY
-        handle = await pool.launch(make_launch("context", room="ctx-room"))
+        handle = await launched(pool, make_launch("context", room="ctx-room"))
         await asyncio.wait_for(handle.wait_running(), WAIT)
-        outcome = await asyncio.wait_for(handle.wait_ended(), WAIT)
+        outcome = await asyncio.wait_for(handle.wait_run_ended(), WAIT)
     assert outcome.status is JobStatus.SUCCESS
     event = next(e for e in logs if e["event"] == "context")
     # get_job_context() is the entrypoint's ctx, prewarm ran in the same process, and the
     # supervisor bound pid, job and room to the child's event.
     assert event["same"] is True
-    assert event["prewarmed_by"] == event["pid"] == handle.pid
-    assert event["job_id"] == handle.job_id and event["room"] == "ctx-room"
+    assert event["prewarmed_by"] == event["pid"] == handle.runner.pid
+    assert event["job_id"] == handle.id and event["room"] == "ctx-room"
     assert event["plugin"] == "tests"
 
 
 async def test_entrypoint_exception_is_a_failed_job_with_its_message(make_pool) -> None:
     pool = await make_pool()
-    handle = await pool.launch(make_launch("raise", message="the model is gone"))
-    outcome = await asyncio.wait_for(handle.wait_ended(), WAIT)
+    handle = await launched(pool, make_launch("raise", message="the model is gone"))
+    outcome = await asyncio.wait_for(handle.wait_run_ended(), WAIT)
     assert outcome.status is JobStatus.FAILED
     assert outcome.error == "RuntimeError: the model is gone"
 
 
 async def test_child_retires_after_one_job_with_the_retired_exit_code(make_pool) -> None:
     pool = await make_pool()
-    handle = await pool.launch(make_launch("ok"))
-    await asyncio.wait_for(handle.wait_ended(), WAIT)
+    handle = await launched(pool, make_launch("ok"))
+    await asyncio.wait_for(handle.wait_run_ended(), WAIT)
     async with asyncio.timeout(WAIT):
         while pool.stats().restarts.get("retired", 0) < 1:
             await asyncio.sleep(0.02)
@@ -57,14 +57,14 @@ async def test_child_retires_after_one_job_with_the_retired_exit_code(make_pool)
 async def test_a_reused_child_serves_max_jobs_per_process_jobs(make_pool) -> None:
     # No idle target: the first launch spawns on demand, and the only child to come back idle is ours.
     pool = await make_pool(config=fast_config(max_jobs_per_process=2, num_idle_processes=0))
-    first = await pool.launch(make_launch("ok"))
-    await asyncio.wait_for(first.wait_ended(), WAIT)
+    first = await launched(pool, make_launch("ok"))
+    await asyncio.wait_for(first.wait_run_ended(), WAIT)
     async with asyncio.timeout(WAIT):  # the same child comes back to the idle set
-        while not any(c.pid == first.pid and c.state == "idle" for c in pool.snapshot().children):
+        while not any(c.pid == first.runner.pid and c.state == "idle" for c in pool.snapshot().children):
             await asyncio.sleep(0.02)
-    second = await pool.launch(make_launch("ok"))
-    await asyncio.wait_for(second.wait_ended(), WAIT)
-    assert second.pid == first.pid
+    second = await launched(pool, make_launch("ok"))
+    await asyncio.wait_for(second.wait_run_ended(), WAIT)
+    assert second.runner.pid == first.runner.pid
     async with asyncio.timeout(WAIT):  # and after its second job it retires
         while pool.stats().restarts.get("retired", 0) < 1:
             await asyncio.sleep(0.02)
@@ -72,23 +72,23 @@ async def test_a_reused_child_serves_max_jobs_per_process_jobs(make_pool) -> Non
 
 async def test_sigkill_mid_job_fails_the_job_with_the_signal(make_pool) -> None:
     pool = await make_pool()
-    handle = await pool.launch(make_launch("hold"))
+    handle = await launched(pool, make_launch("hold"))
     await asyncio.wait_for(handle.wait_running(), WAIT)
-    os.kill(handle.pid, signal.SIGKILL)
-    outcome = await asyncio.wait_for(handle.wait_ended(), WAIT)
+    os.kill(handle.runner.pid, signal.SIGKILL)
+    outcome = await asyncio.wait_for(handle.wait_run_ended(), WAIT)
     assert outcome.status is JobStatus.FAILED
     assert "killed by SIGKILL" in outcome.error
     # The pool lives on and runs the next job.
-    nxt = await pool.launch(make_launch("ok"))
-    assert (await asyncio.wait_for(nxt.wait_ended(), WAIT)).status is JobStatus.SUCCESS
+    nxt = await launched(pool, make_launch("ok"))
+    assert (await asyncio.wait_for(nxt.wait_run_ended(), WAIT)).status is JobStatus.SUCCESS
 
 
 async def test_hung_child_is_killed_and_its_job_fails_unresponsive(make_pool) -> None:
     with structlog.testing.capture_logs() as logs:
         pool = await make_pool()
-        handle = await pool.launch(make_launch("hang"))
+        handle = await launched(pool, make_launch("hang"))
         await asyncio.wait_for(handle.wait_running(), WAIT)
-        outcome = await asyncio.wait_for(handle.wait_ended(), WAIT)
+        outcome = await asyncio.wait_for(handle.wait_run_ended(), WAIT)
     assert outcome.status is JobStatus.FAILED
     assert outcome.error.startswith("unresponsive")
     assert any(e["event"] == "dumping child stacks before killing it" for e in logs)
@@ -98,8 +98,8 @@ async def test_hung_child_is_killed_and_its_job_fails_unresponsive(make_pool) ->
 async def test_memory_hog_past_the_limit_fails_memory_limit(make_pool) -> None:
     with structlog.testing.capture_logs() as logs:
         pool = await make_pool(config=fast_config(job_memory_warn_mb=100, job_memory_limit_mb=150))
-        handle = await pool.launch(make_launch("hog", mb=300))
-        outcome = await asyncio.wait_for(handle.wait_ended(), WAIT)
+        handle = await launched(pool, make_launch("hog", mb=300))
+        outcome = await asyncio.wait_for(handle.wait_run_ended(), WAIT)
     assert outcome.status is JobStatus.FAILED
     assert outcome.error.startswith("memory limit exceeded (")
     assert "MB > 150 MB)" in outcome.error
@@ -115,7 +115,7 @@ async def test_prewarm_raising_backs_off_and_ends_fatal_until_reset(make_pool) -
     assert stats.consecutive_start_failures == 3
     assert "prewarm_fnc raised RuntimeError: prewarm exploded on purpose" in stats.last_error
     with pytest.raises(LaunchError, match="FATAL after 3 consecutive start failures"):
-        await pool.launch(make_launch("ok"))
+        await launched(pool, make_launch("ok"))
     pool.reset()
     assert pool.state is PoolState.STARTING
     assert await pool.wait_ready(WAIT) is PoolState.FATAL  # the code is still broken
@@ -144,22 +144,22 @@ async def test_a_plugin_that_does_not_import_makes_the_pool_fatal_with_the_reaso
 async def test_garbage_from_a_child_ends_it_and_fails_its_job_but_not_the_pool(make_pool) -> None:
     with structlog.testing.capture_logs() as logs:
         pool = await make_pool()
-        handle = await pool.launch(make_launch("garbage"))
-        outcome = await asyncio.wait_for(handle.wait_ended(), WAIT)
+        handle = await launched(pool, make_launch("garbage"))
+        outcome = await asyncio.wait_for(handle.wait_run_ended(), WAIT)
     assert outcome.status is JobStatus.FAILED
     assert outcome.error.startswith("protocol error:")
     assert any(e["event"] == "protocol error from child; ending it" for e in logs)
-    nxt = await pool.launch(make_launch("ok"))
-    assert (await asyncio.wait_for(nxt.wait_ended(), WAIT)).status is JobStatus.SUCCESS
+    nxt = await launched(pool, make_launch("ok"))
+    assert (await asyncio.wait_for(nxt.wait_run_ended(), WAIT)).status is JobStatus.SUCCESS
 
 
 async def test_garbage_to_a_child_ends_it_with_the_protocol_exit_code(make_pool) -> None:
     pool = await make_pool()
-    handle = await pool.launch(make_launch("hold"))
+    handle = await launched(pool, make_launch("hold"))
     await asyncio.wait_for(handle.wait_running(), WAIT)
-    child = pool._children[handle.pid]
+    child = pool._children[handle.runner.pid]
     child._channel.write_raw(b"\x00\x00\x00\x03abc")  # as a corrupted supervisor would
-    outcome = await asyncio.wait_for(handle.wait_ended(), WAIT)
+    outcome = await asyncio.wait_for(handle.wait_run_ended(), WAIT)
     assert outcome.status is JobStatus.FAILED
     assert "exit code 76" in outcome.error
     assert pool.stats().restarts.get("protocol_error") == 1
@@ -167,25 +167,25 @@ async def test_garbage_to_a_child_ends_it_with_the_protocol_exit_code(make_pool)
 
 async def test_terminate_ends_a_job_and_escalates_for_a_stuck_one(make_pool) -> None:
     pool = await make_pool(config=fast_config(num_idle_processes=2, ping_timeout=30.0))
-    polite = await pool.launch(make_launch("hold"))
-    stuck = await pool.launch(make_launch("hang"))
+    polite = await launched(pool, make_launch("hold"))
+    stuck = await launched(pool, make_launch("hang"))
     await asyncio.wait_for(asyncio.gather(polite.wait_running(), stuck.wait_running()), WAIT)
     async with asyncio.timeout(WAIT):
         await asyncio.gather(polite.terminate("server asked"), stuck.terminate("server asked"))
-    assert (await polite.wait_ended()).status is JobStatus.SUCCESS
-    stuck_outcome = await stuck.wait_ended()
+    assert (await polite.wait_run_ended()).status is JobStatus.SUCCESS
+    stuck_outcome = await stuck.wait_run_ended()
     assert stuck_outcome.status is JobStatus.FAILED
     assert "did not stop within 2.0s" in stuck_outcome.error
 
 
 async def test_shutdown_with_jobs_running_is_bounded(make_pool) -> None:
     pool = await make_pool(config=fast_config(num_idle_processes=3))
-    handles = [await pool.launch(make_launch("hold")) for _ in range(3)]
+    handles = [await launched(pool, make_launch("hold")) for _ in range(3)]
     await asyncio.wait_for(asyncio.gather(*(h.wait_running() for h in handles)), WAIT)
     loop = asyncio.get_running_loop()
     started = loop.time()
     await asyncio.wait_for(pool.aclose(timeout=2.0), WAIT)
-    outcomes = [h.ended for h in handles]
+    outcomes = [h.run_outcome.done() for h in handles]
     assert all(outcomes)
     assert pool.state is PoolState.CLOSED
     assert pool.stats().children == 0
@@ -196,8 +196,8 @@ async def test_shutdown_with_jobs_running_is_bounded(make_pool) -> None:
 async def test_a_log_flood_is_throttled_and_counted(make_pool) -> None:
     with structlog.testing.capture_logs() as logs:
         pool = await make_pool()
-        handle = await pool.launch(make_launch("flood", count=20000))
-        outcome = await asyncio.wait_for(handle.wait_ended(), WAIT)
+        handle = await launched(pool, make_launch("flood", count=20000))
+        outcome = await asyncio.wait_for(handle.wait_run_ended(), WAIT)
 
         async def drops_reported() -> None:
             # The child reports what it dropped as it leaves, after the job's final status.
@@ -211,7 +211,7 @@ async def test_a_log_flood_is_throttled_and_counted(make_pool) -> None:
     # The child's token bucket (burst 1000, 200/s) let through far fewer than were logged, and
     # said how many it dropped, bound to the job like any other child event.
     assert 0 < len(floods) < 5000
-    assert drops and drops[0]["job_id"] == handle.job_id
+    assert drops and drops[0]["job_id"] == handle.id
     assert len(floods) + sum(e["dropped"] for e in drops) <= 20000
 
 
@@ -220,20 +220,20 @@ async def test_wait_running_raises_when_the_job_ends_before_it_ran(make_pool) ->
     assert await pool.wait_ready(WAIT) is PoolState.READY
     idle = next(c.pid for c in pool.snapshot().children if c.state == "idle")
     os.kill(idle, signal.SIGSTOP)  # it cannot read its StartJob: the entrypoint never runs
-    handle = await pool.launch(make_launch("hold"))
-    assert handle.pid == idle
+    handle = await launched(pool, make_launch("hold"))
+    assert handle.runner.pid == idle
     os.kill(idle, signal.SIGKILL)
-    assert (await asyncio.wait_for(handle.wait_ended(), WAIT)).status is JobStatus.FAILED
+    assert (await asyncio.wait_for(handle.wait_run_ended(), WAIT)).status is JobStatus.FAILED
     with pytest.raises(JobEndedEarly):
         await handle.wait_running()
 
 
 async def test_wait_running_returns_for_a_job_that_ran_however_soon_it_ended(make_pool) -> None:
     pool = await make_pool()
-    handle = await pool.launch(make_launch("hold"))
+    handle = await launched(pool, make_launch("hold"))
     await asyncio.wait_for(handle.wait_running(), WAIT)
-    os.kill(handle.pid, signal.SIGKILL)
-    await asyncio.wait_for(handle.wait_ended(), WAIT)
+    os.kill(handle.runner.pid, signal.SIGKILL)
+    await asyncio.wait_for(handle.wait_run_ended(), WAIT)
     await handle.wait_running()  # it did run: the link reports RUNNING, then the end
 
 
@@ -266,7 +266,7 @@ async def test_launch_for_another_plugin_is_refused(make_pool) -> None:
     launch = make_launch("ok")
     other = type(launch)(**{**launch.__dict__, "plugin": "someone-else"})
     with pytest.raises(LaunchError, match="for plugin 'someone-else'"):
-        await pool.launch(other)
+        await launched(pool, other)
 
 
 async def test_300_jobs_keep_open_fds_flat_and_leave_no_zombies(make_pool) -> None:
@@ -275,8 +275,8 @@ async def test_300_jobs_keep_open_fds_flat_and_leave_no_zombies(make_pool) -> No
 
     async def run(n: int) -> None:
         for _ in range(n):
-            handle = await pool.launch(make_launch("ok"))
-            assert (await asyncio.wait_for(handle.wait_ended(), WAIT)).status is JobStatus.SUCCESS
+            handle = await launched(pool, make_launch("ok"))
+            assert (await asyncio.wait_for(handle.wait_run_ended(), WAIT)).status is JobStatus.SUCCESS
 
     await asyncio.gather(*(run(25) for _ in range(2)))  # warm up: 50 jobs
     await _settled(pool)

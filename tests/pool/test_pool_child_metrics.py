@@ -9,7 +9,7 @@ from roomd.daemon.jobs import JobStatus
 from roomd.daemon.pool import PoolState
 from roomd.ipc import MetricSample
 
-from pool_helpers import make_launch
+from pool_helpers import launched, make_launch
 
 WAIT = 20.0
 
@@ -22,8 +22,8 @@ async def test_a_sessions_latencies_reach_the_sink_labelled_by_agent(make_pool) 
 
     pool = await make_pool("voice_plugin_for_tests:voice", metrics_sink=sink)
     assert await pool.wait_ready(WAIT) is PoolState.READY
-    handle = await pool.launch(make_launch("turn"))
-    outcome = await asyncio.wait_for(handle.wait_ended(), WAIT)
+    handle = await launched(pool, make_launch("turn"))
+    outcome = await asyncio.wait_for(handle.wait_run_ended(), WAIT)
     assert outcome.status is JobStatus.SUCCESS, outcome.error
     # Metrics precede JobEnded on the one channel, so everything the job sent is here.
     assert {agent for agent, _ in received} == {"voice-tests"}
@@ -42,7 +42,7 @@ async def test_a_sessions_latencies_reach_the_sink_labelled_by_agent(make_pool) 
 async def test_a_job_without_a_session_sends_no_metrics(make_pool) -> None:
     received: list[MetricSample] = []
     pool = await make_pool(metrics_sink=lambda _agent, samples: received.extend(samples))
-    handle = await pool.launch(make_launch("ok"))
-    outcome = await asyncio.wait_for(handle.wait_ended(), WAIT)
+    handle = await launched(pool, make_launch("ok"))
+    outcome = await asyncio.wait_for(handle.wait_run_ended(), WAIT)
     assert outcome.status is JobStatus.SUCCESS
     assert received == []
