@@ -3,6 +3,16 @@
 Whisper is a batch model: ``recognize`` transcribes one utterance. For a stream, wrap it
 in ``roomd.agents.stt.StreamAdapter`` with a VAD (one recognition per VAD segment):
 ``capabilities`` says so (no streaming, no interim results) rather than pretending.
+
+Fitted window: Whisper's encoder is trained on 30 s windows and faster-whisper pads every
+input to 30 s, so a 2 s question costs the encoder as much as 30 s of speech (~0.4 s of
+the ~0.5 s on 2 cores). CTranslate2 accepts a shorter window, so an utterance shorter than
+``fit_window_max`` is encoded in a window of its own length plus ``fit_window_padding``
+of silence: with less than ~2 s of padding tiny.en repeats short questions ("What time is
+it? What time is it? ..."). A decode that runs longer than speech can hold (more than
+``_TOKENS_PER_SECOND``) is such a loop, and the utterance is decoded again the padded
+way. The text of the test questions is the same either way
+(tests/voice_stack/test_local_components.py).
 """
 
 from __future__ import annotations
@@ -26,6 +36,8 @@ from roomd.agents.utils.ids import shortuuid
 from . import weights
 
 _RATE = 16000
+_WINDOW_SECONDS = 30  # Whisper's trained input window
+_TOKENS_PER_SECOND = 10  # more text than fast speech holds (~4 words a second)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +46,8 @@ class WhisperOptions:
     beam_size: int = 1  # greedy: fastest, and repeatable
     cpu_threads: int = 2
     compute_type: str = "int8"
+    fit_window: bool = True  # encode a window fitted to the utterance, not 30 s (see the module doc)
+    fit_window_padding: float = 3.0  # seconds of silence after the utterance in a fitted window
 
 
 def to_whisper_input(buffer: AudioBuffer) -> np.ndarray:
@@ -83,11 +97,35 @@ class WhisperSTT(STT):
         return "whisper-tiny.en"
 
     @property
+    def engine(self) -> Any:
+        """The loaded faster-whisper model (to build another ``WhisperSTT`` sharing it)."""
+        return self._model
+
+    @property
+    def options(self) -> WhisperOptions:
+        return self._options
+
+    @property
     def provider(self) -> str:
         return "local"
 
     def transcribe_samples(self, samples: np.ndarray, language: str) -> SpeechData:
         """Blocking: the text of 16 kHz float32 samples."""
+        fits = samples.size / _RATE + self._options.fit_window_padding <= _WINDOW_SECONDS
+        fitted = None
+        if self._options.fit_window and fits:
+            fitted = self._transcribe_fitted(samples, language)
+        text, logprob = fitted if fitted is not None else self._transcribe_padded(samples, language)
+        return SpeechData(
+            language=language,
+            text=text,
+            confidence=math.exp(logprob) if text else 0.0,
+            start_time=0.0,
+            end_time=samples.size / _RATE,
+        )
+
+    def _transcribe_padded(self, samples: np.ndarray, language: str) -> tuple[str, float]:
+        """faster-whisper's own path: 30 s windows."""
         with self._lock:
             segments, _info = self._model.transcribe(
                 samples,
@@ -100,13 +138,41 @@ class WhisperSTT(STT):
             segments = list(segments)
         text = "".join(s.text for s in segments).strip()
         logprob = sum(s.avg_logprob for s in segments) / len(segments) if segments else -math.inf
-        return SpeechData(
-            language=language,
-            text=text,
-            confidence=math.exp(logprob) if segments else 0.0,
-            start_time=0.0,
-            end_time=samples.size / _RATE,
-        )
+        return text, logprob
+
+    def _transcribe_fitted(self, samples: np.ndarray, language: str) -> tuple[str, float] | None:
+        """One window as long as the utterance (plus padding): one encode, one greedy decode.
+        None when the decoder ran away (a repetition loop)."""
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        model = self._model
+        features = model.feature_extractor(samples)
+        per_second = _RATE // model.feature_extractor.hop_length  # feature frames a second
+        padding = int(self._options.fit_window_padding * per_second)
+        window = min(_WINDOW_SECONDS * per_second, -(-(features.shape[-1] + padding) // per_second) * per_second)
+        tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
+        prompt = model.get_prompt(tokenizer, [], without_timestamps=True)
+        budget = int(samples.size / _RATE * _TOKENS_PER_SECOND) + 8  # tokens of text
+        with self._lock:
+            encoded = model.encode(pad_or_trim(features, window))
+            result = model.model.generate(
+                encoded,
+                [prompt],
+                beam_size=self._options.beam_size,
+                # (CTranslate2 stops well short of max_length; leave it room to exceed the budget)
+                max_length=min(model.max_length, 4 * budget),
+                return_scores=True,
+                suppress_blank=True,
+                suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            )[0]
+        if len(result.sequences_ids[0]) > budget:
+            return None
+        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+        text = tokenizer.decode(tokens).strip()
+        # CTranslate2's score is the length-normalised log probability of the sequence.
+        return text, float(result.scores[0]) if text else -math.inf
 
     async def _recognize_impl(
         self, buffer: AudioBuffer, *, language: str | None, conn_options: APIConnectOptions

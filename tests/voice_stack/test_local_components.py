@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import shutil
 
@@ -77,6 +78,42 @@ async def test_whisper_transcribes_a_spoken_question(whisper) -> None:
     text = event.alternatives[0].text
     assert words(text) == ["what", "is", "the", "opening", "time", "of", "the", "library"], text
     assert 0.0 < event.alternatives[0].confidence <= 1.0
+
+
+QUESTIONS = ["library_hours.wav", "what_time.wav", "hello.wav", "pool_hours.wav"]
+
+
+def _samples(name: str, trailing_silence: float) -> "np.ndarray":
+    import numpy as np
+
+    frame = load_wav(name)
+    assert frame.sample_rate == 16000 and frame.num_channels == 1
+    speech = np.frombuffer(frame.data, dtype=np.int16).astype(np.float32) / 32768.0
+    return np.concatenate([speech, np.zeros(int(trailing_silence * 16000), dtype=np.float32)])
+
+
+@pytest.mark.parametrize("trailing_silence", [0.0, 0.55])
+def test_whisper_fitted_window_hears_what_the_30s_window_hears(whisper, trailing_silence: float) -> None:
+    """The fitted window (the default) gives the text faster-whisper's own 30 s path gives,
+    with and without the silence the VAD leaves at the end of a segment."""
+    from roomd.plugins.local.stt import WhisperSTT
+
+    assert whisper.options.fit_window
+    padded = WhisperSTT(whisper.engine, dataclasses.replace(whisper.options, fit_window=False))
+    for name in QUESTIONS:
+        samples = _samples(name, trailing_silence)
+        assert whisper.transcribe_samples(samples, "en").text == padded.transcribe_samples(samples, "en").text, name
+
+
+def test_whisper_fitted_window_falls_back_when_the_decoder_loops(whisper) -> None:
+    """Without padding tiny.en repeats a short question until the token budget runs out;
+    the runaway is detected and the utterance decoded the padded way instead."""
+    from roomd.plugins.local.stt import WhisperSTT
+
+    tight = WhisperSTT(whisper.engine, dataclasses.replace(whisper.options, fit_window_padding=0.0))
+    samples = _samples("what_time.wav", 0.0)
+    assert tight._transcribe_fitted(samples, "en") is None  # the loop is caught
+    assert tight.transcribe_samples(samples, "en").text == "What time is it?"
 
 
 async def test_whisper_behind_a_vad_streams_honest_events(whisper) -> None:
@@ -195,6 +232,90 @@ async def test_smollm2_obeys_tool_choice(smollm2) -> None:
     forced = {"type": "function", "function": {"name": "lookup_opening_hours"}}
     _, calls = await smollm2.chat(chat_ctx=_ctx("When does the pool open?"), tools=tools, tool_choice=forced).collect()
     assert [c.name for c in calls] == ["lookup_opening_hours"]
+
+
+def _count_evaluated(monkeypatch, llama) -> list[int]:
+    """Tokens each ``eval`` of a llama context gets (what llama.cpp actually computes)."""
+    counts: list[int] = []
+    evaluate = llama.eval
+
+    def counting(tokens):  # type: ignore[no-untyped-def]
+        counts.append(len(tokens))
+        return evaluate(tokens)
+
+    monkeypatch.setattr(llama, "eval", counting)
+    return counts
+
+
+@pytest.mark.parametrize("one_pass", [True, False])
+def test_smollm2_decides_the_receptionists_tools(smollm2, one_pass: bool) -> None:
+    """Both ways of deciding (one generation, or name then arguments) pick the tool each
+    of the receptionist's questions needs, with arguments the tool can use."""
+    from roomd.plugins.local.llm import LocalLLM
+    from roomd_example_receptionist.desk import find_place, load_places, make_tools
+
+    llm = smollm2 if one_pass else LocalLLM(
+        smollm2._llama, dataclasses.replace(smollm2.options, one_pass_tools=False),
+        chooser=smollm2._chooser, filler=smollm2._filler,
+    )
+    assert llm.options.one_pass_tools is one_pass
+    tools, places = make_tools(), load_places()
+    cases = {
+        "What is the opening time of the library?": ("lookup_opening_hours", "library"),
+        "When does the swimming pool open?": ("lookup_opening_hours", "pool"),
+        "When does the town hall close?": ("lookup_opening_hours", "town hall"),
+        "What time is it?": ("get_current_time", None),
+        "Hello, who are you?": None,
+        "Thank you, goodbye.": None,
+    }
+    for question, expected in cases.items():
+        decision = llm.decide_tool(question, tools, required=False, forced=None)
+        if expected is None:
+            assert decision is None, (question, decision)
+            continue
+        assert decision is not None and decision.name == expected[0], (question, decision)
+        args = json.loads(decision.arguments)
+        if expected[1] is not None:
+            place = find_place(places, args["place"])
+            assert place is not None and place.key == expected[1], (question, decision)
+
+
+def test_smollm2_one_pass_no_tool_is_one_prompt_evaluation(smollm2, monkeypatch) -> None:
+    """Deciding "none" evaluates the prompt once and decodes nothing more: the first
+    token of the answer already tells the choices apart."""
+    from roomd_example_receptionist.desk import make_tools
+
+    tools = make_tools()
+    smollm2.decide_tool("Good morning!", tools, required=False, forced=None)  # the few-shot prefix is cached
+    counts = _count_evaluated(monkeypatch, smollm2._chooser)
+    assert smollm2.decide_tool("Hello, who are you?", tools, required=False, forced=None) is None
+    assert len(counts) == 1, counts
+    request = len(smollm2._chooser.tokenize("Hello, who are you?".encode(), add_bos=False))
+    # the request, its chat markup and the call's opening, not the few-shot examples again
+    assert counts[0] <= request + 12, counts
+
+
+async def test_smollm2_answer_context_evaluates_only_each_turns_new_tokens(smollm2, monkeypatch) -> None:
+    """Across the turns of one conversation the answer context keeps its evaluation: a
+    turn computes the new user message (and the little chat markup around it), not the
+    instructions and history again."""
+    ctx = _ctx("Hello, who are you?")
+    from roomd.plugins.local.llm import chat_prompt, to_llama_messages, tokens_of
+
+    counts = _count_evaluated(monkeypatch, smollm2._llama)
+    first, _ = await smollm2.chat(chat_ctx=ctx).collect()
+    ctx.add_message(role="assistant", content=first)
+    question = "Can you help me?"
+    ctx.add_message(role="user", content=question)
+    counts.clear()
+    await smollm2.chat(chat_ctx=ctx).collect()
+    prompt_evaluated = counts[0]  # the first eval is the prompt; the rest one token each
+    new = len(smollm2._llama.tokenize(question.encode(), add_bos=False))
+    assert all(c == 1 for c in counts[1:]), counts
+    assert prompt_evaluated <= new + 12, (prompt_evaluated, new)
+    messages = to_llama_messages(ctx, max_history_items=smollm2.options.max_history_items)
+    whole = len(tokens_of(smollm2._llama, chat_prompt(smollm2._llama, messages)))
+    assert prompt_evaluated < whole // 3, (prompt_evaluated, whole)
 
 
 def test_subprocess_tts_works_under_uvloop(flite) -> None:

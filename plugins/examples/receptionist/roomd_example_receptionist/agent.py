@@ -49,11 +49,12 @@ def build_agent() -> Any:
     return Receptionist()
 
 
-def build_session(components: dict[str, Any]) -> Any:
+def build_session(components: dict[str, Any], **options: Any) -> Any:
+    """The session over ``components``; ``options`` are more ``AgentSession`` arguments."""
     from roomd.agents.voice import AgentSession
 
     return AgentSession(
-        vad=components["vad"], stt=components["stt"], llm=components["llm"], tts=components["tts"]
+        vad=components["vad"], stt=components["stt"], llm=components["llm"], tts=components["tts"], **options
     )
 
 
