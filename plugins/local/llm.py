@@ -246,6 +246,27 @@ class LocalLLM(LLM):
 
     # -- blocking parts, run in a worker thread ------------------------------------
 
+    def warm(self, *, instructions: str | None = None, tools: Sequence[Tool] = ()) -> None:
+        """Blocking: evaluate now the prompt prefixes every turn shares -- the instructions
+        in the answer context, the tool context's few-shot examples -- so the first turn
+        does not pay for them (a prewarm function is the place for this)."""
+        with self._lock:
+            if instructions:
+                self._evaluate(self._llama, chat_prompt(self._llama, [{"role": "system", "content": instructions}]))
+            if tools and self._options.one_pass_tools:
+                messages = self._one_pass_messages("", tools)[:-1]  # all but the request
+                self._evaluate(self._chooser, chat_prompt(self._chooser, messages))
+
+    @staticmethod
+    def _evaluate(llama: Any, prompt: str) -> None:
+        # Through generate(), like every later request: it keeps the evaluated tokens as
+        # the context's prefix for the next prompt to match.
+        generator = llama.generate(tokens_of(llama, prompt), top_k=1, temp=0.0)
+        try:
+            next(generator)
+        finally:
+            generator.close()
+
     def _complete(
         self, llama: Any, messages: list[dict[str, str]], *, schema: dict[str, Any] | None, max_tokens: int
     ) -> str:

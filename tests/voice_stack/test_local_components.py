@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import shutil
+import threading
 
 import pytest
 from livekit import rtc
@@ -143,18 +144,52 @@ async def test_flite_speaks_at_its_native_rate_and_whisper_understands_it(flite,
     assert words(heard) == words(text), heard
 
 
-async def test_flite_streams_sentence_by_sentence(flite) -> None:
-    stream = flite.stream()
-    for piece in ["Hello there, ", "welcome to the town hall. How can ", "I help you today?"]:
+async def _spoken(tts, pieces: list[str]) -> list:  # type: ignore[no-untyped-def]
+    stream = tts.stream()
+    for piece in pieces:
         stream.push_text(piece)
     stream.flush()
     stream.end_input()
     async with asyncio.timeout(30):
         out = [a async for a in stream]
-    spoken = [a.delta_text for a in out if a.delta_text]
-    # One synthesis per sentence; the second carries the space between them for transcripts.
-    assert spoken == ["Hello there, welcome to the town hall.", " How can I help you today?"]
     assert out[-1].is_final and not any(a.is_final for a in out[:-1])
+    return [a.delta_text for a in out if a.delta_text]
+
+
+async def test_flite_streams_first_clause_then_sentence_by_sentence(flite) -> None:
+    spoken = await _spoken(flite, ["Hello there, ", "welcome to the town hall. How can ", "I help you today?"])
+    # One synthesis per piece; later ones carry the space between them for transcripts.
+    assert spoken == ["Hello there,", " welcome to the town hall.", " How can I help you today?"]
+
+
+async def test_flite_streams_by_sentences_when_asked(flite) -> None:
+    from roomd.agents.tokenize import SentenceTokenizer
+    from roomd.plugins.local.tts import FliteTTS
+
+    sentences = FliteTTS(sentence_tokenizer=SentenceTokenizer(min_sentence_len=8))
+    spoken = await _spoken(sentences, ["Hello there, ", "welcome to the town hall. How can ", "I help you today?"])
+    assert spoken == ["Hello there, welcome to the town hall.", " How can I help you today?"]
+
+
+def test_first_clause_tokenizer_cuts_each_texts_first_clause_only() -> None:
+    from roomd.plugins.local.tts import FirstClauseTokenizer
+
+    tokenizer = FirstClauseTokenizer(min_sentence_len=8)
+
+    def pieces(*texts: str) -> list[str]:
+        buffer = tokenizer.buffer()
+        out = [p for text in texts for p in buffer.push(text)]
+        return out + buffer.flush()
+
+    assert pieces("The library", " is open from 9 AM to 6 PM", ", Monday to", " Saturday. See you", "!") == [
+        "The library is open from 9 AM to 6 PM,", "Monday to Saturday.", "See you!"]
+    # too short to be a clause of its own; an abbreviation's period is no boundary
+    assert pieces("Hi! I am", " Dr. Smith", ", your host.") == ["Hi! I am Dr. Smith,", "your host."]
+    assert pieces("Yes.") == ["Yes."]
+    buffer = tokenizer.buffer()
+    assert buffer.push("One, two, three. ") == ["One, two,"]
+    assert buffer.flush() == ["three."]
+    assert buffer.push("Next text, again. ") == ["Next text,"]  # a new text starts with a clause again
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
@@ -293,6 +328,26 @@ def test_smollm2_one_pass_no_tool_is_one_prompt_evaluation(smollm2, monkeypatch)
     request = len(smollm2._chooser.tokenize("Hello, who are you?".encode(), add_bos=False))
     # the request, its chat markup and the call's opening, not the few-shot examples again
     assert counts[0] <= request + 12, counts
+
+
+def test_smollm2_warm_evaluates_the_shared_prefixes_before_the_first_turn(monkeypatch) -> None:
+    """After ``warm`` the first tool decision and the first answer evaluate their own new
+    tokens only: the few-shot examples and the instructions were evaluated at warm-up."""
+    require_local_stack("llama_cpp")
+    from roomd.plugins.local.llm import LocalLLM, chat_prompt, tokens_of
+    from roomd_example_receptionist.desk import INSTRUCTIONS, TOOL_EXAMPLES, make_tools
+
+    llm = LocalLLM.load(tool_examples=TOOL_EXAMPLES)
+    tools = make_tools()
+    llm.warm(instructions=INSTRUCTIONS, tools=tools)
+    chooser = _count_evaluated(monkeypatch, llm._chooser)
+    assert llm.decide_tool("Hello, who are you?", tools, required=False, forced=None) is None
+    assert len(chooser) == 1 and chooser[0] <= 24, chooser
+    answer = _count_evaluated(monkeypatch, llm._llama)
+    messages = [{"role": "system", "content": INSTRUCTIONS}, {"role": "user", "content": "Hello, who are you?"}]
+    next(llm.generate(messages, threading.Event()))
+    whole = len(tokens_of(llm._llama, chat_prompt(llm._llama, messages)))
+    assert answer[0] <= 24 < whole, (answer, whole)
 
 
 async def test_smollm2_answer_context_evaluates_only_each_turns_new_tokens(smollm2, monkeypatch) -> None:

@@ -15,6 +15,7 @@ from roomd.agents.components import resolve
 
 from .desk import GREETING, INSTRUCTIONS, TOOL_EXAMPLES, make_tools
 
+EARLY_RECOGNITION = 0.2  # seconds of quiet before the local STT starts on the speech so far
 DEFAULTS = {"vad": "local/silero", "stt": "local/whisper-tiny", "llm": "local/smollm2", "tts": "local/flite"}
 
 
@@ -29,6 +30,17 @@ def load_components() -> dict[str, Any]:
     for kind, name in names.items():
         kwargs: dict[str, Any] = {"tool_examples": TOOL_EXAMPLES} if name in ("local/smollm2", "local") and kind == "llm" else {}
         built[kind] = resolve(kind, name, **kwargs)
+    from roomd.agents.stt import StreamAdapter
+    from roomd.plugins.local.llm import LocalLLM
+    from roomd.plugins.local.stt import WhisperSTT
+
+    if isinstance(built["stt"], WhisperSTT):
+        # Recognise as soon as the speech has been quiet briefly, not after the VAD's whole
+        # end-of-speech silence: the transcript is then ready when the turn ends.
+        built["stt"] = StreamAdapter(stt=built["stt"], vad=built["vad"], recognize_early_after=EARLY_RECOGNITION)
+    if isinstance(built["llm"], LocalLLM):
+        # The prompt prefixes every turn shares are evaluated now, not on the first turn.
+        built["llm"].warm(instructions=INSTRUCTIONS, tools=make_tools())
     return built
 
 
