@@ -13,7 +13,8 @@ table for docs/benchmarks.md.
 
 Variants (each its own agent and room; their turns alternate, so both see the same load):
 ``today`` is the configuration before the latency work of issue 16 (Whisper's 30 s
-window, the three-pass tool decision, TTS by whole sentences, no LLM warm-up, the
+window, the three-pass tool decision, a 10-item history dropped 5 at a time, TTS by
+whole sentences, no LLM warm-up, the
 endpointing delay counted from the VAD's verdict -- emulated by adding the VAD's silence
 to ``min_endpointing_delay``); ``fast`` is the components' and the session's defaults,
 built by the receptionist's own ``load_components`` (its prewarm): the LLM warmed, the
@@ -86,7 +87,8 @@ def variants() -> dict[str, Variant]:
     def today() -> dict[str, Any]:
         vad = SileroVAD.load()
         return {"vad": vad, "stt": StreamAdapter(stt=WhisperSTT.load(fit_window=False), vad=vad),
-                "llm": LocalLLM.load(tool_examples=TOOL_EXAMPLES, one_pass_tools=False),
+                "llm": LocalLLM.load(tool_examples=TOOL_EXAMPLES, one_pass_tools=False,
+                                     max_history_items=10, history_drop_step=5),
                 "tts": FliteTTS(sentence_tokenizer=SentenceTokenizer(min_sentence_len=8))}
 
     def fast() -> dict[str, Any]:

@@ -51,6 +51,7 @@ from . import weights
 
 NO_TOOL = "none"
 CALL_PREFIX = '{"function": "'  # how every few-shot answer starts, and the live one is primed
+_STRING_VALUE = r'root ::= [^"\\\x7F\x00-\x1F]* "\""'  # a JSON string's rest, after its opening quote
 # A tool example: a request, or a request and the arguments the call should get.
 ToolExample = str | tuple[str, Mapping[str, Any]]
 DEFAULT_NO_TOOL_EXAMPLES: tuple[str, ...] = ("Hi, how are you?", "Thank you, goodbye.")
@@ -61,7 +62,11 @@ class LlamaOptions:
     n_ctx: int = 2048
     n_threads: int = 2
     max_tokens: int = 96
-    max_history_items: int = 10  # recent items kept besides the instructions: a small model drifts on long contexts
+    # Recent items kept besides the instructions (a small model drifts on long contexts),
+    # dropped ``history_drop_step`` at a time: every drop changes the prompt's prefix and
+    # costs a full evaluation, so drops are rare (a tool turn adds three items).
+    max_history_items: int = 16
+    history_drop_step: int = 12
     tool_examples: Mapping[str, Sequence[ToolExample]] = field(default_factory=dict)
     no_tool_examples: Sequence[str] = DEFAULT_NO_TOOL_EXAMPLES
     one_pass_tools: bool = True  # the tool name and its arguments in one generation (module doc)
@@ -84,7 +89,7 @@ class _Done:
     pass
 
 
-def to_llama_messages(chat_ctx: ChatContext, *, max_history_items: int) -> list[dict[str, str]]:
+def to_llama_messages(chat_ctx: ChatContext, *, max_history_items: int, drop_step: int = 0) -> list[dict[str, str]]:
     """Chat items as the plain role/content messages SmolLM2's template knows.
 
     The template has no tool role: a call's result becomes a system note the model reads
@@ -112,7 +117,7 @@ def to_llama_messages(chat_ctx: ChatContext, *, max_history_items: int) -> list[
     if max_history_items > 0 and len(history) > max_history_items:
         # Drop old items in steps of half the window, not one per turn: the kept prefix
         # then stays the same for several turns and llama.cpp reuses its evaluation.
-        step = max(1, max_history_items // 2)
+        step = max(1, min(drop_step or max_history_items // 2, max_history_items))
         excess = len(history) - max_history_items
         history = history[-(-excess // step) * step :]
     if instructions:
@@ -337,19 +342,43 @@ class LocalLLM(LLM):
             if not schema.get("properties"):
                 return ToolDecision(name=name, arguments="{}")
             schema.pop("additionalProperties", None)  # the grammar converter needs no help here
-            grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
             # The name the model chose is written out in full, then its arguments follow
             # in the same context: only the tokens after the choice are evaluated.
-            result = llama.create_completion(
-                prompt=tokens_of(llama, f'{prompt}{name}", "arguments": '),
-                grammar=grammar, temperature=0.0, top_k=1, max_tokens=64,
-            )
-        text = str(result["choices"][0]["text"]).strip()
+            text = self._fill_arguments(llama, f'{prompt}{name}", "arguments": ', schema)
         try:
             json.loads(text)
         except ValueError as exc:
             raise APIError(f"the model's arguments for {name} are not valid JSON: {text!r}", retryable=False) from exc
         return ToolDecision(name=name, arguments=text)
+
+    @staticmethod
+    def _fill_arguments(llama: Any, prompt: str, schema: dict[str, Any]) -> str:
+        """The arguments object after ``prompt``. When every property is a required
+        string, the keys and quotes are written for the model and it decodes only the
+        values: at ~20 ms a decoded token, the JSON around them is not worth decoding."""
+        from llama_cpp import LlamaGrammar
+
+        def complete(text: str, grammar: Any) -> str:
+            result = llama.create_completion(
+                prompt=tokens_of(llama, text), grammar=grammar, temperature=0.0, top_k=1, max_tokens=64
+            )
+            return str(result["choices"][0]["text"])
+
+        properties: dict[str, Any] = schema.get("properties") or {}
+        plain = set(schema.get("required") or ()) == set(properties) and all(
+            spec.get("type") == "string" and "enum" not in spec for spec in properties.values()
+        )
+        if not plain:
+            return complete(prompt.rstrip(), LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)).strip()
+        # (the prompt must not end in a space: the model writes ' "' as one token)
+        value_grammar = LlamaGrammar.from_string(_STRING_VALUE, verbose=False)
+        values: dict[str, str] = {}
+        written = prompt + "{"
+        for key in properties:
+            written += ("" if not values else ", ") + json.dumps(key) + ': "'
+            values[key] = complete(written, value_grammar).removesuffix('"')
+            written += values[key] + '"'
+        return json.dumps(values)
 
     def _pick_name(self, llama: Any, prompt: str, choices: list[str]) -> str:
         """The choice a greedy decode under the grammar ``choices`` would write, stopping as
@@ -480,7 +509,9 @@ class _LocalLLMStream(LLMStream):
                 call = FunctionToolCall(name=decision.name, arguments=decision.arguments, call_id=shortuuid("call_"))
                 self._send(ChatChunk(id=self._request_id, delta=ChoiceDelta(role="assistant", tool_calls=[call])))
                 return
-        messages = to_llama_messages(self._chat_ctx, max_history_items=llm.options.max_history_items)
+        messages = to_llama_messages(
+            self._chat_ctx, max_history_items=llm.options.max_history_items, drop_step=llm.options.history_drop_step
+        )
         if not messages:
             raise APIError("nothing to answer: the chat context has no messages", retryable=False)
         await self._stream_text(messages)
