@@ -6,12 +6,13 @@ in ``roomd.agents.stt.StreamAdapter`` with a VAD (one recognition per VAD segmen
 
 Fitted window: Whisper's encoder is trained on 30 s windows and faster-whisper pads every
 input to 30 s, so a 2 s question costs the encoder as much as 30 s of speech (~0.4 s of
-the ~0.5 s on 2 cores). CTranslate2 accepts a shorter window, so an utterance shorter than
-``fit_window_max`` is encoded in a window of its own length plus ``fit_window_padding``
-of silence: with less than ~2 s of padding tiny.en repeats short questions ("What time is
-it? What time is it? ..."). A decode that runs longer than speech can hold (more than
-``_TOKENS_PER_SECOND``) is such a loop, and the utterance is decoded again the padded
-way. The text of the test questions is the same either way
+the ~0.5 s on 2 cores). CTranslate2 accepts a shorter window, so an utterance is encoded
+in a window of its own length plus ``fit_window_padding`` of silence, at least
+``fit_window_min`` long: in windows of a few seconds tiny.en repeats short questions
+("What time is it? What time is it? ..."), more often when the audio stops right after
+the last word (as an early recognition's does). A decode that runs longer than speech
+can hold (more than ``_TOKENS_PER_SECOND``) is such a loop, and the utterance is decoded
+again the padded way. The text of the test questions is the same either way
 (tests/voice_stack/test_local_components.py).
 """
 
@@ -48,6 +49,7 @@ class WhisperOptions:
     compute_type: str = "int8"
     fit_window: bool = True  # encode a window fitted to the utterance, not 30 s (see the module doc)
     fit_window_padding: float = 3.0  # seconds of silence after the utterance in a fitted window
+    fit_window_min: float = 10.0  # seconds: the shortest fitted window (shorter ones loop more)
 
 
 def to_whisper_input(buffer: AudioBuffer) -> np.ndarray:
@@ -151,7 +153,9 @@ class WhisperSTT(STT):
         features = model.feature_extractor(samples)
         per_second = _RATE // model.feature_extractor.hop_length  # feature frames a second
         padding = int(self._options.fit_window_padding * per_second)
-        window = min(_WINDOW_SECONDS * per_second, -(-(features.shape[-1] + padding) // per_second) * per_second)
+        shortest = int(self._options.fit_window_min * per_second)
+        fitted = max(shortest, -(-(features.shape[-1] + padding) // per_second) * per_second)
+        window = min(_WINDOW_SECONDS * per_second, fitted)
         tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
         prompt = model.get_prompt(tokenizer, [], without_timestamps=True)
         budget = int(samples.size / _RATE * _TOKENS_PER_SECOND) + 8  # tokens of text

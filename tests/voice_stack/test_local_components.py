@@ -106,12 +106,45 @@ def test_whisper_fitted_window_hears_what_the_30s_window_hears(whisper, trailing
         assert whisper.transcribe_samples(samples, "en").text == padded.transcribe_samples(samples, "en").text, name
 
 
+async def test_whisper_recognizing_early_hears_what_one_shot_recognition_hears(whisper, monkeypatch) -> None:
+    """Behind a VAD with ``recognize_early_after`` (the receptionist's setup) each question
+    is recognised from the speech up to its first quiet 0.2 s -- not the whole VAD segment
+    with its 0.55 s of end-of-speech silence -- and reads as the segment does."""
+    heard: list[float] = []
+    transcribe = whisper.transcribe_samples
+
+    def recording(samples, language):  # type: ignore[no-untyped-def]
+        heard.append(samples.size / 16000)
+        return transcribe(samples, language)
+
+    monkeypatch.setattr(whisper, "transcribe_samples", recording)
+    vad = resolve("vad", "local/silero")
+
+    async def recognise(name: str, early: float | None) -> tuple[list[str], float]:
+        heard.clear()
+        stream = StreamAdapter(stt=whisper, vad=vad, recognize_early_after=early).stream()
+        audio = resample(load_wav(name), 48000)
+        for f in split(audio, 0.02) + split(silence(1.0, 48000), 0.02):
+            stream.push_frame(f)
+            await asyncio.sleep(0.005)  # about as the room delivers it: the VAD keeps up
+        stream.end_input()
+        async with asyncio.timeout(30):
+            events = [e async for e in stream]
+        return [e.alternatives[0].text for e in events if e.type == SpeechEventType.FINAL_TRANSCRIPT], heard[-1]
+
+    for name in QUESTIONS:
+        segment_text, segment = await recognise(name, None)
+        early_text, early = await recognise(name, 0.2)
+        assert early_text == segment_text and len(early_text) == 1, (name, early_text, segment_text)
+        assert early < segment - 0.2, (name, early, segment)
+
+
 def test_whisper_fitted_window_falls_back_when_the_decoder_loops(whisper) -> None:
     """Without padding tiny.en repeats a short question until the token budget runs out;
     the runaway is detected and the utterance decoded the padded way instead."""
     from roomd.plugins.local.stt import WhisperSTT
 
-    tight = WhisperSTT(whisper.engine, dataclasses.replace(whisper.options, fit_window_padding=0.0))
+    tight = WhisperSTT(whisper.engine, dataclasses.replace(whisper.options, fit_window_padding=0.0, fit_window_min=0.0))
     samples = _samples("what_time.wav", 0.0)
     assert tight._transcribe_fitted(samples, "en") is None  # the loop is caught
     assert tight.transcribe_samples(samples, "en").text == "What time is it?"
