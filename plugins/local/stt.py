@@ -11,8 +11,8 @@ in a window of its own length plus ``fit_window_padding`` of silence, at least
 ``fit_window_min`` long: in windows of a few seconds tiny.en repeats short questions
 ("What time is it? What time is it? ..."), more often when the audio stops right after
 the last word (as an early recognition's does). A decode that runs longer than speech
-can hold (more than ``_TOKENS_PER_SECOND``) is such a loop, and the utterance is decoded
-again the padded way. The text of the test questions is the same either way
+can hold (more than ``_TOKENS_PER_SECOND``) or that is one phrase said twice or more is
+such a loop, and the utterance is decoded again the padded way. The text of the test questions is the same either way
 (tests/voice_stack/test_local_components.py).
 """
 
@@ -65,6 +65,13 @@ def to_whisper_input(buffer: AudioBuffer) -> np.ndarray:
             return np.zeros(0, dtype=np.float32)
         frame = rtc.combine_audio_frames(frames)
     return np.frombuffer(frame.data, dtype=np.int16).astype(np.float32) / 32768.0
+
+
+def repeats(tokens: list[int]) -> bool:
+    """Whether ``tokens`` are one unit of two or more tokens said several times over
+    ("What time is it? What time is it?"): how tiny.en loops in a short window."""
+    n = len(tokens)
+    return any(n % unit == 0 and tokens == tokens[:unit] * (n // unit) for unit in range(2, n // 2 + 1))
 
 
 class WhisperSTT(STT):
@@ -171,9 +178,9 @@ class WhisperSTT(STT):
                 suppress_blank=True,
                 suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
             )[0]
-        if len(result.sequences_ids[0]) > budget:
-            return None
         tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+        if len(result.sequences_ids[0]) > budget or repeats(tokens):
+            return None
         text = tokenizer.decode(tokens).strip()
         # CTranslate2's score is the length-normalised log probability of the sequence.
         return text, float(result.scores[0]) if text else -math.inf

@@ -139,6 +139,13 @@ async def test_whisper_recognizing_early_hears_what_one_shot_recognition_hears(w
         assert early < segment - 0.2, (name, early, segment)
 
 
+def test_whisper_repetition_is_recognised_as_a_loop() -> None:
+    from roomd.plugins.local.stt import repeats
+
+    assert repeats([1, 2, 3, 1, 2, 3]) and repeats([5, 6, 5, 6, 5, 6])
+    assert not repeats([1, 2, 3, 1, 2]) and not repeats([7, 7]) and not repeats([]) and not repeats([1, 2, 3])
+
+
 def test_whisper_fitted_window_falls_back_when_the_decoder_loops(whisper) -> None:
     """Without padding tiny.en repeats a short question until the token budget runs out;
     the runaway is detected and the utterance decoded the padded way instead."""
