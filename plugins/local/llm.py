@@ -254,7 +254,8 @@ class LocalLLM(LLM):
     def warm(self, *, instructions: str | None = None, tools: Sequence[Tool] = ()) -> None:
         """Blocking: evaluate now the prompt prefixes every turn shares -- the instructions
         in the answer context, the tool context's few-shot examples -- so the first turn
-        does not pay for them (a prewarm function is the place for this)."""
+        does not pay for them. Seconds on 2 cores: not in a prewarm function (a child must
+        initialise within 10 s); the receptionist runs it while its greeting plays."""
         with self._lock:
             if instructions:
                 self._evaluate(self._llama, chat_prompt(self._llama, [{"role": "system", "content": instructions}]))
