@@ -26,6 +26,9 @@ from .metrics import STTMetrics
 from .stt import STT, RecognizeStream, SpeechEvent, SpeechEventType, STTCapabilities
 
 
+_MAX_KEPT_FRAMES = 3000  # frames kept for an early recognition (a minute of 20 ms frames)
+
+
 class StreamAdapter(STT):
     """Streaming over a batch STT: START_OF_SPEECH and END_OF_SPEECH come from the VAD
     as they happen, then FINAL_TRANSCRIPT once the segment is recognised. No interim
@@ -140,6 +143,8 @@ class StreamAdapterWrapper(RecognizeStream):
                     if early_after is not None:
                         total += item.samples_per_channel
                         pushed.append((total, item))
+                        if len(pushed) > _MAX_KEPT_FRAMES:  # a VAD that reports no inference
+                            pushed.popleft()
                     vad_stream.push_frame(item)
             vad_stream.end_input()
 
@@ -165,8 +170,10 @@ class StreamAdapterWrapper(RecognizeStream):
                     elif event.raw_accumulated_silence <= 0.0:
                         drop_early()  # the speech goes on: what was recognised is stale
                     elif early is None and event.raw_accumulated_silence >= early_after and speech:
-                        later = [f for end, f in pushed if speech_at < end <= event.samples_index]
-                        early = recognize_task(speech + later)
+                        gap = bool(pushed) and pushed[0][0] - pushed[0][1].samples_per_channel > speech_at
+                        if not gap:  # (frames dropped for the bound: the segment's own audio will do)
+                            later = [f for end, f in pushed if speech_at < end <= event.samples_index]
+                            early = recognize_task(speech + later)
             segments.close()
 
         async def recognize() -> None:
