@@ -1,6 +1,18 @@
-"""A streaming STT made of a batch STT and a VAD: one ``recognize`` per VAD segment."""
+"""A streaming STT made of a batch STT and a VAD: one ``recognize`` per VAD segment.
+
+Early recognition (``recognize_early_after``, off by default): the VAD declares the end of
+speech only after its ``min_silence_duration`` of quiet (0.55 s for Silero), and the batch
+STT starts after that. With ``recognize_early_after=t``, once the speech has been quiet
+for ``t`` seconds the adapter recognises the speech so far at once; if the speech ends
+without resuming, that recognition is the segment's transcript, ready when (or soon after)
+the VAD speaks up. Speech resuming cancels it. Worth it for a local STT (a recognition
+that is thrown away costs CPU only); a paid API would bill each one.
+"""
 
 from __future__ import annotations
+
+import asyncio
+from collections import deque
 
 from livekit import rtc
 
@@ -14,15 +26,21 @@ from .metrics import STTMetrics
 from .stt import STT, RecognizeStream, SpeechEvent, SpeechEventType, STTCapabilities
 
 
+_MAX_KEPT_FRAMES = 3000  # frames kept for an early recognition (a minute of 20 ms frames)
+
+
 class StreamAdapter(STT):
     """Streaming over a batch STT: START_OF_SPEECH and END_OF_SPEECH come from the VAD
     as they happen, then FINAL_TRANSCRIPT once the segment is recognised. No interim
     transcripts (``capabilities.interim_results`` is False: there are none to give)."""
 
-    def __init__(self, *, stt: STT, vad: VAD) -> None:
+    def __init__(self, *, stt: STT, vad: VAD, recognize_early_after: float | None = None) -> None:
         super().__init__(capabilities=STTCapabilities(streaming=True, interim_results=False))
+        if recognize_early_after is not None and recognize_early_after < 0:
+            raise ValueError(f"recognize_early_after must be >= 0 or None, got {recognize_early_after}")
         self._stt = stt
         self._vad = vad
+        self._early_after = recognize_early_after
         stt.on("metrics_collected", self._forward_metrics)
 
     def _forward_metrics(self, metrics: STTMetrics) -> None:
@@ -58,7 +76,8 @@ class StreamAdapter(STT):
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> RecognizeStream:
         return StreamAdapterWrapper(
-            self, vad=self._vad, wrapped_stt=self._stt, language=language, conn_options=conn_options
+            self, vad=self._vad, wrapped_stt=self._stt, language=language, conn_options=conn_options,
+            recognize_early_after=self._early_after,
         )
 
     async def aclose(self) -> None:
@@ -77,9 +96,11 @@ class StreamAdapterWrapper(RecognizeStream):
         wrapped_stt: STT,
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+        recognize_early_after: float | None = None,
     ) -> None:
         self.__vad = vad
         self.__wrapped = wrapped_stt
+        self.__early_after = recognize_early_after
         super().__init__(stt=stt, conn_options=conn_options, language=language)
 
     def _on_done(self, *, cancelled: bool) -> None:
@@ -87,33 +108,85 @@ class StreamAdapterWrapper(RecognizeStream):
 
     async def _run(self) -> None:
         vad_stream = self.__vad.stream()
-        segments: Chan[list[rtc.AudioFrame]] = Chan()
+        # A segment's audio, or the early recognition of it.
+        segments: Chan[list[rtc.AudioFrame] | asyncio.Task[SpeechEvent]] = Chan()
+        early_after = self.__early_after
+        # Frames pushed to the VAD during the current speech, with the count of input
+        # samples up to each frame's end (the VAD's events carry that count too).
+        pushed: deque[tuple[int, rtc.AudioFrame]] = deque()
+        total = 0
+        speech: list[rtc.AudioFrame] = []  # the START_OF_SPEECH frames (they end at speech_at)
+        speech_at = 0
+        early: asyncio.Task[SpeechEvent] | None = None
+        started: set[asyncio.Task[SpeechEvent]] = set()  # cancelled with the stream
+
+        def recognize_task(frames: list[rtc.AudioFrame]) -> asyncio.Task[SpeechEvent]:
+            task = asyncio.ensure_future(
+                self.__wrapped.recognize(frames, language=self._language, conn_options=self._conn_options)
+            )
+            started.add(task)
+            task.add_done_callback(started.discard)
+            return task
+
+        def drop_early() -> None:
+            nonlocal early
+            if early is not None:
+                early.cancel()
+                early = None
 
         async def feed() -> None:
+            nonlocal total
             async for item in self._input_ch:
                 if item is FLUSH:
                     vad_stream.flush()
                 else:
+                    if early_after is not None:
+                        total += item.samples_per_channel
+                        pushed.append((total, item))
+                        if len(pushed) > _MAX_KEPT_FRAMES:  # a VAD that reports no inference
+                            pushed.popleft()
                     vad_stream.push_frame(item)
             vad_stream.end_input()
 
+        def forget_before(index: int) -> None:
+            while pushed and pushed[0][0] <= index:
+                pushed.popleft()
+
         async def detect() -> None:
+            nonlocal speech, speech_at, early
             async for event in vad_stream:
                 if event.type == VADEventType.START_OF_SPEECH:
+                    speech, speech_at = list(event.frames), event.samples_index
+                    forget_before(speech_at)
                     self._send(SpeechEvent(type=SpeechEventType.START_OF_SPEECH, request_id=self._request_id))
                 elif event.type == VADEventType.END_OF_SPEECH:
                     self._send(SpeechEvent(type=SpeechEventType.END_OF_SPEECH, request_id=self._request_id))
-                    segments.send_nowait(event.frames)
+                    segments.send_nowait(early if early is not None else event.frames)
+                    early, speech = None, []
+                    forget_before(event.samples_index)
+                elif early_after is not None and event.type == VADEventType.INFERENCE_DONE:
+                    if not event.speaking:
+                        forget_before(event.samples_index)
+                    elif event.raw_accumulated_silence <= 0.0:
+                        drop_early()  # the speech goes on: what was recognised is stale
+                    elif early is None and event.raw_accumulated_silence >= early_after and speech:
+                        gap = bool(pushed) and pushed[0][0] - pushed[0][1].samples_per_channel > speech_at
+                        if not gap:  # (frames dropped for the bound: the segment's own audio will do)
+                            later = [f for end, f in pushed if speech_at < end <= event.samples_index]
+                            early = recognize_task(speech + later)
             segments.close()
 
         async def recognize() -> None:
             # One at a time, so transcripts come out in speaking order.
-            async for frames in segments:
-                if not frames:
+            async for item in segments:
+                if isinstance(item, asyncio.Task):
+                    event = await item
+                elif item:
+                    event = await self.__wrapped.recognize(
+                        item, language=self._language, conn_options=self._conn_options
+                    )
+                else:
                     continue
-                event = await self.__wrapped.recognize(
-                    frames, language=self._language, conn_options=self._conn_options
-                )
                 if event.alternatives and event.alternatives[0].text.strip():
                     event.type = SpeechEventType.FINAL_TRANSCRIPT
                     self._send(event)
@@ -121,4 +194,6 @@ class StreamAdapterWrapper(RecognizeStream):
         try:
             await run_together(feed(), detect(), recognize())
         finally:
+            for task in list(started):
+                task.cancel()
             await vad_stream.aclose()

@@ -1,7 +1,8 @@
 """User audio to user turns: VAD and STT streams, and the end-of-turn decision.
 
 End of turn ("endpointing"): after the VAD says the speech ended (mode "vad") or the
-STT does (mode "stt"), wait ``min_endpointing_delay``, or ``max_endpointing_delay``
+STT does (mode "stt"), wait ``min_endpointing_delay`` counted from the last speech (the
+VAD's event comes its ``silence_duration`` later), or ``max_endpointing_delay``
 when a turn detector finds the end of turn unlikely; the turn is committed once that
 delay has passed and a final transcript exists. Speech resuming in between cancels the
 wait. Mode "manual" commits only on ``commit_user_turn()``.
@@ -155,7 +156,10 @@ class AudioRecognition:
                 self._hooks.on_vad_inference_done(ev)
             elif ev.type == VADEventType.END_OF_SPEECH:
                 self._speaking = False
-                self._end_of_speech_at = time.perf_counter()
+                # The VAD speaks up after ``silence_duration`` of quiet: the user stopped
+                # then, and the endpointing delay counts from there (as the reference does),
+                # not from the VAD's verdict.
+                self._end_of_speech_at = time.perf_counter() - max(0.0, ev.silence_duration)
                 self._hooks.on_end_of_speech(ev)
                 if self._mode == "vad":
                     self._schedule_eou()

@@ -3,12 +3,22 @@
 Greedy decoding (temperature 0, top-k 1), so the same conversation gets the same reply.
 
 Tool calls: a 135M model cannot be trusted to write a call in free text, so the choice
-is constrained. When tools are offered, a first short pass picks one of the tool names
-or "none" under a JSON-schema grammar (few-shot: give example requests per tool with
-``tool_examples`` -- the model needs them); a second pass fills the chosen tool's
-arguments under a grammar made from its parameters' schema, so the call is always valid
-JSON of the right shape. When the conversation's last turn already holds a tool's
-result, the model answers in text (a weak model would otherwise call tools in a loop).
+is constrained. When tools are offered, one generation in the tool context writes
+``{"function": "<name>", "arguments": {...}}`` after few-shot examples (give example
+requests per tool with ``tool_examples``, each a text or a ``(text, arguments)`` pair --
+the model needs them): the name is picked among the tools and "none" under a grammar,
+and decoding stops as soon as its first tokens tell the candidates apart (a greedy
+decode could not pick another); the arguments follow in the same context under a
+grammar made from the tool's parameters' schema, so the call is always valid JSON of
+the right shape. "none" costs one prompt evaluation. ``one_pass_tools=False`` keeps the
+older way (three passes: the name, then the arguments from a prompt of their own, then
+the answer). When the conversation's last turn already holds a tool's result, the model
+answers in text (a weak model would otherwise call tools in a loop).
+
+Every context keeps the tokens of its previous prompt and reply; llama.cpp evaluates
+only what follows the longest common prefix, so the prompts are built to keep their
+prefixes byte-stable from turn to turn (instructions first, history dropped in steps,
+the few-shot examples before the request).
 """
 
 from __future__ import annotations
@@ -40,6 +50,10 @@ from roomd.agents.utils.ids import shortuuid
 from . import weights
 
 NO_TOOL = "none"
+CALL_PREFIX = '{"function": "'  # how every few-shot answer starts, and the live one is primed
+_STRING_VALUE = r'root ::= [^"\\\x7F\x00-\x1F]* "\""'  # a JSON string's rest, after its opening quote
+# A tool example: a request, or a request and the arguments the call should get.
+ToolExample = str | tuple[str, Mapping[str, Any]]
 DEFAULT_NO_TOOL_EXAMPLES: tuple[str, ...] = ("Hi, how are you?", "Thank you, goodbye.")
 
 
@@ -48,9 +62,14 @@ class LlamaOptions:
     n_ctx: int = 2048
     n_threads: int = 2
     max_tokens: int = 96
-    max_history_items: int = 10  # recent items kept besides the instructions: a small model drifts on long contexts
-    tool_examples: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # Recent items kept besides the instructions (a small model drifts on long contexts),
+    # dropped ``history_drop_step`` at a time: every drop changes the prompt's prefix and
+    # costs a full evaluation, so drops are rare (a tool turn adds three items).
+    max_history_items: int = 16
+    history_drop_step: int = 12
+    tool_examples: Mapping[str, Sequence[ToolExample]] = field(default_factory=dict)
     no_tool_examples: Sequence[str] = DEFAULT_NO_TOOL_EXAMPLES
+    one_pass_tools: bool = True  # the tool name and its arguments in one generation (module doc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +89,7 @@ class _Done:
     pass
 
 
-def to_llama_messages(chat_ctx: ChatContext, *, max_history_items: int) -> list[dict[str, str]]:
+def to_llama_messages(chat_ctx: ChatContext, *, max_history_items: int, drop_step: int = 0) -> list[dict[str, str]]:
     """Chat items as the plain role/content messages SmolLM2's template knows.
 
     The template has no tool role: a call's result becomes a system note the model reads
@@ -98,13 +117,26 @@ def to_llama_messages(chat_ctx: ChatContext, *, max_history_items: int) -> list[
     if max_history_items > 0 and len(history) > max_history_items:
         # Drop old items in steps of half the window, not one per turn: the kept prefix
         # then stays the same for several turns and llama.cpp reuses its evaluation.
-        step = max(1, max_history_items // 2)
+        step = max(1, min(drop_step or max_history_items // 2, max_history_items))
         excess = len(history) - max_history_items
         history = history[-(-excess // step) * step :]
     if instructions:
         merged = {"role": "system", "content": "\n".join(m["content"] for m in instructions)}
         return [merged, *history]
     return history
+
+
+def example_text(example: ToolExample) -> str:
+    return example if isinstance(example, str) else example[0]
+
+
+def example_call(tool: Tool, example: ToolExample) -> str:
+    """The few-shot answer to a tool example; without example arguments, a tool that takes
+    some shows the name only (the live call's arguments still follow the schema)."""
+    takes = bool((tool.parameters or {}).get("properties"))
+    if isinstance(example, str):
+        return json.dumps({"function": tool.name} | ({} if takes else {"arguments": {}}))
+    return json.dumps({"function": tool.name, "arguments": dict(example[1])})
 
 
 def last_user_text(chat_ctx: ChatContext) -> str | None:
@@ -122,6 +154,27 @@ def answering_tool_result(chat_ctx: ChatContext) -> bool:
         if isinstance(item, ChatMessage) and item.role == "user":
             return False
     return False
+
+
+def chat_prompt(llama: Any, messages: list[dict[str, str]]) -> str:
+    """``messages`` in the model's own chat template, ready for the assistant's turn."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llama.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise APIError("the model has no chat template in its metadata", retryable=False)
+    model = llama._model  # llama-cpp-python builds its own formatter from these too
+    formatter = Jinja2ChatFormatter(
+        template=template,
+        eos_token=model.token_get_text(llama.token_eos()),
+        bos_token=model.token_get_text(llama.token_bos()),
+    )
+    return str(formatter(messages=messages).prompt)
+
+
+def tokens_of(llama: Any, text: str) -> list[int]:
+    """Tokens of a prompt, the way ``create_completion`` tokenizes one."""
+    return list(llama.tokenize(text.encode("utf-8"), special=True))
 
 
 def _forced_tool(tool_choice: ToolChoice | None) -> str | None:
@@ -198,6 +251,28 @@ class LocalLLM(LLM):
 
     # -- blocking parts, run in a worker thread ------------------------------------
 
+    def warm(self, *, instructions: str | None = None, tools: Sequence[Tool] = ()) -> None:
+        """Blocking: evaluate now the prompt prefixes every turn shares -- the instructions
+        in the answer context, the tool context's few-shot examples -- so the first turn
+        does not pay for them. Seconds on 2 cores: not in a prewarm function (a child must
+        initialise within 10 s); the receptionist runs it while its greeting plays."""
+        with self._lock:
+            if instructions:
+                self._evaluate(self._llama, chat_prompt(self._llama, [{"role": "system", "content": instructions}]))
+            if tools and self._options.one_pass_tools:
+                messages = self._one_pass_messages("", tools)[:-1]  # all but the request
+                self._evaluate(self._chooser, chat_prompt(self._chooser, messages))
+
+    @staticmethod
+    def _evaluate(llama: Any, prompt: str) -> None:
+        # Through generate(), like every later request: it keeps the evaluated tokens as
+        # the context's prefix for the next prompt to match.
+        generator = llama.generate(tokens_of(llama, prompt), top_k=1, temp=0.0)
+        try:
+            next(generator)
+        finally:
+            generator.close()
+
     def _complete(
         self, llama: Any, messages: list[dict[str, str]], *, schema: dict[str, Any] | None, max_tokens: int
     ) -> str:
@@ -215,9 +290,12 @@ class LocalLLM(LLM):
     ) -> ToolDecision | None:
         """Blocking: the tool to call for ``request`` (and its arguments), or None."""
         by_name = {tool.name: tool for tool in tools}
+        if forced is not None and forced not in by_name:
+            raise APIError(f"tool_choice names {forced!r}, which is not among the tools {sorted(by_name)}", retryable=False)
+        if self._options.one_pass_tools:
+            choices = [forced] if forced is not None else list(by_name) + ([] if required else [NO_TOOL])
+            return self._decide_one_pass(request, list(by_name.values()), choices)
         if forced is not None:
-            if forced not in by_name:
-                raise APIError(f"tool_choice names {forced!r}, which is not among the tools {sorted(by_name)}", retryable=False)
             name = forced
         else:
             choices = list(by_name) + ([] if required else [NO_TOOL])
@@ -225,6 +303,109 @@ class LocalLLM(LLM):
             if name == NO_TOOL:
                 return None
         return ToolDecision(name=name, arguments=self._arguments(request, by_name[name]))
+
+    # -- one pass: name and arguments in one generation, in the tool context --------------
+
+    def _one_pass_messages(self, request: str, tools: Sequence[Tool]) -> list[dict[str, str]]:
+        """The few-shot prompt; the same for every request (so its evaluation is reused)
+        except for the request itself, which comes last."""
+        def signature(tool: Tool) -> str:
+            names = ", ".join((tool.parameters or {}).get("properties") or {})
+            return f"- {tool.name}({names}): {tool.description}"
+
+        system = (
+            "Choose the function that answers the user's message and its arguments, or none.\nFunctions:\n"
+            + "\n".join(signature(tool) for tool in tools)
+            + f"\n- {NO_TOOL}: no function needed."
+        )
+        messages = [{"role": "system", "content": system}]
+        for tool in tools:
+            for example in self._options.tool_examples.get(tool.name, ()):
+                messages.append({"role": "user", "content": example_text(example)})
+                messages.append({"role": "assistant", "content": example_call(tool, example)})
+        for example in self._options.no_tool_examples:
+            messages.append({"role": "user", "content": example})
+            messages.append({"role": "assistant", "content": json.dumps({"function": NO_TOOL})})
+        messages.append({"role": "user", "content": request})
+        return messages
+
+    def _decide_one_pass(self, request: str, tools: Sequence[Tool], choices: list[str]) -> ToolDecision | None:
+        from llama_cpp import LlamaGrammar
+
+        llama = self._chooser
+        prompt = chat_prompt(llama, self._one_pass_messages(request, tools)) + CALL_PREFIX
+        with self._lock:
+            name = self._pick_name(llama, prompt, choices)
+            if name == NO_TOOL:
+                return None
+            tool = next(t for t in tools if t.name == name)
+            schema = dict(tool.parameters)
+            if not schema.get("properties"):
+                return ToolDecision(name=name, arguments="{}")
+            schema.pop("additionalProperties", None)  # the grammar converter needs no help here
+            # The name the model chose is written out in full, then its arguments follow
+            # in the same context: only the tokens after the choice are evaluated.
+            text = self._fill_arguments(llama, f'{prompt}{name}", "arguments": ', schema)
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            raise APIError(f"the model's arguments for {name} are not valid JSON: {text!r}", retryable=False) from exc
+        return ToolDecision(name=name, arguments=text)
+
+    @staticmethod
+    def _fill_arguments(llama: Any, prompt: str, schema: dict[str, Any]) -> str:
+        """The arguments object after ``prompt``. When every property is a required
+        string, the keys and quotes are written for the model and it decodes only the
+        values: at ~20 ms a decoded token, the JSON around them is not worth decoding."""
+        from llama_cpp import LlamaGrammar
+
+        def complete(text: str, grammar: Any) -> str:
+            result = llama.create_completion(
+                prompt=tokens_of(llama, text), grammar=grammar, temperature=0.0, top_k=1, max_tokens=64
+            )
+            return str(result["choices"][0]["text"])
+
+        properties: dict[str, Any] = schema.get("properties") or {}
+        plain = set(schema.get("required") or ()) == set(properties) and all(
+            spec.get("type") == "string" and "enum" not in spec for spec in properties.values()
+        )
+        if not plain:
+            return complete(prompt.rstrip(), LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)).strip()
+        # (the prompt must not end in a space: the model writes ' "' as one token)
+        value_grammar = LlamaGrammar.from_string(_STRING_VALUE, verbose=False)
+        values: dict[str, str] = {}
+        written = prompt + "{"
+        for key in properties:
+            written += ("" if not values else ", ") + json.dumps(key) + ': "'
+            values[key] = complete(written, value_grammar).removesuffix('"')
+            written += values[key] + '"'
+        return json.dumps(values)
+
+    def _pick_name(self, llama: Any, prompt: str, choices: list[str]) -> str:
+        """The choice a greedy decode under the grammar ``choices`` would write, stopping as
+        soon as the decoded text is the start of one choice only."""
+        from llama_cpp import LlamaGrammar
+
+        if len(choices) == 1:
+            return choices[0]
+        alternatives = " | ".join(json.dumps(c + '"') for c in choices)
+        grammar = LlamaGrammar.from_string(f"root ::= {alternatives}", verbose=False)
+        decoded = b""
+        generator = llama.generate(tokens_of(llama, prompt), top_k=1, temp=0.0, grammar=grammar)
+        try:
+            for count, token in enumerate(generator):
+                decoded += llama.detokenize([token])
+                text = decoded.decode("utf-8", errors="ignore")
+                left = [c for c in choices if (c + '"').startswith(text) or text.startswith(c + '"')]
+                if len(left) == 1:
+                    return left[0]
+                if not left or count > 32:
+                    break
+        finally:
+            generator.close()
+        raise APIError(f"the model's tool choice {decoded!r} is not one of {choices}", retryable=False)
+
+    # -- three passes (one_pass_tools=False) -------------------------------------------
 
     def _choose(self, request: str, tools: Sequence[Tool], choices: list[str]) -> str:
         listing = "\n".join(f"- {tool.name}: {tool.description}" for tool in tools)
@@ -235,7 +416,7 @@ class LocalLLM(LLM):
             + (f"\n- {NO_TOOL}: no function needed." if NO_TOOL in choices else "")
         )
         messages = [{"role": "system", "content": system}]
-        shots = [(ex, tool.name) for tool in tools for ex in self._options.tool_examples.get(tool.name, ())]
+        shots = [(example_text(ex), tool.name) for tool in tools for ex in self._options.tool_examples.get(tool.name, ())]
         if NO_TOOL in choices:
             shots += [(ex, NO_TOOL) for ex in self._options.no_tool_examples]
         for example, answer in shots:
@@ -329,7 +510,9 @@ class _LocalLLMStream(LLMStream):
                 call = FunctionToolCall(name=decision.name, arguments=decision.arguments, call_id=shortuuid("call_"))
                 self._send(ChatChunk(id=self._request_id, delta=ChoiceDelta(role="assistant", tool_calls=[call])))
                 return
-        messages = to_llama_messages(self._chat_ctx, max_history_items=llm.options.max_history_items)
+        messages = to_llama_messages(
+            self._chat_ctx, max_history_items=llm.options.max_history_items, drop_step=llm.options.history_drop_step
+        )
         if not messages:
             raise APIError("nothing to answer: the chat context has no messages", retryable=False)
         await self._stream_text(messages)

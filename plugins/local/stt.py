@@ -3,6 +3,17 @@
 Whisper is a batch model: ``recognize`` transcribes one utterance. For a stream, wrap it
 in ``roomd.agents.stt.StreamAdapter`` with a VAD (one recognition per VAD segment):
 ``capabilities`` says so (no streaming, no interim results) rather than pretending.
+
+Fitted window: Whisper's encoder is trained on 30 s windows and faster-whisper pads every
+input to 30 s, so a 2 s question costs the encoder as much as 30 s of speech (~0.4 s of
+the ~0.5 s on 2 cores). CTranslate2 accepts a shorter window, so an utterance is encoded
+in a window of its own length plus ``fit_window_padding`` of silence, at least
+``fit_window_min`` long: in windows of a few seconds tiny.en repeats short questions
+("What time is it? What time is it? ..."), more often when the audio stops right after
+the last word (as an early recognition's does). A decode that runs longer than speech
+can hold (more than ``_TOKENS_PER_SECOND``) or that is one phrase said twice or more is
+such a loop, and the utterance is decoded again the padded way. The text of the test questions is the same either way
+(tests/voice_stack/test_local_components.py).
 """
 
 from __future__ import annotations
@@ -26,6 +37,8 @@ from roomd.agents.utils.ids import shortuuid
 from . import weights
 
 _RATE = 16000
+_WINDOW_SECONDS = 30  # Whisper's trained input window
+_TOKENS_PER_SECOND = 10  # more text than fast speech holds (~4 words a second)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +47,9 @@ class WhisperOptions:
     beam_size: int = 1  # greedy: fastest, and repeatable
     cpu_threads: int = 2
     compute_type: str = "int8"
+    fit_window: bool = True  # encode a window fitted to the utterance, not 30 s (see the module doc)
+    fit_window_padding: float = 3.0  # seconds of silence after the utterance in a fitted window
+    fit_window_min: float = 10.0  # seconds: the shortest fitted window (shorter ones loop more)
 
 
 def to_whisper_input(buffer: AudioBuffer) -> np.ndarray:
@@ -49,6 +65,13 @@ def to_whisper_input(buffer: AudioBuffer) -> np.ndarray:
             return np.zeros(0, dtype=np.float32)
         frame = rtc.combine_audio_frames(frames)
     return np.frombuffer(frame.data, dtype=np.int16).astype(np.float32) / 32768.0
+
+
+def repeats(tokens: list[int]) -> bool:
+    """Whether ``tokens`` are one unit of two or more tokens said several times over
+    ("What time is it? What time is it?"): how tiny.en loops in a short window."""
+    n = len(tokens)
+    return any(n % unit == 0 and tokens == tokens[:unit] * (n // unit) for unit in range(2, n // 2 + 1))
 
 
 class WhisperSTT(STT):
@@ -83,11 +106,35 @@ class WhisperSTT(STT):
         return "whisper-tiny.en"
 
     @property
+    def engine(self) -> Any:
+        """The loaded faster-whisper model (to build another ``WhisperSTT`` sharing it)."""
+        return self._model
+
+    @property
+    def options(self) -> WhisperOptions:
+        return self._options
+
+    @property
     def provider(self) -> str:
         return "local"
 
     def transcribe_samples(self, samples: np.ndarray, language: str) -> SpeechData:
         """Blocking: the text of 16 kHz float32 samples."""
+        fits = samples.size / _RATE + self._options.fit_window_padding <= _WINDOW_SECONDS
+        fitted = None
+        if self._options.fit_window and fits:
+            fitted = self._transcribe_fitted(samples, language)
+        text, logprob = fitted if fitted is not None else self._transcribe_padded(samples, language)
+        return SpeechData(
+            language=language,
+            text=text,
+            confidence=math.exp(logprob) if text else 0.0,
+            start_time=0.0,
+            end_time=samples.size / _RATE,
+        )
+
+    def _transcribe_padded(self, samples: np.ndarray, language: str) -> tuple[str, float]:
+        """faster-whisper's own path: 30 s windows."""
         with self._lock:
             segments, _info = self._model.transcribe(
                 samples,
@@ -100,13 +147,43 @@ class WhisperSTT(STT):
             segments = list(segments)
         text = "".join(s.text for s in segments).strip()
         logprob = sum(s.avg_logprob for s in segments) / len(segments) if segments else -math.inf
-        return SpeechData(
-            language=language,
-            text=text,
-            confidence=math.exp(logprob) if segments else 0.0,
-            start_time=0.0,
-            end_time=samples.size / _RATE,
-        )
+        return text, logprob
+
+    def _transcribe_fitted(self, samples: np.ndarray, language: str) -> tuple[str, float] | None:
+        """One window as long as the utterance (plus padding): one encode, one greedy decode.
+        None when the decoder ran away (a repetition loop)."""
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        model = self._model
+        features = model.feature_extractor(samples)
+        per_second = _RATE // model.feature_extractor.hop_length  # feature frames a second
+        padding = int(self._options.fit_window_padding * per_second)
+        shortest = int(self._options.fit_window_min * per_second)
+        fitted = max(shortest, -(-(features.shape[-1] + padding) // per_second) * per_second)
+        window = min(_WINDOW_SECONDS * per_second, fitted)
+        tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
+        prompt = model.get_prompt(tokenizer, [], without_timestamps=True)
+        budget = int(samples.size / _RATE * _TOKENS_PER_SECOND) + 8  # tokens of text
+        with self._lock:
+            encoded = model.encode(pad_or_trim(features, window))
+            result = model.model.generate(
+                encoded,
+                [prompt],
+                beam_size=self._options.beam_size,
+                # (CTranslate2 stops well short of max_length; leave it room to exceed the budget)
+                max_length=min(model.max_length, 4 * budget),
+                return_scores=True,
+                suppress_blank=True,
+                suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            )[0]
+        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+        if len(result.sequences_ids[0]) > budget or repeats(tokens):
+            return None
+        text = tokenizer.decode(tokens).strip()
+        # CTranslate2's score is the length-normalised log probability of the sequence.
+        return text, float(result.scores[0]) if text else -math.inf
 
     async def _recognize_impl(
         self, buffer: AudioBuffer, *, language: str | None, conn_options: APIConnectOptions

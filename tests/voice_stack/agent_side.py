@@ -26,12 +26,14 @@ def agent_token(address: Any, room: str, identity: str = "receptionist") -> str:
     return api.AccessToken(address.api_key, address.api_secret).with_identity(identity).with_kind("agent").with_grants(grants).to_jwt()
 
 
-async def start_receptionist(address: Any, room_name: str, components: dict[str, Any]) -> RunningAgent:
+async def start_receptionist(
+    address: Any, room_name: str, components: dict[str, Any], **session_options: Any
+) -> RunningAgent:
     from roomd_example_receptionist.agent import build_agent, build_session
 
     room = rtc.Room()
     await room.connect(address.url, agent_token(address, room_name))
-    session = build_session(components)
+    session = build_session(components, **session_options)
     running = RunningAgent(room=room, session=session)
 
     def on_tools(event: Any) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import shutil
+import threading
 
 import pytest
 from livekit import rtc
@@ -79,6 +81,82 @@ async def test_whisper_transcribes_a_spoken_question(whisper) -> None:
     assert 0.0 < event.alternatives[0].confidence <= 1.0
 
 
+QUESTIONS = ["library_hours.wav", "what_time.wav", "hello.wav", "pool_hours.wav"]
+
+
+def _samples(name: str, trailing_silence: float) -> "np.ndarray":
+    import numpy as np
+
+    frame = load_wav(name)
+    assert frame.sample_rate == 16000 and frame.num_channels == 1
+    speech = np.frombuffer(frame.data, dtype=np.int16).astype(np.float32) / 32768.0
+    return np.concatenate([speech, np.zeros(int(trailing_silence * 16000), dtype=np.float32)])
+
+
+@pytest.mark.parametrize("trailing_silence", [0.0, 0.55])
+def test_whisper_fitted_window_hears_what_the_30s_window_hears(whisper, trailing_silence: float) -> None:
+    """The fitted window (the default) gives the text faster-whisper's own 30 s path gives,
+    with and without the silence the VAD leaves at the end of a segment."""
+    from roomd.plugins.local.stt import WhisperSTT
+
+    assert whisper.options.fit_window
+    padded = WhisperSTT(whisper.engine, dataclasses.replace(whisper.options, fit_window=False))
+    for name in QUESTIONS:
+        samples = _samples(name, trailing_silence)
+        assert whisper.transcribe_samples(samples, "en").text == padded.transcribe_samples(samples, "en").text, name
+
+
+async def test_whisper_recognizing_early_hears_what_one_shot_recognition_hears(whisper, monkeypatch) -> None:
+    """Behind a VAD with ``recognize_early_after`` (the receptionist's setup) each question
+    is recognised from the speech up to its first quiet 0.2 s -- not the whole VAD segment
+    with its 0.55 s of end-of-speech silence -- and reads as the segment does."""
+    heard: list[float] = []
+    transcribe = whisper.transcribe_samples
+
+    def recording(samples, language):  # type: ignore[no-untyped-def]
+        heard.append(samples.size / 16000)
+        return transcribe(samples, language)
+
+    monkeypatch.setattr(whisper, "transcribe_samples", recording)
+    vad = resolve("vad", "local/silero")
+
+    async def recognise(name: str, early: float | None) -> tuple[list[str], float]:
+        heard.clear()
+        stream = StreamAdapter(stt=whisper, vad=vad, recognize_early_after=early).stream()
+        audio = resample(load_wav(name), 48000)
+        for f in split(audio, 0.02) + split(silence(1.0, 48000), 0.02):
+            stream.push_frame(f)
+            await asyncio.sleep(0.005)  # about as the room delivers it: the VAD keeps up
+        stream.end_input()
+        async with asyncio.timeout(30):
+            events = [e async for e in stream]
+        return [e.alternatives[0].text for e in events if e.type == SpeechEventType.FINAL_TRANSCRIPT], heard[-1]
+
+    for name in QUESTIONS:
+        segment_text, segment = await recognise(name, None)
+        early_text, early = await recognise(name, 0.2)
+        assert early_text == segment_text and len(early_text) == 1, (name, early_text, segment_text)
+        assert early < segment - 0.2, (name, early, segment)
+
+
+def test_whisper_repetition_is_recognised_as_a_loop() -> None:
+    from roomd.plugins.local.stt import repeats
+
+    assert repeats([1, 2, 3, 1, 2, 3]) and repeats([5, 6, 5, 6, 5, 6])
+    assert not repeats([1, 2, 3, 1, 2]) and not repeats([7, 7]) and not repeats([]) and not repeats([1, 2, 3])
+
+
+def test_whisper_fitted_window_falls_back_when_the_decoder_loops(whisper) -> None:
+    """Without padding tiny.en repeats a short question until the token budget runs out;
+    the runaway is detected and the utterance decoded the padded way instead."""
+    from roomd.plugins.local.stt import WhisperSTT
+
+    tight = WhisperSTT(whisper.engine, dataclasses.replace(whisper.options, fit_window_padding=0.0, fit_window_min=0.0))
+    samples = _samples("what_time.wav", 0.0)
+    assert tight._transcribe_fitted(samples, "en") is None  # the loop is caught
+    assert tight.transcribe_samples(samples, "en").text == "What time is it?"
+
+
 async def test_whisper_behind_a_vad_streams_honest_events(whisper) -> None:
     """Batch STT per VAD segment: start/end from the VAD, one final, no interim."""
     stt = StreamAdapter(stt=whisper, vad=resolve("vad", "local/silero"))
@@ -106,18 +184,52 @@ async def test_flite_speaks_at_its_native_rate_and_whisper_understands_it(flite,
     assert words(heard) == words(text), heard
 
 
-async def test_flite_streams_sentence_by_sentence(flite) -> None:
-    stream = flite.stream()
-    for piece in ["Hello there, ", "welcome to the town hall. How can ", "I help you today?"]:
+async def _spoken(tts, pieces: list[str]) -> list:  # type: ignore[no-untyped-def]
+    stream = tts.stream()
+    for piece in pieces:
         stream.push_text(piece)
     stream.flush()
     stream.end_input()
     async with asyncio.timeout(30):
         out = [a async for a in stream]
-    spoken = [a.delta_text for a in out if a.delta_text]
-    # One synthesis per sentence; the second carries the space between them for transcripts.
-    assert spoken == ["Hello there, welcome to the town hall.", " How can I help you today?"]
     assert out[-1].is_final and not any(a.is_final for a in out[:-1])
+    return [a.delta_text for a in out if a.delta_text]
+
+
+async def test_flite_streams_first_clause_then_sentence_by_sentence(flite) -> None:
+    spoken = await _spoken(flite, ["Hello there, ", "welcome to the town hall. How can ", "I help you today?"])
+    # One synthesis per piece; later ones carry the space between them for transcripts.
+    assert spoken == ["Hello there,", " welcome to the town hall.", " How can I help you today?"]
+
+
+async def test_flite_streams_by_sentences_when_asked(flite) -> None:
+    from roomd.agents.tokenize import SentenceTokenizer
+    from roomd.plugins.local.tts import FliteTTS
+
+    sentences = FliteTTS(sentence_tokenizer=SentenceTokenizer(min_sentence_len=8))
+    spoken = await _spoken(sentences, ["Hello there, ", "welcome to the town hall. How can ", "I help you today?"])
+    assert spoken == ["Hello there, welcome to the town hall.", " How can I help you today?"]
+
+
+def test_first_clause_tokenizer_cuts_each_texts_first_clause_only() -> None:
+    from roomd.plugins.local.tts import FirstClauseTokenizer
+
+    tokenizer = FirstClauseTokenizer(min_sentence_len=8)
+
+    def pieces(*texts: str) -> list[str]:
+        buffer = tokenizer.buffer()
+        out = [p for text in texts for p in buffer.push(text)]
+        return out + buffer.flush()
+
+    assert pieces("The library", " is open from 9 AM to 6 PM", ", Monday to", " Saturday. See you", "!") == [
+        "The library is open from 9 AM to 6 PM,", "Monday to Saturday.", "See you!"]
+    # too short to be a clause of its own; an abbreviation's period is no boundary
+    assert pieces("Hi! I am", " Dr. Smith", ", your host.") == ["Hi! I am Dr. Smith,", "your host."]
+    assert pieces("Yes.") == ["Yes."]
+    buffer = tokenizer.buffer()
+    assert buffer.push("One, two, three. ") == ["One, two,"]
+    assert buffer.flush() == ["three."]
+    assert buffer.push("Next text, again. ") == ["Next text,"]  # a new text starts with a clause again
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
@@ -195,6 +307,110 @@ async def test_smollm2_obeys_tool_choice(smollm2) -> None:
     forced = {"type": "function", "function": {"name": "lookup_opening_hours"}}
     _, calls = await smollm2.chat(chat_ctx=_ctx("When does the pool open?"), tools=tools, tool_choice=forced).collect()
     assert [c.name for c in calls] == ["lookup_opening_hours"]
+
+
+def _count_evaluated(monkeypatch, llama) -> list[int]:
+    """Tokens each ``eval`` of a llama context gets (what llama.cpp actually computes)."""
+    counts: list[int] = []
+    evaluate = llama.eval
+
+    def counting(tokens):  # type: ignore[no-untyped-def]
+        counts.append(len(tokens))
+        return evaluate(tokens)
+
+    monkeypatch.setattr(llama, "eval", counting)
+    return counts
+
+
+@pytest.mark.parametrize("one_pass", [True, False])
+def test_smollm2_decides_the_receptionists_tools(smollm2, one_pass: bool) -> None:
+    """Both ways of deciding (one generation, or name then arguments) pick the tool each
+    of the receptionist's questions needs, with arguments the tool can use."""
+    from roomd.plugins.local.llm import LocalLLM
+    from roomd_example_receptionist.desk import find_place, load_places, make_tools
+
+    llm = smollm2 if one_pass else LocalLLM(
+        smollm2._llama, dataclasses.replace(smollm2.options, one_pass_tools=False),
+        chooser=smollm2._chooser, filler=smollm2._filler,
+    )
+    assert llm.options.one_pass_tools is one_pass
+    tools, places = make_tools(), load_places()
+    cases = {
+        "What is the opening time of the library?": ("lookup_opening_hours", "library"),
+        "When does the swimming pool open?": ("lookup_opening_hours", "pool"),
+        "When does the town hall close?": ("lookup_opening_hours", "town hall"),
+        "What time is it?": ("get_current_time", None),
+        "Hello, who are you?": None,
+        "Thank you, goodbye.": None,
+    }
+    for question, expected in cases.items():
+        decision = llm.decide_tool(question, tools, required=False, forced=None)
+        if expected is None:
+            assert decision is None, (question, decision)
+            continue
+        assert decision is not None and decision.name == expected[0], (question, decision)
+        args = json.loads(decision.arguments)
+        if expected[1] is not None:
+            place = find_place(places, args["place"])
+            assert place is not None and place.key == expected[1], (question, decision)
+
+
+def test_smollm2_one_pass_no_tool_is_one_prompt_evaluation(smollm2, monkeypatch) -> None:
+    """Deciding "none" evaluates the prompt once and decodes nothing more: the first
+    token of the answer already tells the choices apart."""
+    from roomd_example_receptionist.desk import make_tools
+
+    tools = make_tools()
+    smollm2.decide_tool("Good morning!", tools, required=False, forced=None)  # the few-shot prefix is cached
+    counts = _count_evaluated(monkeypatch, smollm2._chooser)
+    assert smollm2.decide_tool("Hello, who are you?", tools, required=False, forced=None) is None
+    assert len(counts) == 1, counts
+    request = len(smollm2._chooser.tokenize("Hello, who are you?".encode(), add_bos=False))
+    # the request, its chat markup and the call's opening, not the few-shot examples again
+    assert counts[0] <= request + 12, counts
+
+
+def test_smollm2_warm_evaluates_the_shared_prefixes_before_the_first_turn(monkeypatch) -> None:
+    """After ``warm`` the first tool decision and the first answer evaluate their own new
+    tokens only: the few-shot examples and the instructions were evaluated at warm-up."""
+    require_local_stack("llama_cpp")
+    from roomd.plugins.local.llm import LocalLLM, chat_prompt, tokens_of
+    from roomd_example_receptionist.desk import INSTRUCTIONS, TOOL_EXAMPLES, make_tools
+
+    llm = LocalLLM.load(tool_examples=TOOL_EXAMPLES)
+    tools = make_tools()
+    llm.warm(instructions=INSTRUCTIONS, tools=tools)
+    chooser = _count_evaluated(monkeypatch, llm._chooser)
+    assert llm.decide_tool("Hello, who are you?", tools, required=False, forced=None) is None
+    assert len(chooser) == 1 and chooser[0] <= 24, chooser
+    answer = _count_evaluated(monkeypatch, llm._llama)
+    messages = [{"role": "system", "content": INSTRUCTIONS}, {"role": "user", "content": "Hello, who are you?"}]
+    next(llm.generate(messages, threading.Event()))
+    whole = len(tokens_of(llm._llama, chat_prompt(llm._llama, messages)))
+    assert answer[0] <= 24 < whole, (answer, whole)
+
+
+async def test_smollm2_answer_context_evaluates_only_each_turns_new_tokens(smollm2, monkeypatch) -> None:
+    """Across the turns of one conversation the answer context keeps its evaluation: a
+    turn computes the new user message (and the little chat markup around it), not the
+    instructions and history again."""
+    ctx = _ctx("Hello, who are you?")
+    from roomd.plugins.local.llm import chat_prompt, to_llama_messages, tokens_of
+
+    counts = _count_evaluated(monkeypatch, smollm2._llama)
+    first, _ = await smollm2.chat(chat_ctx=ctx).collect()
+    ctx.add_message(role="assistant", content=first)
+    question = "Can you help me?"
+    ctx.add_message(role="user", content=question)
+    counts.clear()
+    await smollm2.chat(chat_ctx=ctx).collect()
+    prompt_evaluated = counts[0]  # the first eval is the prompt; the rest one token each
+    new = len(smollm2._llama.tokenize(question.encode(), add_bos=False))
+    assert all(c == 1 for c in counts[1:]), counts
+    assert prompt_evaluated <= new + 12, (prompt_evaluated, new)
+    messages = to_llama_messages(ctx, max_history_items=smollm2.options.max_history_items)
+    whole = len(tokens_of(smollm2._llama, chat_prompt(smollm2._llama, messages)))
+    assert prompt_evaluated < whole // 3, (prompt_evaluated, whole)
 
 
 def test_subprocess_tts_works_under_uvloop(flite) -> None:

@@ -151,3 +151,56 @@ async def test_tone_tts_native_stream_marks_segment_ends() -> None:
         audio = [a async for a in stream]
     assert [a.is_final for a in audio].count(True) == 2 and audio[-1].is_final
     assert [m.characters_count for m in metrics] == [6, 3]
+
+
+class _RecordingSTT(stt.STT):
+    """A batch STT that says how much audio each recognition got."""
+
+    def __init__(self) -> None:
+        super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
+        self.heard: list[float] = []
+
+    async def _recognize_impl(self, buffer, *, language, conn_options):  # type: ignore[no-untyped-def]
+        from roomd.agents.utils.audio import merge_frames
+
+        seconds = merge_frames(buffer).duration
+        self.heard.append(seconds)
+        return stt.SpeechEvent(
+            type=stt.SpeechEventType.FINAL_TRANSCRIPT,
+            alternatives=[stt.SpeechData(language="en", text=f"heard {len(self.heard)}")],
+        )
+
+
+async def _adapter_events(adapter: stt.StreamAdapter, frames: list) -> list[stt.SpeechEvent]:
+    stream = adapter.stream()
+    for frame in frames:
+        stream.push_frame(frame)
+        await asyncio.sleep(0)  # let the VAD keep up, as with live audio
+    stream.end_input()
+    async with asyncio.timeout(5):
+        return [e async for e in stream]
+
+
+async def test_stt_stream_adapter_recognizes_early_once_the_speech_is_quiet() -> None:
+    """With ``recognize_early_after`` the segment is recognised from the speech up to the
+    first quiet moments, not from the speech plus the VAD's whole end-of-speech silence;
+    a pause shorter than the VAD's silence throws the early recognition away."""
+    batch = _RecordingSTT()
+    adapter = stt.StreamAdapter(stt=batch, vad=EnergyVAD(min_silence_duration=0.5), recognize_early_after=0.1)
+    frames = speech_frames(0.4) + quiet_frames(0.2) + speech_frames(0.4) + quiet_frames(0.8)
+    events = await _adapter_events(adapter, frames)
+    T = stt.SpeechEventType
+    assert [e.type for e in events] == [T.START_OF_SPEECH, T.END_OF_SPEECH, T.FINAL_TRANSCRIPT]
+    # one early recognition in the pause (thrown away), one at the end (used)
+    assert len(batch.heard) == 2, batch.heard
+    assert events[-1].alternatives[0].text == "heard 2"
+    # the used one holds both bursts and the pause, but not the 0.5 s of final silence
+    assert 1.0 <= batch.heard[1] < 1.0 + 0.5, batch.heard
+
+
+async def test_stt_stream_adapter_without_early_recognition_waits_for_the_segment() -> None:
+    batch = _RecordingSTT()
+    adapter = stt.StreamAdapter(stt=batch, vad=EnergyVAD(min_silence_duration=0.5))
+    events = await _adapter_events(adapter, speech_frames(0.4) + quiet_frames(0.2) + speech_frames(0.4) + quiet_frames(0.8))
+    assert [e.alternatives[0].text for e in events if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT] == ["heard 1"]
+    assert batch.heard[0] >= 1.0 + 0.5, batch.heard  # the segment includes the VAD's silence

@@ -18,10 +18,11 @@ INSTRUCTIONS = (
 )
 GREETING = "Hello, welcome to the town hall. How can I help you?"
 
-# Example requests per tool: the small local model picks tools by analogy with them.
-TOOL_EXAMPLES: dict[str, list[str]] = {
+# Example requests per tool (with the arguments the call should get): the small local
+# model picks tools, and fills their arguments, by analogy with them.
+TOOL_EXAMPLES: dict[str, list[str | tuple[str, dict[str, str]]]] = {
     "get_current_time": ["What's the time now?"],
-    "lookup_opening_hours": ["When does the museum close?"],
+    "lookup_opening_hours": [("When does the museum close?", {"place": "museum"})],
 }
 
 
@@ -40,7 +41,8 @@ def load_places() -> list[Place]:
 
 def find_place(places: list[Place], query: str) -> Place | None:
     """The place whose name appears in ``query`` (longest name first), else None."""
-    q = " ".join(query.lower().replace("?", " ").split())
+    # (a model may write the place as an identifier: "town_hall")
+    q = " ".join(query.lower().replace("?", " ").replace("_", " ").split())
     candidates = sorted(((name, p) for p in places for name in p.names), key=lambda np_: -len(np_[0]))
     for name, place in candidates:
         if name in q or q in name:
