@@ -119,7 +119,7 @@ class Bench:
 
     async def start(self, address: Any) -> None:
         from agent_side import start_receptionist
-        from roomd.daemon.console import ConsoleOptions, ConsoleSession
+        from roomd.daemon.console_session import ConsoleOptions, ConsoleSession
 
         components = self.variant.components()
         components["stt"].on("metrics_collected", self.stt_m.append)
@@ -135,13 +135,13 @@ class Bench:
         await wait_until_quiet(self.console, 1.0)  # the greeting has played out
 
     def agent_final(self, line: Any) -> bool:
-        from roomd.daemon.console import TRANSCRIPTION_TOPIC
+        from roomd.daemon.console_session import TRANSCRIPTION_TOPIC
 
         return (line.topic == TRANSCRIPTION_TOPIC and line.identity != self.console.options.identity
                 and line.final and bool(line.text.strip()))
 
     async def turn(self, name: str) -> Turn:
-        from roomd.daemon.console import read_wav_48k
+        from roomd.daemon.console_session import read_wav_48k
 
         console, agent = self.console, self.agent
         samples = read_wav_48k(ROOT / "tests" / "data" / name)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from roomd.ipc.script import ScriptTarget, ScriptTargetError
 
 from .config import Config, ConfigError, load_config
-from .console import ConsoleOptions, require_microphone, run_console
+from .console import require_microphone, run_console
+from .console_session import ConsoleOptions
 from .devserver import DevServerError, dev_server_for
 from .logging import configure_logging
 from .plugin_runtime import PluginState

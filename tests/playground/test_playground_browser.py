@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 
 from daemon_process import DaemonProcess
-from roomd.daemon.console import RATE, read_wav_48k
+from roomd.daemon.console_session import RATE, read_wav_48k
 from roomd.daemon.ops.playground import FETCH_HINT, find_livekit_client
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from livekit import api, rtc
 
-from roomd.daemon.console import CHAT_TOPIC, TRANSCRIPTION_TOPIC, ConsoleOptions, ConsoleSession, read_wav_48k
+from roomd.daemon.console_session import CHAT_TOPIC, TRANSCRIPTION_TOPIC, ConsoleOptions, ConsoleSession, read_wav_48k
 from voice_helpers import DATA
 
 pytestmark = pytest.mark.livekit_server

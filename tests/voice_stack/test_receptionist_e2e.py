@@ -14,7 +14,7 @@ import pytest
 from livekit import rtc
 
 from roomd.agents.stt import StreamAdapter
-from roomd.daemon.console import TRANSCRIPTION_TOPIC, ConsoleOptions, ConsoleSession, read_wav_48k
+from roomd.daemon.console_session import TRANSCRIPTION_TOPIC, ConsoleOptions, ConsoleSession, read_wav_48k
 from voice_helpers import DATA, require_local_stack, word_recall, words
 
 pytestmark = [pytest.mark.slow_models, pytest.mark.livekit_server]
