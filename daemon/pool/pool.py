@@ -93,6 +93,7 @@ class Pool:
         self._idle: collections.deque[ChildProcess] = collections.deque()
         self._waiters: collections.deque[asyncio.Future[ChildProcess]] = collections.deque()
         self._spawning = 0
+        self._starting = 0  # jobs handed to a child whose start is not reported yet
         self._draining = False
         self._consecutive_failures = 0
         self._start_failures_total = 0
@@ -242,7 +243,8 @@ class Pool:
 
     def _spawn_toward_target(self) -> None:
         waiting = sum(1 for w in self._waiters if not w.done())
-        want = self._target_idle() + waiting - len(self._idle) - self._spawning
+        refill = max(0, self._target_idle() - self._starting)
+        want = refill + waiting - len(self._idle) - self._spawning
         room = self._limits.max_concurrent_spawns - self._spawning
         for _ in range(max(0, min(want, room))):
             self._spawning += 1
@@ -360,9 +362,24 @@ class Pool:
             self._jobs_started += 1
             record.outcome.add_done_callback(
                 lambda f: self._jobs_ended.update([f.result().status.name]) if not f.cancelled() else None)
-            self._wake.set()  # refill toward the idle target
+            # Refill toward the idle target once this job has started (or ended), not now:
+            # forking and prewarming the next child would take the CPU the job's own start
+            # needs. Launches waiting for a child are served at once all the same (_acquire).
+            self._starting += 1
+            self._owner.spawn(self._refill_after_start(record), f"refill after {launch.job.id}")
             return record
         raise LaunchError(f"no child of plugin {self.plugin!r} took job {launch.job.id}: {last}")
+
+    async def _refill_after_start(self, record: PoolJobHandle) -> None:
+        started: asyncio.Future[object] = asyncio.ensure_future(record.started.wait())
+        ended: asyncio.Future[object] = asyncio.ensure_future(asyncio.shield(record.outcome))
+        try:
+            await asyncio.wait({started, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            started.cancel()
+            ended.cancel()
+            self._starting -= 1
+            self._wake.set()
 
     async def _acquire(self) -> ChildProcess:
         self._check_launchable()
