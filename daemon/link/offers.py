@@ -146,8 +146,10 @@ class OfferHandling:
         """Ask the plugin, answer, wait for the assignment, run the job: the offer's whole life."""
         job, reservation = record.job, record.slot
         try:
-            decision = await asyncio.wait_for(self._evaluator.evaluate(job),
-                                              self._config.assignment_timeout)
+            # In this task (asyncio.wait_for would start another): the default request_fnc
+            # answers without suspending, and the answer is queued before anything else runs.
+            async with asyncio.timeout(self._config.assignment_timeout):
+                decision = await self._evaluator.evaluate(job)
         except Exception as exc:  # plugin code failed: refuse, the daemon goes on
             reservation.release()
             self._refuse(job, Refusal(Decision.PLUGIN_ERROR, f"request_fnc failed: {describe_error(exc)}"))
@@ -162,7 +164,8 @@ class OfferHandling:
         self._add_job(record)
         self._answer(job.id, decision)
         try:
-            assignment = await asyncio.wait_for(waiter, self._config.assignment_timeout)
+            async with asyncio.timeout(self._config.assignment_timeout):
+                assignment = await waiter
         except OfferWithdrawn as exc:
             log.info("offer withdrawn before assignment", job_id=job.id, room=job.room.name,
                      reason=str(exc))
@@ -253,8 +256,8 @@ class OfferHandling:
         except JobEndedEarly:
             pass  # the outcome below says why
         else:
+            self._send_job_status(record.id, JobStatus.RUNNING)  # first: the server is waiting
             record.transition(JobState.RUNNING)
-            self._send_job_status(record.id, JobStatus.RUNNING)
             self._observer.job_running(self.registration.agent_name,
                                        time.monotonic() - record.offered_at)
         self._finish(record, await handle.wait_ended())
