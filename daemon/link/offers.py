@@ -185,7 +185,6 @@ class OfferHandling:
             return
         finally:
             self._assignments.pop(job.id, None)
-        self._count(Decision.ACCEPTED)
         await self._run_job(record, assignment, decision)
 
     def _pre_check(self, job: agent_pb.Job) -> Refusal | None:
@@ -250,6 +249,8 @@ class OfferHandling:
             self._admission.count(Decision.LAUNCH_FAILED)
             self._finish(record, JobOutcome(JobStatus.FAILED, f"could not start the job: {exc}"))
             return
+        finally:
+            self._count(Decision.ACCEPTED)  # once the StartJob is on its way: counting can wait
         record.handle = handle
         try:
             await handle.wait_running()

@@ -237,8 +237,6 @@ class ChildProcess(ChildHealth, ChildEnding):
         record = PoolJobHandle(self, launch)
         self._job = record
         self._transition(ChildState.ASSIGNED, launch.job.id)
-        self._child_log = child_log.bind(pid=self.pid, plugin=self.plugin, generation=self.generation,
-                                         job_id=launch.job.id, room=launch.job.room.name)
         accept = launch.accept
         try:
             await self._channel.send(StartJob(
@@ -256,6 +254,9 @@ class ChildProcess(ChildHealth, ChildEnding):
             self._job = None
             self._transition(ChildState.IDLE, "job could not be sent")
             raise LaunchError(f"job {launch.job.id} cannot be sent to a child: {exc}") from None
+        # After the send (the child's lines are read by another task, which runs after this).
+        self._child_log = child_log.bind(pid=self.pid, plugin=self.plugin, generation=self.generation,
+                                         job_id=launch.job.id, room=launch.job.room.name)
         return record
 
     # -- plugin questions -----------------------------------------------------------------
