@@ -163,6 +163,9 @@ class StatusReporter:
                     await self.changed.wait()
             except TimeoutError:
                 pass
+            # What woke us (a slot reserved for an offer) has queued its own message, whose
+            # sender was woken after us: let it go out before this status is worked out.
+            await asyncio.sleep(0)
 
     def _log_availability(self, refusal: Refusal | None, now: float) -> None:
         """The server stops offering to a FULL worker without telling anyone: say why here,

@@ -436,7 +436,10 @@ class Pool:
 
     async def evaluate_request(self, job: agent_pb.Job, timeout: float = 10.0) -> RequestDecision:
         """Run the plugin's request_fnc for ``job`` in a plugin-host child; the decision it took."""
-        description = await self.describe(timeout)
+        # Described once per zygote: later offers skip the wait (describe() says why it fails).
+        description = self._description
+        if description is None or self._state is PoolState.FATAL:
+            description = await self.describe(timeout)
         if not description.custom_request_fnc:
             # The default request_fnc accepts with the default identity: no need to ask a child.
             return accept_by_default(job.id)
