@@ -22,7 +22,7 @@ import collections
 import contextlib
 import socket
 
-from .codec import MAX_FRAME_SIZE, FrameDecoder, encode_frame
+from .codec import HEADER, MAX_FRAME_SIZE, FrameDecoder, encode_frame
 from .errors import ChannelClosed, ProtocolError
 from .messages import Message
 
@@ -38,6 +38,10 @@ class _FrameProtocol(asyncio.Protocol):
         self.transport: asyncio.ReadTransport | None = None
         self._readable = asyncio.Event()
         self._reading_paused = False
+
+    def decode(self, payload: bytes) -> Message:
+        """One payload through this channel's decoder, outside the stream (``Channel.rehearse``)."""
+        return self._decoder.decode_payload(payload)  # type: ignore[no-any-return]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -151,6 +155,12 @@ class Channel:
             self._closed = True
             return b""
         return frame[sent:]
+
+    def rehearse(self, message: Message) -> None:
+        """Encode ``message`` and decode it as if received, sending nothing: a forked process
+        pays the first use of a message type (lazily built type info, copy-on-write page
+        faults) here rather than on a latency-critical send or receive."""
+        self._protocol.decode(encode_frame(message, max_size=self._max)[HEADER.size:])
 
     def write_raw(self, data: bytes) -> None:
         """Bytes straight onto the socket, bypassing framing: for tests that play a broken peer."""

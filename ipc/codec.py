@@ -91,6 +91,10 @@ class FrameDecoder:
             return out, exc
         return out, None
 
+    def decode_payload(self, payload: bytes) -> Any:
+        """Decode one frame's payload without touching the stream's buffer."""
+        return self._messages.decode(payload)
+
     @property
     def pending(self) -> int:
         """Bytes of an incomplete frame held (at most one frame's worth)."""

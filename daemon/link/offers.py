@@ -146,8 +146,10 @@ class OfferHandling:
         """Ask the plugin, answer, wait for the assignment, run the job: the offer's whole life."""
         job = record.job
         try:
-            decision = await asyncio.wait_for(self._evaluator.evaluate(job),
-                                              self._config.assignment_timeout)
+            # In this task (asyncio.wait_for would start another): the default request_fnc
+            # answers without suspending, and the answer is queued before anything else runs.
+            async with asyncio.timeout(self._config.assignment_timeout):
+                decision = await self._evaluator.evaluate(job)
         except Exception as exc:  # plugin code failed: refuse, the daemon goes on
             reservation.release()
             self._refuse(job, Refusal(Decision.PLUGIN_ERROR, f"request_fnc failed: {describe_error(exc)}"))
@@ -162,7 +164,8 @@ class OfferHandling:
         self._add_job(record)
         self._answer(job.id, decision)
         try:
-            assignment = await asyncio.wait_for(waiter, self._config.assignment_timeout)
+            async with asyncio.timeout(self._config.assignment_timeout):
+                assignment = await waiter
         except OfferWithdrawn as exc:
             log.info("offer withdrawn before assignment", job_id=job.id, room=job.room.name,
                      reason=str(exc))
@@ -182,7 +185,6 @@ class OfferHandling:
             return
         finally:
             self._assignments.pop(job.id, None)
-        self._count(Decision.ACCEPTED)
         await self._run_job(record, assignment, decision)
 
     def _pre_check(self, job: agent_pb.Job) -> Refusal | None:
@@ -247,13 +249,15 @@ class OfferHandling:
             self._admission.count(Decision.LAUNCH_FAILED)
             self._finish(record, JobOutcome(JobStatus.FAILED, f"could not start the job: {exc}"))
             return
+        finally:
+            self._count(Decision.ACCEPTED)  # once the StartJob is on its way: counting can wait
         try:
             await record.wait_running()
         except JobEndedEarly:
             pass  # the outcome below says why
         else:
+            self._send_job_status(record.id, JobStatus.RUNNING)  # first: the server is waiting
             record.transition(JobState.RUNNING)
-            self._send_job_status(record.id, JobStatus.RUNNING)
             self._observer.job_running(self.registration.agent_name,
                                        time.monotonic() - record.offered_at)
         self._finish(record, await record.wait_run_ended())

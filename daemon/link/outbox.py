@@ -28,6 +28,9 @@ FULL_WARNING_INTERVAL = 60.0  # seconds between warnings that we report FULL
 class Outbox:
     def __init__(self) -> None:
         self._messages: collections.deque[agent_pb.WorkerMessage] = collections.deque()
+        # The worker status goes out behind every queued message: an offer's answer or a
+        # job's RUNNING never waits for it, and only the latest one is worth sending.
+        self._status: agent_pb.WorkerMessage | None = None
         self._ready = asyncio.Event()
         self._empty = asyncio.Event()
         self._empty.set()
@@ -36,11 +39,17 @@ class Outbox:
         self._last_ping_stamp = 0
 
     def __len__(self) -> int:
-        return len(self._messages)
+        return len(self._messages) + (self._status is not None)
 
     def send(self, message: agent_pb.WorkerMessage) -> None:
         """Queue a message; it goes out, in order, on this or the next connection."""
         self._messages.append(message)
+        self._empty.clear()
+        self._ready.set()
+
+    def send_status(self, message: agent_pb.WorkerMessage) -> None:
+        """Queue the worker status in place of any not sent yet, behind every other message."""
+        self._status = message
         self._empty.clear()
         self._ready.set()
 
@@ -52,6 +61,8 @@ class Outbox:
         """Forget queued messages of one kind: news that means nothing on a later socket."""
         self._messages = collections.deque(
             m for m in self._messages if m.WhichOneof("message") != kind)
+        if self._status is not None and self._status.WhichOneof("message") == kind:
+            self._status = None
 
     def wake(self) -> None:
         self._ready.set()
@@ -61,13 +72,18 @@ class Outbox:
         while True:
             await self._ready.wait()
             self._ready.clear()
-            while self._messages:
-                message = self._messages[0]
+            while self._messages or self._status is not None:
+                message = self._messages[0] if self._messages else self._status
+                assert message is not None
                 try:
                     await ws.send_bytes(message.SerializeToString())
                 except (ConnectionError, aiohttp.ClientError):
                     return  # the reader sees the close; the message waits for the next socket
-                self._messages.popleft()  # only once it is on the wire
+                # Off the queue only once it is on the wire (a newer status may have replaced it).
+                if self._messages and self._messages[0] is message:
+                    self._messages.popleft()
+                elif self._status is message:
+                    self._status = None
             self._empty.set()
 
     async def flushed(self, timeout: float) -> bool:
@@ -93,7 +109,8 @@ class Outbox:
                 waiter.set_result(None)
 
     async def caught_up(self, timeout: float) -> bool:
-        """True once the server has handled every message queued before this call."""
+        """True once the server has handled every message queued before this call (but the
+        worker status, which goes out behind them all)."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (self.ping(), waiter)
         self._barriers.append(entry)
@@ -146,6 +163,9 @@ class StatusReporter:
                     await self.changed.wait()
             except TimeoutError:
                 pass
+            # What woke us (a slot reserved for an offer) has queued its own message, whose
+            # sender was woken after us: let it go out before this status is worked out.
+            await asyncio.sleep(0)
 
     def _log_availability(self, refusal: Refusal | None, now: float) -> None:
         """The server stops offering to a FULL worker without telling anyone: say why here,
@@ -161,8 +181,7 @@ class StatusReporter:
             reason=refusal.decision.value, detail=refusal.detail)
 
     def _send(self, status: int, active: int, load: float) -> None:
-        # Per-connection news: stale ones are dropped rather than replayed on the next socket.
-        self._outbox.drop("update_worker")
+        # Replaces one not sent yet: only the latest status is news.
         self.reported_load = load
-        self._outbox.send(agent_pb.WorkerMessage(update_worker=agent_pb.UpdateWorkerStatus(
+        self._outbox.send_status(agent_pb.WorkerMessage(update_worker=agent_pb.UpdateWorkerStatus(
             status=cast("agent_pb.WorkerStatus", status), load=load, job_count=active)))

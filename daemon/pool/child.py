@@ -239,8 +239,6 @@ class ChildProcess(ChildHealth, ChildEnding):
             raise ChildGone(f"child {self.pid} is {self._state.value}")
         self._job = job
         self._transition(ChildState.ASSIGNED, launch.job.id)
-        self._child_log = child_log.bind(pid=self.pid, plugin=self.plugin, generation=self.generation,
-                                         job_id=launch.job.id, room=launch.job.room.name)
         accept = launch.accept
         try:
             await self._channel.send(StartJob(
@@ -259,6 +257,9 @@ class ChildProcess(ChildHealth, ChildEnding):
             self._transition(ChildState.IDLE, "job could not be sent")
             raise LaunchError(f"job {launch.job.id} cannot be sent to a child: {exc}") from None
         job.runner = self
+        # After the send (the child's lines are read by another task, which runs after this).
+        self._child_log = child_log.bind(pid=self.pid, plugin=self.plugin, generation=self.generation,
+                                         job_id=launch.job.id, room=launch.job.room.name)
 
     # -- plugin questions -----------------------------------------------------------------
     async def evaluate(self, request_id: int, job: bytes, timeout: float) -> RequestEvaluated:

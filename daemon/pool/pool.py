@@ -21,7 +21,7 @@ import structlog
 from livekit.protocol import agent as agent_pb
 
 from roomd.daemon.config import PoolConfig
-from roomd.daemon.jobs import Job, LaunchError
+from roomd.daemon.jobs import Job, JobEndedEarly, LaunchError
 from roomd.daemon.plugins.limits import PoolLimits
 from roomd.daemon.transitions import TransitionCounter, allowed
 from roomd.ipc import MetricSample, PluginDescription
@@ -97,6 +97,7 @@ class Pool:
         self._idle: collections.deque[ChildProcess] = collections.deque()
         self._waiters: collections.deque[asyncio.Future[ChildProcess]] = collections.deque()
         self._spawning = 0
+        self._starting = 0  # jobs handed to a child whose start is not reported yet
         self._draining = False
         self._consecutive_failures = 0
         self._start_failures_total = 0
@@ -246,7 +247,8 @@ class Pool:
 
     def _spawn_toward_target(self) -> None:
         waiting = sum(1 for w in self._waiters if not w.done())
-        want = self._target_idle() + waiting - len(self._idle) - self._spawning
+        refill = max(0, self._target_idle() - self._starting)
+        want = refill + waiting - len(self._idle) - self._spawning
         room = self._limits.max_concurrent_spawns - self._spawning
         for _ in range(max(0, min(want, room))):
             self._spawning += 1
@@ -376,9 +378,22 @@ class Pool:
             self._jobs_started += 1
             job.run_outcome.add_done_callback(
                 lambda f: self._jobs_ended.update([f.result().status.name]) if not f.cancelled() else None)
-            self._wake.set()  # refill toward the idle target
+            # Refill toward the idle target once this job has started (or ended), not now:
+            # forking and prewarming the next child would take the CPU the job's own start
+            # needs. Launches waiting for a child are served at once all the same (_acquire).
+            self._starting += 1
+            self._owner.spawn(self._refill_after_start(job), f"refill after {launch.job.id}")
             return
         raise LaunchError(f"no child of plugin {self.plugin!r} took job {launch.job.id}: {last}")
+
+    async def _refill_after_start(self, job: Job) -> None:
+        try:
+            await job.wait_running()
+        except JobEndedEarly:
+            pass  # ended before it ran: the refill is due all the same
+        finally:
+            self._starting -= 1
+            self._wake.set()
 
     async def _acquire(self) -> ChildProcess:
         self._check_launchable()
@@ -435,7 +450,10 @@ class Pool:
 
     async def evaluate_request(self, job: agent_pb.Job, timeout: float = 10.0) -> RequestDecision:
         """Run the plugin's request_fnc for ``job`` in a plugin-host child; the decision it took."""
-        description = await self.describe(timeout)
+        # Described once per zygote: later offers skip the wait (describe() says why it fails).
+        description = self._description
+        if description is None or self._state is PoolState.FATAL:
+            description = await self.describe(timeout)
         if not description.custom_request_fnc:
             # The default request_fnc accepts with the default identity: no need to ask a child.
             return accept_by_default(job.id)

@@ -54,6 +54,17 @@ async def test_try_send_drops_and_counts_when_the_queue_is_full() -> None:
     await right.aclose()
 
 
+async def test_rehearse_sends_nothing() -> None:
+    left, right, _, _ = await _pair()
+    left.rehearse(Pong(seq=1, supervisor_ts=1.0, child_ts=1.0))
+    await left.send(Ping(seq=2, supervisor_ts=2.0))
+    async with asyncio.timeout(5):
+        first = await right.recv()
+    assert isinstance(first, Ping) and first.seq == 2  # the rehearsed Pong never went out
+    await left.aclose()
+    await right.aclose()
+
+
 async def test_pong_fields_survive() -> None:
     left, right, _, _ = await _pair()
     await left.send(Pong(seq=7, supervisor_ts=1.5, child_ts=2.5))
