@@ -133,6 +133,6 @@ async def main() -> dict[str, Any]:
 if __name__ == "__main__":
     try:
         report = asyncio.run(main())
-    except BaseException:  # noqa: BLE001 - everything goes to the host as the result
+    except BaseException:  # everything, failures too, goes to the host as the result
         report = {"error": traceback.format_exc()}
     print("ROOMD-VM-RESULT " + json.dumps(report), flush=True)
