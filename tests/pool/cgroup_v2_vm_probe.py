@@ -66,7 +66,7 @@ async def allocate_past_the_limit(cgroups: Any, base: Path) -> dict[str, Any]:
     assert proc.stdin is not None
     proc.stdin.write(b"go\n")
     proc.stdin.close()
-    out["returncode"] = await asyncio.to_thread(proc.wait, 30)
+    out["returncode"] = await asyncio.to_thread(proc.wait, 120)
     out["oom_kills"] = child.oom_kills()
     out["peak"] = child.peak()
     out["memory.events"] = read(child.path / "memory.events")
@@ -87,7 +87,7 @@ async def group_kill_takes_the_helper_and_the_job(cgroups: Any) -> dict[str, Any
     members = sorted(child.members())
     job.stdin.write(b"go\n")  # the helper shares the job's stdin: now it allocates
     job.stdin.close()
-    job_status = await asyncio.to_thread(job.wait, 30)
+    job_status = await asyncio.to_thread(job.wait, 120)
     # The helper is orphaned when the job dies: as the subreaper we reap it.
     helper_status = await asyncio.to_thread(wait_status, helper)
     out = {
@@ -107,7 +107,7 @@ async def removal_ends_a_setsid_leftover(cgroups: Any) -> dict[str, Any]:
     members = sorted(child.members())
     await child.remove()
     return {"members": members, "pid": proc.pid,
-            "returncode": await asyncio.to_thread(proc.wait, 5), "removed": not child.path.exists()}
+            "returncode": await asyncio.to_thread(proc.wait, 60), "removed": not child.path.exists()}
 
 
 async def main() -> dict[str, Any]:
