@@ -55,6 +55,16 @@ if ! command -v redis-server >/dev/null; then
     apt-get install -y -q redis-server
 fi
 
+# Debian's qemu-system-x86 and cpio: tests/pool/test_memory_cgroup_v2_vm.py boots a kernel with
+# cgroup v2 in a VM (packaging/vm-kernel.sh prepares the kernel and initramfs).
+if { ! command -v qemu-system-x86_64 >/dev/null || ! command -v cpio >/dev/null; } \
+    && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    say "installing Debian's qemu-system-x86 and cpio (the cgroup v2 VM test)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends qemu-system-x86 cpio >/dev/null \
+        || { apt-get update -q && apt-get install -y -q --no-install-recommends qemu-system-x86 cpio >/dev/null; }
+fi
+
 # The playground page's browser SDK (livekit-client from npm) and, for its browser tests,
 # Debian's chromium; both once.
 bash "$repo/packaging/web-client.sh" >/dev/null
