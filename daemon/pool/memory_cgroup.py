@@ -210,7 +210,9 @@ class ChildCgroup:
         return int(text) if text and text.strip().isdigit() else None
 
     def oom_kills(self) -> int:
-        """Processes the kernel killed in this cgroup for its limit."""
+        """The kernel's count of out-of-memory kills in this cgroup: non-zero once it enforced the
+        limit. Not a count of processes: with ``memory.oom.group`` a v2 kernel counts the victim
+        twice (seen on Linux 6.1)."""
         return counter(_read(self.path / self.flavour.events), "oom_kill")
 
     def members(self) -> set[int]:
