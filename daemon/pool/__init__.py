@@ -4,7 +4,8 @@ from roomd.daemon.plugins.limits import PoolLimits
 
 from .child import ApiCredentials, ChildSnapshot
 from .launcher import PoolLauncher
-from .pool import Pool, RequestEvaluationError
+from .pool import Pool
+from .questions import RequestEvaluationError
 from .states import REQUEST_HOST_STATE, ChildState, ExitReason, PoolState
 from .stats import PoolSnapshot, PoolStats
 

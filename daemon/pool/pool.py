@@ -12,13 +12,13 @@ import asyncio
 import collections
 import dataclasses
 import itertools
+import socket
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
-from livekit.protocol import agent as agent_pb
 
 from roomd.daemon.config import PoolConfig
 from roomd.daemon.jobs import Job, JobEndedEarly, LaunchError
@@ -26,11 +26,11 @@ from roomd.daemon.plugins.limits import PoolLimits
 from roomd.daemon.transitions import TransitionCounter, allowed
 from roomd.ipc import MetricSample, PluginDescription
 from roomd.ipc.tasks import TaskOwner
-from roomd.ipc.worker import AcceptArguments, RequestDecision, accept_by_default
 
 from .child import ApiCredentials, ChildProcess, ChildSnapshot, ChildStartError
 from .ending import ChildGone
 from .memory_cgroup import MB, CgroupError, ChildCgroup, MemoryCgroups
+from .questions import PluginQuestions
 from .reaper import enable_subreaper
 from .states import POOL_TRANSITIONS, REQUEST_HOST_STATE, ChildState, ExitReason, PoolState
 from .stats import PoolSnapshot, PoolStats, RttWindow
@@ -48,11 +48,7 @@ def _no_metrics(_agent: str, _samples: Sequence[MetricSample]) -> None:
     pass
 
 
-class RequestEvaluationError(RuntimeError):
-    """The plugin's request_fnc could not give an answer (raised, timed out, its host died)."""
-
-
-class Pool:
+class Pool(PluginQuestions):
     def __init__(
         self,
         *,
@@ -275,12 +271,7 @@ class Pool:
         try:
             assert self._zygote is not None
             pid, sock = await self._zygote.fork()
-            child = ChildProcess(pid=pid, sock=sock, plugin=self.plugin, target=self.target,
-                                 generation=self.generation, limits=self._limits, on_idle=self._child_ready,
-                                 on_exit=self._child_exited, rtt_sink=self._rtt.add,
-                                 metrics_sink=self._child_metrics, transitions=self._transitions,
-                                 cgroup=self._memory_cgroup(pid))
-            self._children[pid] = child
+            child = self._new_child(pid, sock, on_idle=self._child_ready)
             await child.start(run_prewarm=run_prewarm)
         except (ZygoteError, ChildStartError) as exc:
             self._start_failed(str(exc))
@@ -295,6 +286,17 @@ class Pool:
         finally:
             self._spawning -= 1
             self._wake.set()
+
+    def _new_child(self, pid: int, sock: socket.socket, *,
+                   on_idle: Callable[[ChildProcess], None]) -> ChildProcess:
+        """A just-forked child of this pool's zygote, watched from now on."""
+        child = ChildProcess(pid=pid, sock=sock, plugin=self.plugin, target=self.target,
+                             generation=self.generation, limits=self._limits, on_idle=on_idle,
+                             on_exit=self._child_exited, rtt_sink=self._rtt.add,
+                             metrics_sink=self._child_metrics, transitions=self._transitions,
+                             cgroup=self._memory_cgroup(pid))
+        self._children[pid] = child
+        return child
 
     def _memory_cgroup(self, pid: int) -> ChildCgroup | None:
         """A cgroup of its own for a just-forked child, before it runs plugin code (prewarm
@@ -426,76 +428,6 @@ class Pool:
             raise LaunchError(f"plugin {self.plugin!r} pool is {self._state.value}")
         if self._draining:
             raise LaunchError(f"plugin {self.plugin!r} pool is draining")
-
-    # -- plugin questions (answered by plugin code, in a child) ---------------------------
-    async def describe(self, timeout: float = 30.0) -> PluginDescription:
-        """The plugin's agent name, worker type, permissions and limit overrides (from the zygote)."""
-        try:
-            async with asyncio.timeout(timeout):
-                while not self._described.is_set():
-                    if self._state is PoolState.FATAL:
-                        raise LaunchError(self._fatal_message())
-                    waits = [asyncio.ensure_future(self._described.wait()),
-                             asyncio.ensure_future(self._state_changed.wait())]
-                    try:
-                        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                    finally:
-                        for wait in waits:  # the loser would stay pending forever
-                            wait.cancel()
-        except TimeoutError:
-            raise LaunchError(f"plugin {self.plugin!r} was not described within {timeout}s "
-                              f"(pool {self._state.value}: {self._last_error})") from None
-        assert self._description is not None
-        return self._description
-
-    async def evaluate_request(self, job: agent_pb.Job, timeout: float = 10.0) -> RequestDecision:
-        """Run the plugin's request_fnc for ``job`` in a plugin-host child; the decision it took."""
-        # Described once per zygote: later offers skip the wait (describe() says why it fails).
-        description = self._description
-        if description is None or self._state is PoolState.FATAL:
-            description = await self.describe(timeout)
-        if not description.custom_request_fnc:
-            # The default request_fnc accepts with the default identity: no need to ask a child.
-            return accept_by_default(job.id)
-        host = await self._plugin_host(timeout)
-        try:
-            answer = await host.evaluate(next(self._request_ids), job.SerializeToString(), timeout)
-        except (ChildGone, TimeoutError) as exc:
-            raise RequestEvaluationError(f"request_fnc of plugin {self.plugin!r} gave no answer: "
-                                         f"{exc or 'timeout'}") from None
-        if answer.error:
-            raise RequestEvaluationError(answer.error)
-        if answer.accept is None:
-            return RequestDecision(None)
-        a = answer.accept
-        return RequestDecision(AcceptArguments(name=a.name, identity=a.identity, metadata=a.metadata,
-                                               attributes=dict(a.attributes)))
-
-    async def _plugin_host(self, timeout: float) -> ChildProcess:
-        async with self._host_lock:
-            host = self._host
-            if host is not None and host.state is ChildState.IDLE:
-                return host
-            self._check_launchable()
-            if self._zygote is None or not self._zygote.alive:
-                raise RequestEvaluationError(f"plugin {self.plugin!r} has no running zygote "
-                                             f"(pool {self._state.value})")
-            try:
-                pid, sock = await self._zygote.fork()
-            except ZygoteError as exc:
-                raise RequestEvaluationError(f"cannot start a plugin host: {exc}") from None
-            host = ChildProcess(pid=pid, sock=sock, plugin=self.plugin, target=self.target,
-                                generation=self.generation, limits=self._limits,
-                                on_idle=lambda _c: None, on_exit=self._child_exited, rtt_sink=self._rtt.add,
-                                metrics_sink=self._child_metrics, transitions=self._transitions,
-                                cgroup=self._memory_cgroup(pid))
-            self._children[pid] = host
-            try:
-                await host.start(run_prewarm=False)
-            except ChildStartError as exc:
-                raise RequestEvaluationError(f"plugin host did not start: {exc}") from None
-            self._host = host
-            return host
 
     # -- reporting ------------------------------------------------------------------------
     def _child_metrics(self, samples: Sequence[MetricSample]) -> None:
