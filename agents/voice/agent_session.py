@@ -169,7 +169,7 @@ class _Preemptive:
 
     def matches(self, transcript: str, agent: Agent, chat_ctx: ChatContext, tools: Sequence[Tool]) -> bool:
         return (transcript == self.transcript and agent is self.agent and agent.instructions == self.instructions
-                and len(tools) == len(self.tools) and all(a is b for a, b in zip(tools, self.tools))
+                and len(tools) == len(self.tools) and all(a is b for a, b in zip(tools, self.tools, strict=True))
                 and chat_ctx.is_equivalent(self.chat_ctx))
 
 

@@ -120,6 +120,7 @@ class Playout:
         audio = self._audio
         if audio is None:
             await self._transcribe(text)
+            await self._opened()
             return await self._result(interrupted=False, position=0.0)
         to_tts: Chan[str] = Chan()
         to_transcript: Chan[str] = Chan()
@@ -163,10 +164,12 @@ class Playout:
         try:
             await run_together(pump(), play(), self._transcribe(self._timed if timed else to_transcript))
         except TTSFailed:
+            await self._opened()  # the outputs are another speech's until then
             # End the segment already shown, or the next speech's text is appended to it.
             if self._transcript is not None:
                 await flush_text_output(self._transcript)
             raise
+        await self._opened()  # (all made before the floor: the outputs are another speech's until then)
         audio.flush()
         finished = await audio.wait_for_playout()
         return await self._result(interrupted=finished.interrupted, position=finished.playback_position)

@@ -111,3 +111,40 @@ async def test_a_context_changed_by_on_user_turn_completed_makes_the_reply_anew(
     assert said(h) == ["You said: what time is it."]
     assert h.text_out.segments == ["You said: what time is it."]
     assert len(h.events.events["speech_created"]) == 1
+
+
+async def test_a_preemptive_tool_call_runs_only_once_the_turn_is_committed(make: Any) -> None:
+    from roomd.agents import function_tool
+    from roomd.agents.testing import ScriptedReply, tool_call
+
+    seen_users: list[int] = []
+
+    class Clock(Agent):
+        def __init__(self) -> None:
+            super().__init__(instructions="Tell the time.")
+
+        @function_tool
+        async def get_time(self) -> str:
+            """The current time."""
+            seen_users.append(sum(1 for m in self.session.history.messages if m.role == "user"))
+            return "noon"
+
+    asked_with_users: list[int] = []
+
+    def decide(ctx: ChatContext) -> ScriptedReply:
+        asked_with_users.append(sum(1 for m in h.session.history.messages if m.role == "user"))
+        return ScriptedReply("", tool_calls=[tool_call("get_time")])
+
+    llm = ScriptedLLM([decide, "It is noon."])
+    h = await make(Clock(), llm=llm, preemptive_generation=True, min_endpointing_delay=0.4)
+    for frame in tone(0.4) + quiet(0.6):
+        h.audio_in.push_frame(frame)
+    await until(lambda: said(h))
+    await until(lambda: h.session.current_speech is None)
+    # the call was decided speculatively, but the tool ran after the user's turn joined
+    assert asked_with_users == [0]
+    assert seen_users == [1]
+    assert len(llm.requests) == 2
+    assert said(h) == ["It is noon."]
+    assert [type(i).__name__ for i in h.session.history.items] == [
+        "ChatMessage", "FunctionCall", "FunctionCallOutput", "ChatMessage"]
