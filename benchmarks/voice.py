@@ -2,6 +2,7 @@
 
     python benchmarks/voice.py --turns 10                 # both variants, side by side
     python benchmarks/voice.py --turns 10 --variant fast  # one of them
+    python benchmarks/voice.py --variant fast,fast-no-preemptive  # a lever on and off
 
 One turn: the console participant publishes a spoken question (tests/data), and we
 measure from the end of its speech (the last frame played out) to the first agent
@@ -18,13 +19,16 @@ whole sentences, no LLM warm-up, the
 endpointing delay counted from the VAD's verdict -- emulated by adding the VAD's silence
 to ``min_endpointing_delay``); ``fast`` is the components' and the session's defaults,
 built by the receptionist's own ``load_components`` (its prewarm: the STT recognising
-early) and ``warm_up`` (its entrypoint: the LLM's shared prompt prefixes evaluated).
+early) and ``warm_up`` (its entrypoint: the LLM's shared prompt prefixes evaluated),
+with its session options (``SESSION_OPTIONS``: preemptive generation). ``fast-no-preemptive``
+is ``fast`` without preemptive generation, to measure that lever alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import uuid
@@ -100,8 +104,9 @@ def variants() -> dict[str, Variant]:
     # min_silence_duration after the speech: the same wait as a longer delay from the speech.
     old_delay = 0.5 + VADOptions().min_silence_duration
     return {
-        "today": Variant("today", today, {"min_endpointing_delay": old_delay}),
+        "today": Variant("today", today, {"min_endpointing_delay": old_delay, "preemptive_generation": False}),
         "fast": Variant("fast", fast),
+        "fast-no-preemptive": Variant("fast-no-preemptive", fast, {"preemptive_generation": False}),
     }
 
 
@@ -187,7 +192,7 @@ async def run(turns: int, chosen: list[Variant]) -> list[Bench]:
             name = QUESTIONS[i % len(QUESTIONS)]
             for bench in benches:
                 turn = await bench.turn(name)
-                print(f"{bench.variant.name:5s} turn {i + 1:2d} {name:18s} v2v {turn.voice_to_voice * 1000:6.0f} ms  "
+                print(f"{bench.variant.name:18s} turn {i + 1:2d} {name:18s} v2v {turn.voice_to_voice * 1000:6.0f} ms  "
                       f"stt {turn.stt * 1000:5.0f}  llm ttft {turn.llm_ttft * 1000:5.0f} ({turn.llm_calls} calls)  "
                       f"tts {turn.tts_ttfb * 1000:4.0f}  tools {turn.tools}", flush=True)
     finally:
@@ -224,15 +229,22 @@ def report(benches: list[Bench], vad_silence: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=10)
-    parser.add_argument("--variant", choices=["today", "fast", "both"], default="both")
+    parser.add_argument("--variant", default="both",
+                        help="today, fast, fast-no-preemptive, a comma-separated list of them, or both (today,fast)")
     args = parser.parse_args()
     known = variants()
-    chosen = list(known.values()) if args.variant == "both" else [known[args.variant]]
+    names = ["today", "fast"] if args.variant == "both" else args.variant.split(",")
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    chosen = [known[n] for n in names]
+    load_before = os.getloadavg()[0]
     benches = asyncio.run(run(args.turns, chosen))
+    load_after = os.getloadavg()[0]
     from roomd.plugins.local.vad import VADOptions
 
     print()
-    print(f"{args.turns} turns per variant")
+    print(f"{args.turns} turns per variant; load average (1 min) {load_before:.1f} at the start, {load_after:.1f} at the end")
     print(report(benches, VADOptions().min_silence_duration))
 
 

@@ -6,7 +6,10 @@ STT starts after that. With ``recognize_early_after=t``, once the speech has bee
 for ``t`` seconds the adapter recognises the speech so far at once; if the speech ends
 without resuming, that recognition is the segment's transcript, ready when (or soon after)
 the VAD speaks up. Speech resuming cancels it. Worth it for a local STT (a recognition
-that is thrown away costs CPU only); a paid API would bill each one.
+that is thrown away costs CPU only); a paid API would bill each one. An early recognition
+done while the speech is still quiet is sent at once as a PREFLIGHT_TRANSCRIPT (what the
+session's ``preemptive_generation`` starts a reply on); the FINAL_TRANSCRIPT, with the
+same text, follows when the VAD ends the speech.
 """
 
 from __future__ import annotations
@@ -128,6 +131,15 @@ class StreamAdapterWrapper(RecognizeStream):
             task.add_done_callback(started.discard)
             return task
 
+        def preflight(task: asyncio.Task[SpeechEvent]) -> None:
+            # still the early recognition of a speech not ended yet: say what it heard
+            if early is not task or task.cancelled() or task.exception() is not None:
+                return
+            event = task.result()
+            if event.alternatives and event.alternatives[0].text.strip():
+                self._send(SpeechEvent(type=SpeechEventType.PREFLIGHT_TRANSCRIPT, request_id=self._request_id,
+                                       alternatives=list(event.alternatives)))
+
         def drop_early() -> None:
             nonlocal early
             if early is not None:
@@ -174,6 +186,7 @@ class StreamAdapterWrapper(RecognizeStream):
                         if not gap:  # (frames dropped for the bound: the segment's own audio will do)
                             later = [f for end, f in pushed if speech_at < end <= event.samples_index]
                             early = recognize_task(speech + later)
+                            early.add_done_callback(preflight)
             segments.close()
 
         async def recognize() -> None:

@@ -36,6 +36,9 @@ class SpeechEventType(str, enum.Enum):
     FINAL_TRANSCRIPT = "final_transcript"
     RECOGNITION_USAGE = "recognition_usage"
     END_OF_SPEECH = "end_of_speech"
+    # roomd's (newer livekit-agents have it too): a likely transcript of the speech so far,
+    # sent before the final one during a pause; it may still change (for preemptive_generation)
+    PREFLIGHT_TRANSCRIPT = "preflight_transcript"
 
 
 @dataclass(slots=True)

@@ -139,14 +139,53 @@ class _Step:
     tool_calls: list[llm_mod.FunctionToolCall] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _RunningStep:
+    """An LLM step under way: the LLM's text flows into the playout (TTS, transcript)."""
+
+    out: LLMOutput
+    llm_task: asyncio.Future[None]
+    playout: Playout
+    play_task: asyncio.Future[PlayoutResult]
+    gate: asyncio.Event | None = None  # closed: made but held back (a preemptive generation)
+
+    async def cancel(self) -> None:
+        await cancel_and_wait(self.play_task, self.llm_task)
+
+
+@dataclass(slots=True)
+class _Preemptive:
+    """A reply started on a final transcript before the turn was committed, and what it
+    was made from: used when the turn commits with the same text, context and tools."""
+
+    transcript: str
+    handle: SpeechHandle
+    task: asyncio.Task[None]
+    agent: Agent
+    chat_ctx: ChatContext  # the agent's conversation when it started (user message excluded)
+    instructions: str
+    tools: list[Tool]
+    started_at: float = field(default_factory=time.perf_counter)
+
+    def matches(self, transcript: str, agent: Agent, chat_ctx: ChatContext, tools: Sequence[Tool]) -> bool:
+        return (transcript == self.transcript and agent is self.agent and agent.instructions == self.instructions
+                and len(tools) == len(self.tools) and all(a is b for a, b in zip(tools, self.tools, strict=True))
+                and chat_ctx.is_equivalent(self.chat_ctx))
+
+
 class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
     """The runtime of a voice agent. Constructor arguments and defaults follow the
     LiveKit Agents reference; components may be instances or ``"provider/model"`` names
     (resolved through ``roomd.agents.components``); an ``Agent`` may override them.
 
+    ``preemptive_generation``: on a final transcript (or an STT's preflight transcript)
+    before the turn is committed, start the reply's LLM and TTS at once, holding its text
+    and audio back; when the turn commits with the same text, and ``on_user_turn_completed``
+    left the conversation and tools as they were, that reply is played; otherwise it is
+    cancelled and the reply made anew. The user speaking again cancels it too.
+
     Not supported yet (accepted, with a warning when given):
-    ``video_sampler``, ``tts_text_transforms``; ``preemptive_generation`` is accepted
-    and has no effect (replies start at the end of the turn).
+    ``video_sampler``, ``tts_text_transforms``.
     """
 
     def __init__(
@@ -250,6 +289,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self._turn_lock = asyncio.Lock()
         self._run: RunResult[Any] | None = None  # the run being recorded (session.run / capture_run)
         self._realtime: RealtimeDriver | None = None  # when the active agent's llm is a RealtimeModel
+        self._preemptive: _Preemptive | None = None  # a reply started before its turn committed
 
     # -- public state --------------------------------------------------------------------
 
@@ -444,6 +484,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             await self._closed.wait()
             return
         self._closing = True
+        self._cancel_preemptive()
         pending = list(self._live_speeches)
         for handle in pending:
             handle.interrupt(force=True)
@@ -675,6 +716,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         """Stop the current speech and drop the queued ones (those that allow it, or all
         with ``force``). The future resolves when the current speech has stopped."""
         current = self._current
+        self._cancel_preemptive()
         for handle in list(self._live_speeches):
             if (force or handle.allow_interruptions) and not handle.done():
                 handle.interrupt(force=force)
@@ -706,6 +748,10 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
     def _start_speech(self, handle: SpeechHandle, work: Awaitable[None], *, source: SpeechSource,
                       user_initiated: bool) -> None:
         """Own the speech's task (it waits for the floor, step by step) and queue it."""
+        self._queue_speech(handle, self._speech_task(handle, work), source=source, user_initiated=user_initiated)
+
+    def _speech_task(self, handle: SpeechHandle, work: Awaitable[None]) -> asyncio.Task[None]:
+        """The task that runs a speech's ``work``; it waits for the floor once queued."""
 
         async def run() -> None:
             try:
@@ -724,9 +770,6 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
                 self._speech_tasks.discard(asyncio.current_task())
                 self._wake_scheduler.set()
 
-        self._live_speeches.add(handle)
-        handle.add_done_callback(self._live_speeches.discard)
-        record_speech(handle)
         # The task runs in a copy of the caller's context (create_task's default), so test
         # mocks and the run being recorded (session.run) follow the speech and its tools.
         task = self._tasks.create_task(run(), name=f"session.speech.{handle.id}")
@@ -735,6 +778,13 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             # cancelled before its first step (the session closed at once), the task never
             # awaited ``work``: close it, so it is not reported as never awaited
             task.add_done_callback(lambda t: close() if t.cancelled() else None)
+        return task
+
+    def _queue_speech(self, handle: SpeechHandle, task: asyncio.Task[None], *, source: SpeechSource,
+                      user_initiated: bool) -> None:
+        self._live_speeches.add(handle)
+        handle.add_done_callback(self._live_speeches.discard)
+        record_speech(handle)
         self._speech_tasks.add(task)
         task.add_done_callback(self._speech_tasks.discard)
         self._enqueue(handle)
@@ -807,17 +857,23 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
                      settings: ModelSettings | None = None,
                      on_result: Callable[[PlayoutResult], None] | None = None) -> PlayoutResult:
         """Play text for ``handle`` until done or interrupted."""
+        playout = self._playout(settings, on_result, frames=frames is not None)
+        return await self._play(handle, playout, asyncio.ensure_future(playout.run(text, frames)))
+
+    def _playout(self, settings: ModelSettings | None, on_result: Callable[[PlayoutResult], None] | None, *,
+                 frames: bool = False, gate: asyncio.Event | None = None) -> Playout:
         agent = self.current_agent
         audio = self.output.audio if self.output.audio_enabled else None
-        speak = audio is not None and (frames is not None or self.tts is not None
-                                       or type(agent).tts_node is not Agent.tts_node)
+        speak = audio is not None and (frames or self.tts is not None or type(agent).tts_node is not Agent.tts_node)
         aligned = self._agent_option("use_tts_aligned_transcript", self.use_tts_aligned_transcript) is True
         playout = Playout(agent=agent, model_settings=settings or ModelSettings(), audio=audio,
                           transcript=self.output.transcription if self.output.transcription_enabled else None,
                           speak=speak, aligned=aligned, sync=self._sync_transcription(),
                           speed=self._room_io.output_options.transcription_speed_factor if self._room_io else 1.0,
-                          on_result=on_result)
-        task = asyncio.ensure_future(playout.run(text, frames))
+                          on_result=on_result, gate=gate)
+        return playout
+
+    async def _play(self, handle: SpeechHandle, playout: Playout, task: asyncio.Future[PlayoutResult]) -> PlayoutResult:
         await handle.wait_if_not_interrupted([task])
         if task.done():
             return task.result()
@@ -835,7 +891,8 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
 
     async def _run_reply(self, handle: SpeechHandle, *, instructions: str | None, tools: list[Tool] | None,
                          settings: ModelSettings, extra: Sequence[ChatItem],
-                         user_message: ChatMessage | None = None) -> None:
+                         user_message: ChatMessage | None = None, first: _RunningStep | None = None) -> None:
+        """``first``: the first step, already started (a preemptive generation)."""
         step = 0
         while True:
             if not await handle._wait_for_authorization():
@@ -853,9 +910,15 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
                 logger.warning("generate_reply: the session has no LLM; nothing to say")
                 return
             step_tools = list(tools) if tools is not None else [*agent.tools, *self._mcp_tools]
-            ctx = self._request_ctx(agent, instructions, extra if step == 0 else ())
             self._set_agent_state(AgentState.THINKING)
-            done = await self._llm_step(handle, agent, ctx, step_tools, settings)
+            if step == 0 and first is not None:
+                running = first
+                if running.gate is not None:
+                    running.gate.set()
+            else:
+                ctx = self._request_ctx(agent, instructions, extra if step == 0 else ())
+                running = self._start_llm_step(handle, agent, ctx, step_tools, settings)
+            done = await self._llm_step(handle, running)
             if done is None:  # failed before any output
                 return
             result, calls = done.result, done.tool_calls
@@ -873,18 +936,24 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             handle._num_steps += 1
             self._enqueue(handle, force=True)
 
-    async def _llm_step(self, handle: SpeechHandle, agent: Agent, ctx: ChatContext,
-                        tools: list[Tool], settings: ModelSettings) -> _Step | None:
+    def _start_llm_step(self, handle: SpeechHandle, agent: Agent, ctx: ChatContext, tools: list[Tool],
+                        settings: ModelSettings, *, gate: asyncio.Event | None = None) -> _RunningStep:
+        """Start the LLM on ``ctx`` and the playout of its text (held back until ``gate``)."""
         out = LLMOutput()
         llm_task = asyncio.ensure_future(read_llm_node(agent.llm_node(ctx, tools, settings), out))
+        playout = self._playout(settings, self._keep_message(handle), gate=gate)
+        return _RunningStep(out, llm_task, playout, asyncio.ensure_future(playout.run(out.text)), gate)
+
+    async def _llm_step(self, handle: SpeechHandle, running: _RunningStep) -> _Step | None:
+        out, llm_task, agent = running.out, running.llm_task, self.current_agent
         try:
-            result = await self._speak(handle, out.text, settings=settings, on_result=self._keep_message(handle))
+            result = await self._play(handle, running.playout, running.play_task)
             if result.interrupted:
                 await cancel_and_wait(llm_task)
                 return _Step(result=result)
             await llm_task
         except asyncio.CancelledError:
-            await cancel_and_wait(llm_task)
+            await running.cancel()
             raise
         except TTSFailed as failed:
             await cancel_and_wait(llm_task)
@@ -1010,6 +1079,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         )
 
     def on_start_of_speech(self, ev: VADEvent | None) -> None:
+        self._cancel_preemptive()  # the user goes on: what it answered is stale
         self._interim_words = 0
         self._set_user_state(UserState.SPEAKING)
         if self._false_timer is not None:
@@ -1017,6 +1087,8 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             self._false_timer = None
 
     def on_vad_inference_done(self, ev: VADEvent) -> None:
+        if self._preemptive is not None and ev.speaking and ev.raw_accumulated_silence <= 0.0:
+            self._cancel_preemptive()  # speech resumed after a pause that gave a transcript
         if ev.speaking and ev.speech_duration >= self.min_interruption_duration:
             self._maybe_interrupt()
 
@@ -1047,6 +1119,55 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             transcript=text, is_final=is_final, speaker_id=identity, language=language or None))
         if self.output.user_transcription is not None:
             self._tasks.create_task(self.output.user_transcription.publish(text, is_final=is_final))
+
+    def on_preemptive_generation(self, transcript: str) -> None:
+        """A transcript of the turn so far, before it is committed: with
+        ``preemptive_generation``, start its reply now (held back until the turn commits)."""
+        agent = self._agent
+        if (not self.preemptive_generation or agent is None or self._closing or self._realtime is not None
+                or not isinstance(self.llm, llm_mod.LLM)
+                or (self._current is not None and not self._current.interrupted)):
+            return
+        chat_ctx = agent.chat_ctx
+        tools = [*agent.tools, *self._mcp_tools]
+        kept = self._preemptive
+        if kept is not None and kept.matches(transcript, agent, chat_ctx, tools):
+            return  # already under way for this very turn (a preflight, then the same final)
+        self._cancel_preemptive()
+        handle = SpeechHandle(allow_interruptions=self._allows(NOT_GIVEN))
+        ctx = self._request_ctx(agent, None, [ChatMessage(role="user", content=[transcript])])
+        work = self._preemptive_reply(handle, agent, ctx, tools)
+        self._preemptive = _Preemptive(transcript, handle, self._speech_task(handle, work), agent, chat_ctx,
+                                       agent.instructions, tools)
+
+    async def _preemptive_reply(self, handle: SpeechHandle, agent: Agent, ctx: ChatContext, tools: list[Tool]) -> None:
+        settings = ModelSettings()
+        first = self._start_llm_step(handle, agent, ctx, tools, settings, gate=asyncio.Event())
+        try:
+            await self._run_reply(handle, instructions=None, tools=tools, settings=settings, extra=(), first=first)
+        finally:
+            await first.cancel()
+
+    def _cancel_preemptive(self) -> None:
+        kept, self._preemptive = self._preemptive, None
+        if kept is not None:
+            kept.handle.interrupt(force=True)  # its task stops waiting for the floor, cancels its step
+
+    def _take_preemptive(self, message: ChatMessage, turn_ctx: ChatContext, agent: Agent) -> SpeechHandle | None:
+        """The preemptive reply for this committed turn, queued, when nothing it was made
+        from changed; else it is cancelled (None: make the reply anew)."""
+        kept, self._preemptive = self._preemptive, None
+        if kept is None:
+            return None
+        if not kept.handle.interrupted and kept.matches(message.text_content or "", agent, turn_ctx,
+                                                        [*agent.tools, *self._mcp_tools]):
+            self._queue_speech(kept.handle, kept.task, source="generate_reply", user_initiated=False)
+            logger.debug("speech %s: preemptive generation used, started %.0f ms before the commit",
+                         kept.handle.id, (time.perf_counter() - kept.started_at) * 1000)
+            return kept.handle
+        logger.debug("preemptive generation dropped: the transcript, context or tools changed by the commit")
+        kept.handle.interrupt(force=True)
+        return None
 
     async def on_end_of_turn(self, info: EndOfTurnInfo) -> None:
         # Runs in its own task: the recognizer cancels its end-of-turn wait when the user
@@ -1081,7 +1202,11 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             self._add_item(message)
             extra = [item for item in turn_ctx.items if item.id not in known and item is not message]
             handle = None
-            if not stop:
+            if stop:
+                self._cancel_preemptive()
+            else:
+                handle = self._take_preemptive(message, turn_ctx, agent)
+            if handle is None and not stop:
                 handle = self._reply(instructions=None, tools=None, settings=ModelSettings(), allow_interruptions=NOT_GIVEN,
                                      source="generate_reply", user_initiated=False, extra=extra)
             if info is not None:

@@ -46,6 +46,7 @@ class RecognitionHooks(Protocol):
     def on_end_of_speech(self, ev: VADEvent | None) -> None: ...
     def on_interim_transcript(self, ev: SpeechEvent) -> None: ...
     def on_final_transcript(self, ev: SpeechEvent) -> None: ...
+    def on_preemptive_generation(self, transcript: str) -> None: ...
     async def on_end_of_turn(self, info: EndOfTurnInfo) -> None: ...
     def retrieve_chat_ctx(self) -> ChatContext: ...
     def discard_audio(self) -> bool: ...
@@ -201,6 +202,9 @@ class AudioRecognition:
         elif ev.type == SpeechEventType.INTERIM_TRANSCRIPT:
             if ev.alternatives and ev.alternatives[0].text.strip():
                 self._hooks.on_interim_transcript(ev)
+        elif ev.type == SpeechEventType.PREFLIGHT_TRANSCRIPT:
+            if self._mode == "vad" and ev.alternatives and ev.alternatives[0].text.strip():
+                self._hooks.on_preemptive_generation(" ".join([*self._transcript, ev.alternatives[0].text.strip()]))
         elif ev.type == SpeechEventType.FINAL_TRANSCRIPT:
             if not ev.alternatives or not ev.alternatives[0].text.strip():
                 return
@@ -208,6 +212,10 @@ class AudioRecognition:
             self._language = ev.alternatives[0].language or self._language
             self._final_at = time.perf_counter()
             self._hooks.on_final_transcript(ev)
+            if self._mode == "vad":
+                # the turn so far, before it is committed (as the reference does with
+                # VAD-based turn detection): a reply may start on it
+                self._hooks.on_preemptive_generation(self.transcript)
             # The VAD may have ended the speech before the transcript came: commit now
             # (the endpointing delay counts from the end of speech).
             if self._mode in ("vad", "stt") and not self._speaking and self._eou_task is None:

@@ -89,11 +89,15 @@ class Playout:
     ``interrupt`` (after cancelling ``run``) drops the rest and works out what was heard.
 
     With ``aligned`` the transcription node receives ``TimedString`` pieces timed by the
-    TTS (when the TTS reports which text each audio voices) instead of the raw text."""
+    TTS (when the TTS reports which text each audio voices) instead of the raw text.
+
+    With ``gate`` (a preemptive generation), text and audio are made at once but nothing
+    reaches the outputs before the gate opens: the speech has not got the floor yet."""
 
     def __init__(self, *, agent: Agent, model_settings: ModelSettings, audio: AudioOutput | None,
                  transcript: TextOutput | None, speak: bool, aligned: bool = False, sync: bool = False,
-                 speed: float = 1.0, on_result: Callable[[PlayoutResult], None] | None = None) -> None:
+                 speed: float = 1.0, on_result: Callable[[PlayoutResult], None] | None = None,
+                 gate: asyncio.Event | None = None) -> None:
         self._agent = agent
         self._settings = model_settings
         self._audio = audio if speak else None
@@ -110,11 +114,13 @@ class Playout:
         self._speed = speed
         self._on_result = on_result
         self._first_frame = asyncio.Event()
+        self._gate = gate
 
     async def run(self, text: AsyncIterable[str], frames: AsyncIterable[rtc.AudioFrame] | None = None) -> PlayoutResult:
         audio = self._audio
         if audio is None:
             await self._transcribe(text)
+            await self._opened()
             return await self._result(interrupted=False, position=0.0)
         to_tts: Chan[str] = Chan()
         to_transcript: Chan[str] = Chan()
@@ -139,6 +145,7 @@ class Playout:
                     if not isinstance(frame, rtc.AudioFrame):
                         raise TypeError(f"tts_node yielded {type(frame).__name__}; expected rtc.AudioFrame")
                     if self._first_frame_at is None:
+                        await self._opened()
                         self._first_frame_at = time.perf_counter()
                         self._first_frame.set()
                     self._queued += frame_duration(frame)
@@ -157,13 +164,19 @@ class Playout:
         try:
             await run_together(pump(), play(), self._transcribe(self._timed if timed else to_transcript))
         except TTSFailed:
+            await self._opened()  # the outputs are another speech's until then
             # End the segment already shown, or the next speech's text is appended to it.
             if self._transcript is not None:
                 await flush_text_output(self._transcript)
             raise
+        await self._opened()  # (all made before the floor: the outputs are another speech's until then)
         audio.flush()
         finished = await audio.wait_for_playout()
         return await self._result(interrupted=finished.interrupted, position=finished.playback_position)
+
+    async def _opened(self) -> None:
+        if self._gate is not None:
+            await self._gate.wait()
 
     def _on_voiced(self, text: str) -> None:
         piece = _Piece(self._queued, text)
@@ -193,6 +206,7 @@ class Playout:
             said_before = sum(len(p) for p in self._transcribed)
             self._transcribed.append(piece)
             if self._transcript is not None:
+                await self._opened()
                 if self._sync:
                     await self._pace(piece, said_before)
                 await self._transcript.capture_text(str(piece))

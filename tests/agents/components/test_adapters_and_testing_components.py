@@ -190,10 +190,15 @@ async def test_stt_stream_adapter_recognizes_early_once_the_speech_is_quiet() ->
     frames = speech_frames(0.4) + quiet_frames(0.2) + speech_frames(0.4) + quiet_frames(0.8)
     events = await _adapter_events(adapter, frames)
     T = stt.SpeechEventType
-    assert [e.type for e in events] == [T.START_OF_SPEECH, T.END_OF_SPEECH, T.FINAL_TRANSCRIPT]
-    # one early recognition in the pause (thrown away), one at the end (used)
+    assert [e.type for e in events if e.type != T.PREFLIGHT_TRANSCRIPT] == [
+        T.START_OF_SPEECH, T.END_OF_SPEECH, T.FINAL_TRANSCRIPT]
+    # one early recognition in the pause (thrown away), one at the end (used); each was
+    # sent as a preflight transcript while the speech was quiet, before the VAD ended it
     assert len(batch.heard) == 2, batch.heard
     assert events[-1].alternatives[0].text == "heard 2"
+    preflights = [(i, e.alternatives[0].text) for i, e in enumerate(events) if e.type == T.PREFLIGHT_TRANSCRIPT]
+    assert [text for _, text in preflights] == ["heard 1", "heard 2"]
+    assert all(i < [e.type for e in events].index(T.END_OF_SPEECH) for i, _ in preflights)
     # the used one holds both bursts and the pause, but not the 0.5 s of final silence
     assert 1.0 <= batch.heard[1] < 1.0 + 0.5, batch.heard
 

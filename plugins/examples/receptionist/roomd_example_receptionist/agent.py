@@ -18,6 +18,9 @@ from .desk import GREETING, INSTRUCTIONS, TOOL_EXAMPLES, make_tools
 
 EARLY_RECOGNITION = 0.2  # seconds of quiet before the local STT starts on the speech so far
 DEFAULTS = {"vad": "local/silero", "stt": "local/whisper-tiny", "llm": "local/smollm2", "tts": "local/flite"}
+# The session's options beyond the reference's defaults: the reply starts on the early
+# transcript, during the end-of-speech silence, and is played if the turn ends there.
+SESSION_OPTIONS: dict[str, Any] = {"preemptive_generation": True}
 
 
 def component_names() -> dict[str, str]:
@@ -70,11 +73,13 @@ def build_agent() -> Any:
 
 
 def build_session(components: dict[str, Any], **options: Any) -> Any:
-    """The session over ``components``; ``options`` are more ``AgentSession`` arguments."""
+    """The session over ``components``; ``options`` are more ``AgentSession`` arguments
+    (over ``SESSION_OPTIONS``)."""
     from roomd.agents.voice import AgentSession
 
     return AgentSession(
-        vad=components["vad"], stt=components["stt"], llm=components["llm"], tts=components["tts"], **options
+        vad=components["vad"], stt=components["stt"], llm=components["llm"], tts=components["tts"],
+        **{**SESSION_OPTIONS, **options},
     )
 
 
