@@ -22,6 +22,7 @@ from livekit_cluster import LiveKitCluster, Node
 from daemon_process import AGENT, DaemonProcess
 
 NO_WORKER = "no worker available to handle job"  # the server's log line for a dropped job
+ASSIGN_FAILED = "failed to assign job to worker"  # an offer a worker answered "not available"
 MAX_JOBS = 3  # per daemon, as in the measurement
 
 
