@@ -20,7 +20,7 @@ from collections import deque
 from livekit import rtc
 
 from ..types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
-from ..utils.aio import Chan
+from ..utils.aio import Chan, TaskOwner
 from ..utils.audio import AudioBuffer
 from ..utils.streams import FLUSH
 from ..utils.taskgroup import run_together
@@ -121,15 +121,15 @@ class StreamAdapterWrapper(RecognizeStream):
         speech: list[rtc.AudioFrame] = []  # the START_OF_SPEECH frames (they end at speech_at)
         speech_at = 0
         early: asyncio.Task[SpeechEvent] | None = None
-        started: set[asyncio.Task[SpeechEvent]] = set()  # cancelled with the stream
+        # Early recognitions, cancelled with the stream; each is either cancelled or awaited
+        # by recognize() below, which raises its error: the owner need not report it again.
+        early_tasks = TaskOwner("stt early recognition", on_error=lambda _name, _exc: None)
 
         def recognize_task(frames: list[rtc.AudioFrame]) -> asyncio.Task[SpeechEvent]:
-            task = asyncio.ensure_future(
-                self.__wrapped.recognize(frames, language=self._language, conn_options=self._conn_options)
+            return early_tasks.create_task(
+                self.__wrapped.recognize(frames, language=self._language, conn_options=self._conn_options),
+                name="early recognition",
             )
-            started.add(task)
-            task.add_done_callback(started.discard)
-            return task
 
         def preflight(task: asyncio.Task[SpeechEvent]) -> None:
             # still the early recognition of a speech not ended yet: say what it heard
@@ -207,6 +207,5 @@ class StreamAdapterWrapper(RecognizeStream):
         try:
             await run_together(feed(), detect(), recognize())
         finally:
-            for task in list(started):
-                task.cancel()
+            await early_tasks.aclose()
             await vad_stream.aclose()

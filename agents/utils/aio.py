@@ -312,8 +312,9 @@ class TaskOwner(_TaskOwner):
     components whose lifetime is not a single ``async with`` block (so a TaskGroup does not fit).
     """
 
-    def __init__(self, name: str = "agents") -> None:
-        super().__init__(name)
+    def __init__(self, name: str = "agents", *,
+                 on_error: Callable[[str, BaseException], None] | None = None) -> None:
+        super().__init__(name, on_error=on_error)
 
     def create_task(self, coro: Coroutine[Any, Any, _T], *, name: str | None = None) -> asyncio.Task[_T]:
         return self.spawn(coro, name or getattr(coro, "__qualname__", "task"))
