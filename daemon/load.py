@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 import structlog
 
-from .pool.memory_cgroup import SUPERVISOR_LEAF
+from .pool.memory_cgroup import service_cgroup
 
 log = structlog.get_logger("roomd.load")
 
@@ -47,11 +47,9 @@ def own_cgroup(root: Path = Path("/sys/fs/cgroup")) -> Path | None:
     unified = next((line[3:] for line in lines if line.startswith("0::")), None)
     if unified is None:
         return None
-    path = root / unified.lstrip("/")
-    if path.name == SUPERVISOR_LEAF:
-        # The daemon moved itself there so its children get memory cgroups (pool/memory_cgroup.py):
-        # the service is the parent, which counts the children too.
-        path = path.parent
+    # Where the daemon moved itself into a leaf so its children get memory cgroups, the
+    # service is the leaf's parent, which counts the children too.
+    path = service_cgroup(root / unified.lstrip("/"))
     return path if (path / "cpu.stat").exists() else None
 
 

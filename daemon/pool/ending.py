@@ -143,8 +143,6 @@ class ChildEnding:
         job = self._job
         if job is not None and not job.run_outcome.done():
             error = self._kill_reason or f"child exited unexpectedly ({status.describe()})"
-            if self._kill_category == ExitReason.MEMORY_LIMIT or self._kill_category == ExitReason.UNRESPONSIVE:
-                error = self._kill_reason or error
             job.run_ended(JobOutcome(JobStatus.FAILED, error))
             self._child_log.error("job failed: child ended", error=error, exit=status.describe())
         self._job = None

@@ -78,6 +78,10 @@ class ChildHealth:
     _kill_reason: str | None
     _kill_category: ExitReason | None
 
+    @property
+    def _job_id(self) -> str | None:
+        return self._job.id if self._job else None
+
     if TYPE_CHECKING:
         def kill(self, reason: str, category: ExitReason, *,
                  dump_stacks: bool = False) -> Coroutine[Any, Any, None]: ...
@@ -91,7 +95,7 @@ class ChildHealth:
             silent = time.monotonic() - self._last_pong
             if silent > deadline:
                 self._log.error("child unresponsive", silent_seconds=round(silent, 2), ping_timeout=deadline,
-                                job_id=self._job.id if self._job else None)
+                                job_id=self._job_id)
                 self._owner.spawn(self.kill(f"unresponsive (no pong for {silent:.1f}s)", ExitReason.UNRESPONSIVE,
                                             dump_stacks=True), "kill unresponsive")
                 return
@@ -112,7 +116,7 @@ class ChildHealth:
                     reason = cgroup.describe_kill()
                     self._log.error("the kernel killed a process of the child at its memory limit; ending "
                                     "the child", limit_mb=lim.job_memory_limit_mb,
-                                    job_id=self._job.id if self._job else None)
+                                    job_id=self._job_id)
                     self._owner.spawn(self.kill(reason, ExitReason.MEMORY_LIMIT), "kill over memory")
                     return
                 rss, used, outside = tree_memory(self.pid, cgroup.members() if cgroup is not None else ())
@@ -134,7 +138,7 @@ class ChildHealth:
                 reason = f"memory limit exceeded ({judged:.0f} MB > {lim.job_memory_limit_mb:.0f} MB)"
                 self._log.error("child over memory limit; killing it", memory_mb=round(judged, 1),
                                 limit_mb=lim.job_memory_limit_mb,
-                                job_id=self._job.id if self._job else None)
+                                job_id=self._job_id)
                 self._owner.spawn(self.kill(reason, ExitReason.MEMORY_LIMIT), "kill over memory")
                 return
             now = time.monotonic()
@@ -143,7 +147,7 @@ class ChildHealth:
                 self._log.warning("child memory above warning level", memory_mb=round(mb, 1),
                                   warn_mb=lim.job_memory_warn_mb,
                                   growth_mb=round(mb - last_warned_mb, 1) if last_warned_at else None,
-                                  job_id=self._job.id if self._job else None)
+                                  job_id=self._job_id)
                 last_warned_at, last_warned_mb = now, mb
             interval = lim.memory_sample_interval
             if lim.job_memory_limit_mb:

@@ -153,16 +153,14 @@ def usable(base: Base, own_tree: Callable[[], set[int]]) -> str | None:
     directory = base.path
     files: tuple[Path, ...] = (directory,)
     if base.flavour is V2:
-        if directory.name == SUPERVISOR_LEAF:  # moved there by an earlier start of this process
-            directory = directory.parent
+        directory = service_cgroup(directory)  # we may be in the leaf since an earlier start
         controllers = _read(directory / "cgroup.controllers")
         if controllers is None:
             return f"{directory} is not readable"
         if "memory" not in controllers.split():
             return (f"the memory controller is not available in {directory} (not delegated, or bound "
                     f"to a cgroup v1 hierarchy)")
-        members = _read(directory / "cgroup.procs")
-        foreign = {int(p) for p in (members or "").split()} - own_tree()
+        foreign = _pids(directory) - own_tree()
         if foreign:
             return f"{directory} also holds other programs (pids {sorted(foreign)[:5]}); delegate one to roomd"
         files = (directory, directory / "cgroup.procs", directory / "cgroup.subtree_control")
@@ -177,6 +175,22 @@ def _read(path: Path) -> str | None:
         return path.read_text()
     except OSError:
         return None
+
+
+def _read_bytes(path: Path) -> int | None:
+    text = _read(path)
+    return int(text) if text and text.strip().isdigit() else None
+
+
+def _pids(directory: Path) -> set[int]:
+    """The processes in a cgroup (its ``cgroup.procs``); none if unreadable."""
+    return {int(p) for p in (_read(directory / "cgroup.procs") or "").split()}
+
+
+def service_cgroup(path: Path) -> Path:
+    """The cgroup of the service: ``path``, or its parent when ``path`` is the leaf the
+    supervisor moved itself into on v2 (its children's cgroups are the leaf's siblings)."""
+    return path.parent if path.name == SUPERVISOR_LEAF else path
 
 
 def counter(text: str | None, key: str) -> int:
@@ -202,12 +216,10 @@ class ChildCgroup:
     limit_bytes: int
 
     def usage(self) -> int | None:
-        text = _read(self.path / self.flavour.usage)
-        return int(text) if text and text.strip().isdigit() else None
+        return _read_bytes(self.path / self.flavour.usage)
 
     def peak(self) -> int | None:
-        text = _read(self.path / self.flavour.peak)
-        return int(text) if text and text.strip().isdigit() else None
+        return _read_bytes(self.path / self.flavour.peak)
 
     def oom_kills(self) -> int:
         """The kernel's count of out-of-memory kills in this cgroup: non-zero once it enforced the
@@ -216,7 +228,7 @@ class ChildCgroup:
         return counter(_read(self.path / self.flavour.events), "oom_kill")
 
     def members(self) -> set[int]:
-        return {int(p) for p in (_read(self.path / "cgroup.procs") or "").split()}
+        return _pids(self.path)
 
     def describe_kill(self) -> str:
         peak = self.peak()
@@ -315,9 +327,7 @@ class MemoryCgroups:
         return cgroup
 
     def _base_directory(self, base: Base) -> Path:
-        if base.flavour is V2 and base.path.name == SUPERVISOR_LEAF:
-            return base.path.parent
-        return base.path
+        return service_cgroup(base.path) if base.flavour is V2 else base.path
 
     def _prepare(self, flavour: Flavour, directory: Path) -> None:
         """Once: remove empty cgroups an earlier daemon left; on v2, move our processes into a
@@ -334,9 +344,9 @@ class MemoryCgroups:
             leaf.mkdir(exist_ok=True)
             # Processes may fork meanwhile (a zygote): move until the base is empty.
             for _attempt in range(10):
-                for pid in (_read(directory / "cgroup.procs") or "").split():
+                for member in _pids(directory):
                     with contextlib.suppress(ProcessLookupError):
-                        (leaf / "cgroup.procs").write_text(pid)
+                        (leaf / "cgroup.procs").write_text(str(member))
                 try:
                     (directory / "cgroup.subtree_control").write_text("+memory")
                     break

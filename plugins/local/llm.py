@@ -330,8 +330,6 @@ class LocalLLM(LLM):
         return messages
 
     def _decide_one_pass(self, request: str, tools: Sequence[Tool], choices: list[str]) -> ToolDecision | None:
-        from llama_cpp import LlamaGrammar
-
         llama = self._chooser
         prompt = chat_prompt(llama, self._one_pass_messages(request, tools)) + CALL_PREFIX
         with self._lock:
