@@ -11,6 +11,7 @@ present. Without a server URL it starts a local dev server.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 import urllib.parse
@@ -202,4 +203,9 @@ def console(url: str | None, api_key: str | None, api_secret: str | None, room: 
     finally:
         if server is not None:
             server.stop()
-    sys.exit(code)
+    # The rtc SDK's native threads may still call into Python while the interpreter tears
+    # down, and abort the process (seen in CI: exit -6 after a finished conversation). The
+    # room is left and every file written by now: leave without the teardown.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
