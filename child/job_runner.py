@@ -1,4 +1,4 @@
-"""Run one job in the child: build the JobContext, run the entrypoint, decide how it ended.
+"""Run one job in the child: start the entrypoint, watch it, decide how it ended.
 
 The job ends when the entrypoint has returned and the room is not (or no longer) connected,
 when ``ctx.shutdown()`` is called, when the supervisor sends Shutdown, or when the room
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
@@ -30,23 +31,40 @@ class JobResult:
     reason: str
 
 
+@dataclasses.dataclass(frozen=True)
+class StartedJob:
+    """A job whose entrypoint task exists: what ``run_job`` watches until the job ends."""
+
+    ctx: JobContext
+    entry: asyncio.Task[None]
+    disconnected: asyncio.Event
+
+
+def start_entrypoint(ctx: JobContext, entrypoint: Callable[[JobContext], Awaitable[None]]) -> StartedJob:
+    """Create the entrypoint's task; it runs at the loop's next turn, ahead of anything the
+    caller starts after this (the task that watches it included), which is why this is not
+    a coroutine: the assignment's critical path takes no extra turn of the loop."""
+    room = ctx.room
+    disconnected = asyncio.Event()
+    room.on("disconnected", lambda *_: disconnected.set())  # before the entrypoint can connect
+    context = contextvars.copy_context()
+    context.run(_set_current, ctx)  # get_job_context() inside the entrypoint and its tasks
+    # An async def entrypoint (WorkerOptions.validate): its call is a coroutine.
+    entry = asyncio.get_running_loop().create_task(
+        cast(Coroutine[Any, Any, None], entrypoint(ctx)), name=f"entrypoint {ctx.job.id}", context=context)
+    return StartedJob(ctx=ctx, entry=entry, disconnected=disconnected)
+
+
 async def run_job(
-    ctx: JobContext,
-    entrypoint: Callable[[JobContext], Awaitable[None]],
+    started: StartedJob,
     *,
-    on_started: Callable[[], Awaitable[None]],
     shutdown_timeout: float,
     on_result: Callable[[JobResult], Awaitable[None]] | None = None,
 ) -> JobResult:
-    _set_current(ctx)  # this task's context; the entrypoint task copies it
+    """Watch a started job to its end: shutdown callbacks, the result, then leave the room."""
+    ctx, entry, disconnected = started.ctx, started.entry, started.disconnected
+    _set_current(ctx)  # shutdown callbacks run in this task
     room = ctx.room
-    disconnected = asyncio.Event()
-    room.on("disconnected", lambda *_: disconnected.set())
-    # Announce first, and flushed: an entrypoint that blocks the loop at once must not also
-    # swallow the JobStarted that tells the supervisor whose job it is.
-    await on_started()
-    # An async def entrypoint (WorkerOptions.validate): its call is a coroutine.
-    entry = asyncio.create_task(cast(Coroutine[Any, Any, None], entrypoint(ctx)), name=f"entrypoint {ctx.job.id}")
 
     status, error = "SUCCESS", ""
     shutdown_wait = asyncio.create_task(ctx._shutdown_requested.wait())

@@ -62,7 +62,7 @@ from roomd.ipc.procs import end_group, reap_children, zombie_children
 from roomd.ipc.tasks import TaskOwner
 
 from . import logs
-from .job_runner import JobResult, run_job
+from .job_runner import JobResult, StartedJob, run_job, start_entrypoint
 
 if TYPE_CHECKING:  # the voice package imports livekit.rtc (numpy): not for every zygote to pay
     from livekit import rtc
@@ -188,7 +188,9 @@ class ChildRuntime:
             elif isinstance(message, StartJob):
                 if self._job_task is not None:
                     raise ProtocolError("StartJob while a job is running")
-                self._job_task = self._spawn(self._job(message), "job")
+                # Here, not in a task of its own: the entrypoint starts one turn of the loop sooner.
+                started = await self._start_job(message)
+                self._job_task = self._spawn(self._job(started), "job")
             elif isinstance(message, StatusReported):
                 waiter = self._status_reported
                 if waiter is not None and not waiter.done():
@@ -211,18 +213,23 @@ class ChildRuntime:
         await self._channel.send(ShutdownAck())
         self._finish(EXIT_OK, "shutdown")
 
-    async def _job(self, start: StartJob) -> None:
-        assert self._limits is not None
+    async def _start_job(self, start: StartJob) -> StartedJob:
+        """Announce the job, then start its entrypoint. Does not suspend unless the channel's
+        queue is backed up."""
         from livekit import rtc  # only ever after the fork: the SDK starts native threads
 
         ctx = self._ctx = self._context(start, rtc.Room())
-        job = ctx.job
         entrypoint = self._options.entrypoint_fnc
         assert entrypoint is not None
+        # Announced first, and flushed: an entrypoint that blocks the loop at once must not
+        # also swallow the JobStarted that tells the supervisor whose job it is.
+        await self._channel.send(JobStarted(job_id=ctx.job.id))
+        await self._channel.flush()
+        return start_entrypoint(ctx, entrypoint)
 
-        async def on_started() -> None:
-            await self._channel.send(JobStarted(job_id=job.id))
-            await self._channel.flush()
+    async def _job(self, started: StartedJob) -> None:
+        assert self._limits is not None
+        job = started.ctx.job
 
         status_wait = max(0.1, min(10.0, self._limits.shutdown_timeout / 3))
 
@@ -241,8 +248,7 @@ class ChildRuntime:
                 self._status_reported = None
 
         try:
-            result = await run_job(ctx, entrypoint, on_started=on_started,
-                                   shutdown_timeout=self._limits.shutdown_timeout, on_result=on_result)
+            result = await run_job(started, shutdown_timeout=self._limits.shutdown_timeout, on_result=on_result)
         except Exception as exc:  # the runner itself failed: still a true, FAILED job
             log.error("job runner failed", exc_info=exc)
             result_status, result_error, result_reason = "FAILED", f"{type(exc).__name__}: {exc}", "runner error"

@@ -21,7 +21,7 @@ from roomd.agents.job import AutoSubscribe, JobContext, JobProcess, RunningJobIn
 from roomd.agents.job_request import AcceptArguments
 from roomd.agents.utils import wait_for_track_publication
 from roomd.agents.utils.audio import sine
-from roomd.child.job_runner import run_job
+from roomd.child.job_runner import run_job, start_entrypoint
 
 pytestmark = pytest.mark.livekit_server
 
@@ -244,10 +244,7 @@ async def test_shutdown_reason_reaches_callbacks_with_and_without_argument(livek
         job.add_shutdown_callback(Recorder().on_shutdown)
         job.shutdown("caller hung up")
 
-    async def started() -> None:
-        pass
-
-    result = await asyncio.wait_for(run_job(ctx, entrypoint, on_started=started, shutdown_timeout=6.0), TIMEOUT)
+    result = await asyncio.wait_for(run_job(start_entrypoint(ctx, entrypoint), shutdown_timeout=6.0), TIMEOUT)
     assert (result.status, result.reason) == ("SUCCESS", "caller hung up")
     assert calls == ["reason:caller hung up", "no-argument", "method:caller hung up"]
     assert not ctx.room.isconnected()
