@@ -14,7 +14,8 @@ table for docs/benchmarks.md.
 
 Variants (each its own agent and room; their turns alternate, so both see the same load):
 ``today`` is the configuration before the latency work of issue 16 (Whisper's 30 s
-window, the three-pass tool decision, a 10-item history dropped 5 at a time, TTS by
+window, the three-pass tool decision, a 10-item history dropped 5 at a time and the
+prefix after a drop evaluated by the turn that needs it, TTS by
 whole sentences, no LLM warm-up, the
 endpointing delay counted from the VAD's verdict -- emulated by adding the VAD's silence
 to ``min_endpointing_delay``); ``fast`` is the components' and the session's defaults,
@@ -92,7 +93,7 @@ def variants() -> dict[str, Variant]:
         vad = SileroVAD.load()
         return {"vad": vad, "stt": StreamAdapter(stt=WhisperSTT.load(fit_window=False), vad=vad),
                 "llm": LocalLLM.load(tool_examples=TOOL_EXAMPLES, one_pass_tools=False,
-                                     max_history_items=10, history_drop_step=5),
+                                     max_history_items=10, history_drop_step=5, prepare_next_prefix=False),
                 "tts": FliteTTS(sentence_tokenizer=SentenceTokenizer(min_sentence_len=8))}
 
     def fast() -> dict[str, Any]:

@@ -70,6 +70,10 @@ class LlamaOptions:
     tool_examples: Mapping[str, Sequence[ToolExample]] = field(default_factory=dict)
     no_tool_examples: Sequence[str] = DEFAULT_NO_TOOL_EXAMPLES
     one_pass_tools: bool = True  # the tool name and its arguments in one generation (module doc)
+    # After an answer, evaluate the next turn's prompt prefix when that turn will drop
+    # history: ~100-150 tokens, in the background while the answer is spoken, not at the
+    # start of the next reply.
+    prepare_next_prefix: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +99,48 @@ def to_llama_messages(chat_ctx: ChatContext, *, max_history_items: int, drop_ste
     The template has no tool role: a call's result becomes a system note the model reads
     before answering, and the call itself is left out.
     """
-    instructions: list[dict[str, str]] = []
+    instructions, history = _split(chat_ctx)
+    dropped = dropped_items(len(history), max_history_items=max_history_items, drop_step=drop_step)
+    return _with_instructions(instructions, history[dropped:])
+
+
+def next_turn_prefix(
+    chat_ctx: ChatContext, answer: str, *, max_history_items: int, drop_step: int = 0
+) -> list[dict[str, str]] | None:
+    """The messages the next turn's prompt will start with, if that turn drops history that
+    this one kept (None if it drops nothing new). The next turn adds at least the user's
+    message to this conversation and ``answer``."""
+    instructions, history = _split(chat_ctx)
+    now = dropped_items(len(history), max_history_items=max_history_items, drop_step=drop_step)
+    history.append({"role": "assistant", "content": answer})
+    then = dropped_items(len(history) + 1, max_history_items=max_history_items, drop_step=drop_step)
+    if then == now:
+        return None
+    return _with_instructions(instructions, history[then:])
+
+
+def dropped_items(count: int, *, max_history_items: int, drop_step: int = 0) -> int:
+    """How many of ``count`` history items, oldest first, a prompt leaves out.
+
+    In steps of ``drop_step`` (half the window by default), not one per turn: the kept
+    prefix then stays the same for several turns and llama.cpp reuses its evaluation.
+    """
+    if max_history_items <= 0 or count <= max_history_items:
+        return 0
+    step = max(1, min(drop_step or max_history_items // 2, max_history_items))
+    return -(-(count - max_history_items) // step) * step
+
+
+def _split(chat_ctx: ChatContext) -> tuple[list[str], list[dict[str, str]]]:
+    instructions: list[str] = []
     history: list[dict[str, str]] = []
-    items = chat_ctx.items
-    for item in items:
+    for item in chat_ctx.items:
         if isinstance(item, ChatMessage):
             text = item.text_content
             if not text:
                 continue
             if item.role in ("system", "developer"):
-                instructions.append({"role": "system", "content": text})
+                instructions.append(text)
             elif item.role in ("user", "assistant"):
                 history.append({"role": item.role, "content": text})
         elif isinstance(item, FunctionCallOutput):
@@ -114,15 +150,12 @@ def to_llama_messages(chat_ctx: ChatContext, *, max_history_items: int, drop_ste
             else:
                 note = f"Answer the user's question with this fact: {item.output}"
             history.append({"role": "system", "content": note})
-    if max_history_items > 0 and len(history) > max_history_items:
-        # Drop old items in steps of half the window, not one per turn: the kept prefix
-        # then stays the same for several turns and llama.cpp reuses its evaluation.
-        step = max(1, min(drop_step or max_history_items // 2, max_history_items))
-        excess = len(history) - max_history_items
-        history = history[-(-excess // step) * step :]
+    return instructions, history
+
+
+def _with_instructions(instructions: list[str], history: list[dict[str, str]]) -> list[dict[str, str]]:
     if instructions:
-        merged = {"role": "system", "content": "\n".join(m["content"] for m in instructions)}
-        return [merged, *history]
+        return [{"role": "system", "content": "\n".join(instructions)}, *history]
     return history
 
 
@@ -214,6 +247,7 @@ class LocalLLM(LLM):
         self._options = options
         self._model_name = model_name
         self._lock = threading.Lock()  # one generation at a time: a llama context is not thread-safe
+        self._preparing: asyncio.Future[None] | None = None  # the next turn's prefix, being evaluated
 
     @classmethod
     def load(cls, *, model_path: str | None = None, **options: Any) -> LocalLLM:
@@ -262,6 +296,25 @@ class LocalLLM(LLM):
             if tools and self._options.one_pass_tools:
                 messages = self._one_pass_messages("", tools)[:-1]  # all but the request
                 self._evaluate(self._chooser, chat_prompt(self._chooser, messages))
+
+    def prepare(self, messages: list[dict[str, str]]) -> None:
+        """Blocking: evaluate ``messages`` in the answer context, as the prefix the next
+        prompt will share (``next_turn_prefix``)."""
+        with self._lock:
+            self._evaluate(self._llama, chat_prompt(self._llama, messages))
+
+    def prepare_in_background(self, messages: list[dict[str, str]]) -> None:
+        """``prepare`` in a worker thread; the next request waits for it (the lock) only if it
+        comes before the evaluation is done."""
+        if self._preparing is not None and not self._preparing.done():
+            return  # one at a time: the next answer prepares again if still needed
+        self._preparing = asyncio.get_running_loop().run_in_executor(None, self.prepare, messages)
+
+    async def aclose(self) -> None:
+        if self._preparing is not None:
+            await asyncio.gather(self._preparing, return_exceptions=True)  # a thread cannot be cancelled
+            self._preparing = None
+        await super().aclose()
 
     @staticmethod
     def _evaluate(llama: Any, prompt: str) -> None:
@@ -513,9 +566,15 @@ class _LocalLLMStream(LLMStream):
         )
         if not messages:
             raise APIError("nothing to answer: the chat context has no messages", retryable=False)
-        await self._stream_text(messages)
+        answer = await self._stream_text(messages)
+        if answer is not None and llm.options.prepare_next_prefix:
+            prefix = next_turn_prefix(self._chat_ctx, answer, max_history_items=llm.options.max_history_items,
+                                      drop_step=llm.options.history_drop_step)
+            if prefix is not None:
+                llm.prepare_in_background(prefix)
 
-    async def _stream_text(self, messages: list[dict[str, str]]) -> None:
+    async def _stream_text(self, messages: list[dict[str, str]]) -> str | None:
+        """Stream the answer; its whole text, or None if it was stopped before the end."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | _Generated | BaseException | _Done] = asyncio.Queue()
         stop = threading.Event()
@@ -536,6 +595,7 @@ class _LocalLLMStream(LLMStream):
                 post(_Done())
 
         worker = loop.run_in_executor(None, work)
+        answer: str | None = None
         try:
             while True:
                 item = await queue.get()
@@ -544,6 +604,7 @@ class _LocalLLMStream(LLMStream):
                 if isinstance(item, BaseException):
                     raise APIError(f"llama.cpp failed: {item}", retryable=False) from item
                 if isinstance(item, _Generated):
+                    answer = item.text
                     usage = CompletionUsage(
                         completion_tokens=item.completion_tokens,
                         prompt_tokens=item.prompt_tokens,
@@ -560,3 +621,4 @@ class _LocalLLMStream(LLMStream):
                 await asyncio.shield(worker)
             except asyncio.CancelledError:
                 pass
+        return answer

@@ -413,6 +413,61 @@ async def test_smollm2_answer_context_evaluates_only_each_turns_new_tokens(smoll
     assert prompt_evaluated < whole // 3, (prompt_evaluated, whole)
 
 
+def test_history_is_dropped_in_steps_and_the_next_turns_prefix_is_predicted() -> None:
+    """The answer context keeps at most ``max_history_items`` items, dropping the oldest
+    ``drop_step`` at a time; the next turn's prefix is predicted only when that turn will
+    drop something this one kept."""
+    from roomd.plugins.local.llm import dropped_items, next_turn_prefix, to_llama_messages
+
+    assert [dropped_items(n, max_history_items=4, drop_step=2) for n in range(1, 10)] == [0, 0, 0, 0, 2, 2, 4, 4, 6]
+    assert dropped_items(100, max_history_items=0) == 0  # no window
+    ctx = _ctx("one")
+    ctx.add_message(role="assistant", content="a1")
+    ctx.add_message(role="user", content="two")
+    # history: one, a1, two; with the answer and a next question: 5 items, 2 dropped
+    prefix = next_turn_prefix(ctx, "a2", max_history_items=4, drop_step=2)
+    assert prefix is not None
+    assert [m["content"] for m in prefix[1:]] == ["two", "a2"] and prefix[0]["role"] == "system"
+    ctx.add_message(role="assistant", content="a2")
+    ctx.add_message(role="user", content="three")
+    assert to_llama_messages(ctx, max_history_items=4, drop_step=2)[:3] == prefix  # what the next turn sends
+    # the turn after drops two more (7 items, 4 dropped); a short conversation drops nothing
+    assert next_turn_prefix(ctx, "a3", max_history_items=4, drop_step=2) is not None
+    assert next_turn_prefix(_ctx("one"), "a1", max_history_items=4, drop_step=2) is None
+
+
+@pytest.mark.parametrize("prepare", [True, False])
+async def test_smollm2_a_turn_that_drops_history_starts_on_a_prepared_prefix(smollm2, monkeypatch,
+                                                                           prepare: bool) -> None:
+    """When the next turn will drop old history, the answer before it evaluates that turn's
+    new prompt prefix in the background; the turn then evaluates only its new tokens
+    instead of the whole kept conversation (without the preparation it does evaluate it)."""
+    from roomd.plugins.local.llm import LocalLLM, chat_prompt, to_llama_messages, tokens_of
+
+    options = dataclasses.replace(smollm2.options, max_history_items=4, history_drop_step=2,
+                                  prepare_next_prefix=prepare)
+    llm = LocalLLM(smollm2._llama, options, chooser=smollm2._chooser, filler=smollm2._filler)
+    ctx = _ctx("Hello, who are you?")
+    for question in ("Can you help me?", "Where is the library?"):
+        answer, _ = await llm.chat(chat_ctx=ctx).collect()
+        ctx.add_message(role="assistant", content=answer)
+        ctx.add_message(role="user", content=question)
+    # The last answer saw 3 items; this turn sees 5 and drops 2: a new prefix.
+    if llm._preparing is not None:
+        await llm._preparing
+    assert (llm._preparing is not None) is prepare
+    counts = _count_evaluated(monkeypatch, smollm2._llama)
+    await llm.chat(chat_ctx=ctx).collect()
+    new = len(smollm2._llama.tokenize("Where is the library?".encode(), add_bos=False))
+    messages = to_llama_messages(ctx, max_history_items=4, drop_step=2)
+    whole = len(tokens_of(smollm2._llama, chat_prompt(smollm2._llama, messages)))
+    if prepare:
+        assert counts[0] <= new + 12 < whole, (counts[0], new, whole)
+    else:
+        assert counts[0] > whole // 2, (counts[0], whole)
+    await llm.aclose()
+
+
 def test_subprocess_tts_works_under_uvloop(flite) -> None:
     """The daemon's children run uvloop, whose subprocess pipes are socketpairs (flite
     cannot write to /dev/stdout there): synthesis must not depend on it."""
