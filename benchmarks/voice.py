@@ -84,7 +84,7 @@ def variants() -> dict[str, Variant]:
     from roomd.agents.tokenize import SentenceTokenizer
     from roomd.plugins.local.llm import LocalLLM
     from roomd.plugins.local.stt import WhisperSTT
-    from roomd.plugins.local.tts import FliteTTS
+    from roomd.plugins.local.tts import FirstClauseTokenizer, FliteTTS
     from roomd.plugins.local.vad import SileroVAD, VADOptions
     from roomd_example_receptionist.agent import load_components, warm_up
     from roomd_example_receptionist.desk import TOOL_EXAMPLES
@@ -101,6 +101,19 @@ def variants() -> dict[str, Variant]:
         warm_up(components)  # what its entrypoint does while the greeting plays
         return components
 
+    def fast_early(after: float) -> Callable[[], dict[str, Any]]:
+        def build() -> dict[str, Any]:
+            components = fast()
+            wrapped = components["stt"].wrapped_stt  # the receptionist's StreamAdapter, rebuilt
+            components["stt"] = StreamAdapter(stt=wrapped, vad=components["vad"], recognize_early_after=after)
+            return components
+        return build
+
+    def fast_whole_clause() -> dict[str, Any]:
+        components = fast()
+        components["tts"] = FliteTTS(sentence_tokenizer=FirstClauseTokenizer(min_sentence_len=8, min_phrase_words=0))
+        return components
+
     # Before issue 16 the endpointing delay started at the VAD's verdict, itself
     # min_silence_duration after the speech: the same wait as a longer delay from the speech.
     old_delay = 0.5 + VADOptions().min_silence_duration
@@ -108,6 +121,9 @@ def variants() -> dict[str, Variant]:
         "today": Variant("today", today, {"min_endpointing_delay": old_delay, "preemptive_generation": False}),
         "fast": Variant("fast", fast),
         "fast-no-preemptive": Variant("fast-no-preemptive", fast, {"preemptive_generation": False}),
+        "fast-early-0.1": Variant("fast-early-0.1", fast_early(0.1)),
+        "fast-early-0.3": Variant("fast-early-0.3", fast_early(0.3)),
+        "fast-whole-clause": Variant("fast-whole-clause", fast_whole_clause),
     }
 
 
@@ -231,7 +247,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=10)
     parser.add_argument("--variant", default="both",
-                        help="today, fast, fast-no-preemptive, a comma-separated list of them, or both (today,fast)")
+                        help="a comma-separated list of variants (" + ", ".join(variants()) + "), "
+                             "or both (today,fast)")
     args = parser.parse_args()
     known = variants()
     names = ["today", "fast"] if args.variant == "both" else args.variant.split(",")

@@ -222,7 +222,11 @@ def test_first_clause_tokenizer_cuts_each_texts_first_clause_only() -> None:
         return out + buffer.flush()
 
     assert pieces("The library", " is open from 9 AM to 6 PM", ", Monday to", " Saturday. See you", "!") == [
-        "The library is open from 9 AM to 6 PM,", "Monday to Saturday.", "See you!"]
+        "The library is open", "from 9 AM to 6 PM, Monday to Saturday.", "See you!"]
+    # a phrase opener ends the first piece only once it is a whole word, after 4 words
+    assert pieces("The", " library", " is", " open", " from") == ["The library is open from"]
+    assert pieces("The", " library", " is", " open", " from", " 9") == ["The library is open", "from 9"]
+    assert pieces("Open from nine to six, every day.") == ["Open from nine to six,", "every day."]
     # too short to be a clause of its own; an abbreviation's period is no boundary
     assert pieces("Hi! I am", " Dr. Smith", ", your host.") == ["Hi! I am Dr. Smith,", "your host."]
     assert pieces("Yes.") == ["Yes."]
@@ -230,6 +234,9 @@ def test_first_clause_tokenizer_cuts_each_texts_first_clause_only() -> None:
     assert buffer.push("One, two, three. ") == ["One, two,"]
     assert buffer.flush() == ["three."]
     assert buffer.push("Next text, again. ") == ["Next text,"]  # a new text starts with a clause again
+    whole = FirstClauseTokenizer(min_sentence_len=8, min_phrase_words=0).buffer()  # clauses only
+    assert whole.push("The library is open from 9 AM to 6 PM, Monday to Saturday.") == [
+        "The library is open from 9 AM to 6 PM,"]
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
