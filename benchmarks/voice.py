@@ -16,13 +16,17 @@ Variants (each its own agent and room; their turns alternate, so both see the sa
 ``today`` is the configuration before the latency work of issue 16 (Whisper's 30 s
 window, the three-pass tool decision, a 10-item history dropped 5 at a time and the
 prefix after a drop evaluated by the turn that needs it, TTS by
-whole sentences, no LLM warm-up, the
+whole sentences with Flite's lead-in silence, no LLM warm-up, the
 endpointing delay counted from the VAD's verdict -- emulated by adding the VAD's silence
 to ``min_endpointing_delay``); ``fast`` is the components' and the session's defaults,
 built by the receptionist's own ``load_components`` (its prewarm: the STT recognising
 early) and ``warm_up`` (its entrypoint: the LLM's shared prompt prefixes evaluated),
-with its session options (``SESSION_OPTIONS``: preemptive generation). ``fast-no-preemptive``
-is ``fast`` without preemptive generation, to measure that lever alone.
+with its session options (``SESSION_OPTIONS``: preemptive generation). The others are
+``fast`` with one lever changed, to measure it alone: ``fast-no-preemptive`` (no
+preemptive generation), ``fast-early-0.1`` / ``fast-early-0.3`` (the STT's early
+recognition after that much quiet), ``fast-whole-clause`` (the first TTS piece ends at a
+clause mark only, not before a phrase-opening word), ``fast-lead-in`` (Flite's lead-in
+silence kept).
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ def variants() -> dict[str, Variant]:
         return {"vad": vad, "stt": StreamAdapter(stt=WhisperSTT.load(fit_window=False), vad=vad),
                 "llm": LocalLLM.load(tool_examples=TOOL_EXAMPLES, one_pass_tools=False,
                                      max_history_items=10, history_drop_step=5, prepare_next_prefix=False),
-                "tts": FliteTTS(sentence_tokenizer=SentenceTokenizer(min_sentence_len=8))}
+                "tts": FliteTTS(sentence_tokenizer=SentenceTokenizer(min_sentence_len=8), lead_in=None)}
 
     def fast() -> dict[str, Any]:
         components = load_components()  # exactly what the receptionist's prewarm builds
@@ -108,6 +112,11 @@ def variants() -> dict[str, Variant]:
             components["stt"] = StreamAdapter(stt=wrapped, vad=components["vad"], recognize_early_after=after)
             return components
         return build
+
+    def fast_lead_in() -> dict[str, Any]:
+        components = fast()
+        components["tts"] = FliteTTS(lead_in=None)
+        return components
 
     def fast_whole_clause() -> dict[str, Any]:
         components = fast()
@@ -124,6 +133,7 @@ def variants() -> dict[str, Variant]:
         "fast-early-0.1": Variant("fast-early-0.1", fast_early(0.1)),
         "fast-early-0.3": Variant("fast-early-0.3", fast_early(0.3)),
         "fast-whole-clause": Variant("fast-whole-clause", fast_whole_clause),
+        "fast-lead-in": Variant("fast-lead-in", fast_lead_in),
     }
 
 

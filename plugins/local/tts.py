@@ -46,6 +46,23 @@ def pcm_frames(pcm: bytes, sample_rate: int, *, frame_duration: float = FRAME_DU
     ]
 
 
+QUIET_LEVEL = 100  # |sample| at or below this is quiet: the engines' lead-in pauses sit at ~10-70
+
+
+def trim_lead_in(pcm: bytes, sample_rate: int, *, keep: float) -> bytes:
+    """16-bit PCM without the quiet before its first sound, but for ``keep`` seconds of it.
+
+    Flite starts every text with ~0.17-0.24 s of near silence: cut, the listener hears the
+    answer that much sooner. Audio with no sound at all is returned as it is.
+    """
+    samples = np.frombuffer(pcm, dtype=np.int16)
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > QUIET_LEVEL)
+    if loud.size == 0:
+        return pcm
+    start = max(0, int(loud[0]) - int(keep * sample_rate))
+    return pcm[start * 2 :]
+
+
 def read_wav(data: bytes) -> tuple[bytes, int]:
     """PCM and rate of a 16-bit mono WAV (as the speech programs write it)."""
     with wave.open(io.BytesIO(data)) as wav:
@@ -129,8 +146,12 @@ class _SentenceTTS(TTS):
     """A TTS that synthesizes whole texts and streams them first clause first, then by
     sentences (pass ``sentence_tokenizer=SentenceTokenizer(...)`` for sentences only)."""
 
-    def __init__(self, *, sample_rate: int, sentence_tokenizer: SentenceTokenizer | None = None) -> None:
+    def __init__(self, *, sample_rate: int, sentence_tokenizer: SentenceTokenizer | None = None,
+                 lead_in: float | None = 0.03) -> None:
+        """``lead_in``: seconds of quiet kept before each text's first sound (None keeps
+        what the engine writes)."""
         super().__init__(capabilities=TTSCapabilities(streaming=True), sample_rate=sample_rate, num_channels=1)
+        self.lead_in = lead_in
         # The adapter calls our synthesize(), so each sentence's metrics are emitted by us.
         tokenizer = sentence_tokenizer or FirstClauseTokenizer(min_sentence_len=8)
         self._adapter = StreamAdapter(tts=self, sentence_tokenizer=tokenizer)
@@ -158,6 +179,8 @@ class _PCMChunkedStream(ChunkedStream):
         if not text:
             return
         pcm = await self._tts._synthesize_pcm(text)
+        if self._tts.lead_in is not None:
+            pcm = trim_lead_in(pcm, self._tts.sample_rate, keep=self._tts.lead_in)
         frames = pcm_frames(pcm, self._tts.sample_rate)
         for i, frame in enumerate(frames):
             self._send(

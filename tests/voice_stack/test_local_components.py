@@ -108,8 +108,11 @@ def test_whisper_fitted_window_hears_what_the_30s_window_hears(whisper, trailing
 
 async def test_whisper_recognizing_early_hears_what_one_shot_recognition_hears(whisper, monkeypatch) -> None:
     """Behind a VAD with ``recognize_early_after`` (the receptionist's setup) each question
-    is recognised from the speech up to its first quiet 0.2 s -- not the whole VAD segment
-    with its 0.55 s of end-of-speech silence -- and reads as the segment does."""
+    is recognised from the speech up to its first quiet moment (``EARLY_RECOGNITION``) --
+    not the whole VAD segment with its 0.55 s of end-of-speech silence -- and reads as the
+    segment does."""
+    from roomd_example_receptionist.agent import EARLY_RECOGNITION
+
     heard: list[float] = []
     transcribe = whisper.transcribe_samples
 
@@ -134,7 +137,7 @@ async def test_whisper_recognizing_early_hears_what_one_shot_recognition_hears(w
 
     for name in QUESTIONS:
         segment_text, segment = await recognise(name, None)
-        early_text, early = await recognise(name, 0.2)
+        early_text, early = await recognise(name, EARLY_RECOGNITION)
         assert early_text == segment_text and len(early_text) == 1, (name, early_text, segment_text)
         assert early < segment - 0.2, (name, early, segment)
 
@@ -209,6 +212,33 @@ async def test_flite_streams_by_sentences_when_asked(flite) -> None:
     sentences = FliteTTS(sentence_tokenizer=SentenceTokenizer(min_sentence_len=8))
     spoken = await _spoken(sentences, ["Hello there, ", "welcome to the town hall. How can ", "I help you today?"])
     assert spoken == ["Hello there, welcome to the town hall.", " How can I help you today?"]
+
+
+def test_trim_lead_in_keeps_only_a_little_quiet_before_the_first_sound() -> None:
+    import numpy as np
+    from roomd.plugins.local.tts import trim_lead_in
+
+    quiet, sound = np.full(1600, 40, np.int16), np.full(800, 3000, np.int16)  # 0.1 s, then 0.05 s at 16 kHz
+    pcm = np.concatenate([quiet, sound, quiet]).tobytes()
+    trimmed = np.frombuffer(trim_lead_in(pcm, 16000, keep=0.02), np.int16)
+    assert trimmed.size == 320 + 800 + 1600 and trimmed[320] == 3000  # 20 ms of quiet left, the tail kept
+    assert trim_lead_in(pcm, 16000, keep=1.0) == pcm  # never more than there is
+    assert trim_lead_in(quiet.tobytes(), 16000, keep=0.02) == quiet.tobytes()  # no sound: as it is
+
+
+async def test_flite_speech_starts_within_its_lead_in(flite) -> None:
+    """Flite writes ~0.2 s of near silence before every text; what the TTS hands out
+    starts its sound after at most the configured lead-in (0.03 s)."""
+    import numpy as np
+    from roomd.plugins.local.tts import QUIET_LEVEL
+
+    raw = np.frombuffer(await flite._synthesize_pcm("Hello, I'm Emily."), np.int16)
+    frame = await flite.synthesize("Hello, I'm Emily.").collect()
+    spoken = np.frombuffer(frame.data, np.int16)
+    first_raw = int(np.flatnonzero(np.abs(raw.astype(np.int32)) > QUIET_LEVEL)[0])
+    first = int(np.flatnonzero(np.abs(spoken.astype(np.int32)) > QUIET_LEVEL)[0])
+    assert first_raw > 0.15 * flite.sample_rate  # what the engine writes
+    assert first <= 0.03 * flite.sample_rate + 1 and spoken.size == raw.size - (first_raw - first)
 
 
 def test_first_clause_tokenizer_cuts_each_texts_first_clause_only() -> None:

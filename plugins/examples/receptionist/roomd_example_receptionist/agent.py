@@ -16,7 +16,10 @@ from roomd.agents.components import resolve
 
 from .desk import GREETING, INSTRUCTIONS, TOOL_EXAMPLES, make_tools
 
-EARLY_RECOGNITION = 0.2  # seconds of quiet before the local STT starts on the speech so far
+# Seconds of quiet before the local STT starts on the speech so far. A pause inside the
+# question costs a recognition that is thrown away when the speech goes on (~0.1-0.2 s of
+# CPU); benchmarks/voice.py measured 0.1 against 0.2 side by side (docs/benchmarks.md).
+EARLY_RECOGNITION = 0.1
 DEFAULTS = {"vad": "local/silero", "stt": "local/whisper-tiny", "llm": "local/smollm2", "tts": "local/flite"}
 # The session's options beyond the reference's defaults: the reply starts on the early
 # transcript, during the end-of-speech silence, and is played if the turn ends there.
