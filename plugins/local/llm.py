@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ from roomd.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 from roomd.agents.utils.ids import shortuuid
 
 from . import weights
+
+logger = logging.getLogger("roomd.plugins.local")
 
 NO_TOOL = "none"
 CALL_PREFIX = '{"function": "'  # how every few-shot answer starts, and the live one is primed
@@ -309,6 +312,7 @@ class LocalLLM(LLM):
         if self._preparing is not None and not self._preparing.done():
             return  # one at a time: the next answer prepares again if still needed
         self._preparing = asyncio.get_running_loop().run_in_executor(None, self.prepare, messages)
+        self._preparing.add_done_callback(_report_preparation)
 
     async def aclose(self) -> None:
         if self._preparing is not None:
@@ -528,6 +532,13 @@ class LocalLLM(LLM):
                 stream.close()
             total = int(self._llama.n_tokens)
         yield _Generated(text="".join(pieces), completion_tokens=len(pieces), prompt_tokens=max(0, total - len(pieces)))
+
+
+def _report_preparation(done: asyncio.Future[None]) -> None:
+    # Nothing waits for a preparation: its failure is only worth a warning (the next
+    # answer evaluates its prompt in full), and must not be an unretrieved exception.
+    if not done.cancelled() and done.exception() is not None:
+        logger.warning("could not evaluate the next turn's prompt prefix: %s", done.exception())
 
 
 class _LocalLLMStream(LLMStream):

@@ -473,6 +473,21 @@ def test_history_is_dropped_in_steps_and_the_next_turns_prefix_is_predicted() ->
     assert next_turn_prefix(_ctx("one"), "a1", max_history_items=4, drop_step=2) is None
 
 
+async def test_a_failed_preparation_is_a_warning_not_an_unretrieved_error(smollm2, caplog) -> None:
+    from roomd.plugins.local.llm import LocalLLM
+
+    llm = LocalLLM(smollm2._llama, smollm2.options, chooser=smollm2._chooser, filler=smollm2._filler)
+
+    def broken(messages):  # type: ignore[no-untyped-def]
+        raise RuntimeError("llama_decode returned -1")
+
+    llm.prepare = broken  # type: ignore[method-assign]
+    with caplog.at_level("WARNING", logger="roomd.plugins.local"):
+        llm.prepare_in_background([{"role": "user", "content": "hi"}])
+        await llm.aclose()  # waits for it
+    assert "llama_decode returned -1" in caplog.text
+
+
 @pytest.mark.parametrize("prepare", [True, False])
 async def test_smollm2_a_turn_that_drops_history_starts_on_a_prepared_prefix(smollm2, monkeypatch,
                                                                            prepare: bool) -> None:
