@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from livekit import api
 
 from roomd.daemon.devserver import DevServer, DevServerAddress, DevServerError, ensure_binary
+
+
+_EXIT_STATUS = pytest.StashKey[int]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Once pytest has reported and every fixture is torn down, leave without the
+    interpreter's teardown when tests started the livekit rtc runtime: its native threads
+    may call into Python while the interpreter finalizes and abort the process, turning a
+    finished run into exit -6 (seen once from `roomd console`, which now exits the same way)."""
+    ffi = sys.modules.get("livekit.rtc._ffi_client")
+    if ffi is None or getattr(ffi.FfiClient, "_instance", None) is None or _EXIT_STATUS not in config.stash:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(config.stash[_EXIT_STATUS])
 
 
 @pytest.fixture(scope="session")
