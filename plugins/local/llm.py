@@ -310,7 +310,7 @@ class LocalLLM(LLM):
         """``prepare`` in a worker thread; the next request waits for it (the lock) only if it
         comes before the evaluation is done."""
         if self._preparing is not None and not self._preparing.done():
-            return  # one at a time: the next answer prepares again if still needed
+            return  # one at a time; skipped, the turn that needs this prefix evaluates it itself
         self._preparing = asyncio.get_running_loop().run_in_executor(None, self.prepare, messages)
         self._preparing.add_done_callback(_report_preparation)
 
