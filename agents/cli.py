@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from roomd.ipc.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from roomd.ipc.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, exit_now
 
 from .worker_options import WorkerOptions
 
@@ -169,9 +169,7 @@ def build_cli(opts: WorkerOptions) -> click.Group:
         # The console reads stdin in an executor thread that no Python call can interrupt;
         # interpreter exit would join it, so waiting for a line nobody types. Everything
         # we own (worker, children, dev server) is stopped by now: leave without the join.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        exit_now(code)
 
     return app
 

@@ -58,6 +58,7 @@ from roomd.ipc import (
     StartJob,
     StatusReported,
 )
+from roomd.ipc.exits import exit_now
 from roomd.ipc.procs import end_group, reap_children, zombie_children
 from roomd.ipc.tasks import TaskOwner
 
@@ -361,9 +362,4 @@ def child_main(sock: socket.socket, options: WorkerOptions, *, target: str, plug
     except BaseException:
         traceback.print_exc()
     finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        # Skip interpreter teardown: native SDK threads may still be alive, and everything we
-        # owe the supervisor has been flushed.
-        os._exit(code)
+        exit_now(code)  # everything we owe the supervisor has been sent

@@ -11,7 +11,6 @@ present. Without a server URL it starts a local dev server.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import threading
 import urllib.parse
@@ -20,6 +19,8 @@ from typing import Any
 
 import click
 import numpy as np
+
+from roomd.ipc.exits import exit_now
 
 from .console_session import FRAME, RATE, AgentLeft, ConsoleOptions, ConsoleSession, Line, read_wav_48k
 
@@ -203,9 +204,4 @@ def console(url: str | None, api_key: str | None, api_secret: str | None, room: 
     finally:
         if server is not None:
             server.stop()
-    # The rtc SDK's native threads may still call into Python while the interpreter tears
-    # down, and abort the process (seen in CI: exit -6 after a finished conversation). The
-    # room is left and every file written by now: leave without the teardown.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_now(code)  # the room is left and every file written by now

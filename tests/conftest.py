@@ -10,6 +10,7 @@ import pytest
 from livekit import api
 
 from roomd.daemon.devserver import DevServer, DevServerAddress, DevServerError, ensure_binary
+from roomd.ipc.exits import exit_now
 
 
 _EXIT_STATUS = pytest.StashKey[int]()
@@ -28,9 +29,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     ffi = sys.modules.get("livekit.rtc._ffi_client")
     if ffi is None or getattr(ffi.FfiClient, "_instance", None) is None or _EXIT_STATUS not in config.stash:
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(config.stash[_EXIT_STATUS])
+    exit_now(config.stash[_EXIT_STATUS])
 
 
 @pytest.fixture(scope="session")
