@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
+import uvloop
 from livekit import api
 from livekit.protocol import agent as agent_pb
 from stamps import ENV as STAMP_ENV
@@ -145,6 +146,20 @@ def peer_contender(
         "dispatch-bench-peer",
         [python, str(HERE / "peer_dispatch_agent.py"), "start"],
         env,
+    )
+
+
+def floor_contender(url: str, address: DevServerAddress, idle: int) -> Contender:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(HERE),
+        "LIVEKIT_URL": url,
+        "LIVEKIT_API_KEY": address.api_key,
+        "LIVEKIT_API_SECRET": address.api_secret,
+        "BENCH_IDLE": str(idle),
+    }
+    return Contender(
+        "dispatch-bench-floor", [sys.executable, str(HERE / "floor_dispatch_worker.py")], env
     )
 
 
@@ -460,6 +475,10 @@ async def bench(args: argparse.Namespace, address: DevServerAddress) -> None:
                 functools.partial(roomd_contender, work / "roomd", address=address, idle=args.idle),
             )
         ]
+        if args.floor:
+            runs.append(
+                ("floor", functools.partial(floor_contender, address=address, idle=args.idle))
+            )
         if args.peer:
             python, why = peer_python()
             if python is None:
@@ -520,6 +539,12 @@ def main() -> None:
         "--peer", action="store_true", help="also run livekit-agents (benchmarks/peer-env.sh)"
     )
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also run benchmarks/floor_dispatch_worker.py, a worker that only answers: what "
+        "the relay, the server and one Python wake-up cost, under any real worker's times",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="sample roomd's processes with py-spy during the one-at-a-time jobs; the "
@@ -537,7 +562,7 @@ def main() -> None:
         flush=True,
     )
     with dev_server() as address:
-        asyncio.run(bench(args, address))
+        uvloop.run(bench(args, address))
 
 
 if __name__ == "__main__":
