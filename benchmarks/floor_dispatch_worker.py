@@ -11,7 +11,6 @@ that runs a job in another process can be faster.
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 import aiohttp

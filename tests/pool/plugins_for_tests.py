@@ -4,8 +4,8 @@ Actions: ok (return at once), hold (wait for shutdown), raise (entrypoint raises
 hang (block the event loop), hog (allocate ``mb`` MiB and hold), garbage (write bytes that
 are no frame to the IPC socket), flood (log ``count`` events as fast as possible),
 join (connect to the room and hold until shutdown), api (find the job's room through
-ctx.api), context (report get_job_context and
-userdata in a log event).
+ctx.api), context (report get_job_context, userdata and whether the room was used before
+in a log event).
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ async def _entrypoint(ctx: JobContext) -> None:
         return
     if action == "context":
         log.info("context", same=get_job_context() is ctx, prewarmed_by=ctx.proc.userdata.get("prewarmed_by"),
-                 pid=os.getpid())
+                 pid=os.getpid(), room_used_by=getattr(ctx.room, "used_by_test_job", ""),
+                 room_connected=ctx.room.isconnected())
+        ctx.room.used_by_test_job = ctx.job.id  # type: ignore[attr-defined]
         return
     if action == "hold":
         await asyncio.Event().wait()

@@ -76,15 +76,20 @@ async def test_the_idle_set_is_refilled_once_the_job_has_started(make_pool) -> N
 
 async def test_a_reused_child_serves_max_jobs_per_process_jobs(make_pool) -> None:
     # No idle target: the first launch spawns on demand, and the only child to come back idle is ours.
-    pool = await make_pool(config=fast_config(max_jobs_per_process=2, num_idle_processes=0))
-    first = await launched(pool, make_launch("ok"))
-    await asyncio.wait_for(first.wait_run_ended(), WAIT)
-    async with asyncio.timeout(WAIT):  # the same child comes back to the idle set
-        while not any(c.pid == first.runner.pid and c.state == "idle" for c in pool.snapshot().children):
-            await asyncio.sleep(0.02)
-    second = await launched(pool, make_launch("ok"))
-    await asyncio.wait_for(second.wait_run_ended(), WAIT)
+    with structlog.testing.capture_logs() as logs:
+        pool = await make_pool(config=fast_config(max_jobs_per_process=2, num_idle_processes=0))
+        first = await launched(pool, make_launch("context"))
+        await asyncio.wait_for(first.wait_run_ended(), WAIT)
+        async with asyncio.timeout(WAIT):  # the same child comes back to the idle set
+            while not any(c.pid == first.runner.pid and c.state == "idle" for c in pool.snapshot().children):
+                await asyncio.sleep(0.02)
+        second = await launched(pool, make_launch("context"))
+        await asyncio.wait_for(second.wait_run_ended(), WAIT)
     assert second.runner.pid == first.runner.pid
+    # Each job gets a room of its own, never connected before (the child makes the next
+    # job's room while idle): the second job does not see the first one's.
+    seen = [(e["job_id"], e["room_used_by"], e["room_connected"]) for e in logs if e["event"] == "context"]
+    assert seen == [(first.id, "", False), (second.id, "", False)]
     async with asyncio.timeout(WAIT):  # and after its second job it retires
         while pool.stats().restarts.get("retired", 0) < 1:
             await asyncio.sleep(0.02)
