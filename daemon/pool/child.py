@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import socket
 import time
@@ -62,6 +63,7 @@ from .states import CHILD_TRANSITIONS, ChildState, ExitReason
 
 log = structlog.get_logger("roomd.pool")
 child_log = structlog.get_logger("roomd.child")
+_debug_enabled = logging.getLogger("roomd.pool").isEnabledFor  # as in roomd.daemon.jobs
 
 _RESERVED_LOG_KEYS = frozenset({"event", "pid", "job_id", "room", "plugin", "generation", "level",
                                 "logger", "timestamp", "exc_info"})
@@ -160,7 +162,8 @@ class ChildProcess(ChildHealth, ChildEnding):
             return
         self._state = new
         self._transitions.count("child", old, new)
-        self._log.debug("child state", old=old.value, new=new.value, why=why or None)
+        if _debug_enabled(logging.DEBUG):
+            self._log.debug("child state", old=old.value, new=new.value, why=why or None)
 
     def snapshot(self) -> ChildSnapshot:
         job = self._job
