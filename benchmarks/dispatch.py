@@ -1,12 +1,14 @@
 """Dispatch benchmark: offer to entrypoint, against a real local livekit-server, roomd vs the peer.
 
-    python benchmarks/dispatch.py [--jobs 20] [--idle 2] [--peer]
+    python benchmarks/dispatch.py [--jobs 20] [--idle 2] [--peer] [--floor]
 
 Starts ``livekit-server --dev`` on 127.0.0.1, then, one contender at a time:
 - roomd: a ``roomd run`` daemon serving benchmarks/dispatch_bench_plugin.py;
 - with ``--peer``: a livekit-agents worker (benchmarks/peer_dispatch_agent.py, same logic,
   in the venv benchmarks/peer-env.sh makes) through the peer's own CLI (``start``), once
-  with its defaults and once without the local models it preloads by default.
+  with its defaults and once without the local models it preloads by default;
+- with ``--floor``: benchmarks/floor_dispatch_worker.py, a worker that only answers (no
+  process per job, no room): what the relay and the server cost, under any worker's times.
 Each registers through a recording relay (benchmarks/wiretap.py) and dispatches jobs with
 livekit-api's ``AgentDispatchService.create_dispatch``: N one at a time (each offered
 once the pool is back at its idle target and the previous job has ended), then N at
