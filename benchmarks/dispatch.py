@@ -128,10 +128,9 @@ def roomd_contender(work: Path, url: str, address: DevServerAddress, idle: int) 
     )
 
 
-def peer_contender(
-    python: str, url: str, address: DevServerAddress, idle: int, preload_models: bool
-) -> Contender:
-    env = {
+def livekit_env(url: str, address: DevServerAddress, idle: int) -> dict[str, str]:
+    """A worker configured the LiveKit way (the peer's CLI, the floor worker)."""
+    return {
         **os.environ,
         "PYTHONPATH": str(HERE),
         "LIVEKIT_URL": url,
@@ -139,6 +138,12 @@ def peer_contender(
         "LIVEKIT_API_SECRET": address.api_secret,
         "BENCH_IDLE": str(idle),
     }
+
+
+def peer_contender(
+    python: str, url: str, address: DevServerAddress, idle: int, preload_models: bool
+) -> Contender:
+    env = livekit_env(url, address, idle)
     if not preload_models:
         # By default the peer loads its local VAD and end-of-turn model into the forkserver,
         # so every job process maps them; this agent uses neither, and this variant shows
@@ -152,16 +157,10 @@ def peer_contender(
 
 
 def floor_contender(url: str, address: DevServerAddress, idle: int) -> Contender:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(HERE),
-        "LIVEKIT_URL": url,
-        "LIVEKIT_API_KEY": address.api_key,
-        "LIVEKIT_API_SECRET": address.api_secret,
-        "BENCH_IDLE": str(idle),
-    }
     return Contender(
-        "dispatch-bench-floor", [sys.executable, str(HERE / "floor_dispatch_worker.py")], env
+        "dispatch-bench-floor",
+        [sys.executable, str(HERE / "floor_dispatch_worker.py")],
+        livekit_env(url, address, idle),
     )
 
 
