@@ -220,9 +220,11 @@ class ChildRuntime:
     async def _start_job(self, start: StartJob) -> StartedJob:
         """Announce the job, then start its entrypoint. Does not suspend unless the channel's
         queue is backed up."""
-        from livekit import rtc  # only ever after the fork: the SDK starts native threads
+        room, self._next_room = self._next_room, None
+        if room is None:  # the zygote did not import livekit.rtc: the first job does
+            from livekit import rtc  # only ever after the fork: the SDK starts native threads
 
-        room, self._next_room = self._next_room or rtc.Room(), None
+            room = rtc.Room()
         ctx = self._ctx = self._context(start, room)
         entrypoint = self._options.entrypoint_fnc
         assert entrypoint is not None
